@@ -1,0 +1,67 @@
+"""``python -m localmaker``: serve SageMaker, SageMaker Runtime, CloudWatch Logs and S3 on one port."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m localmaker", description=__doc__)
+    ap.add_argument("--host", default=os.environ.get("LOCALMAKER_HOST", "127.0.0.1"))
+    ap.add_argument("--port", type=int, default=int(os.environ.get("LOCALMAKER_PORT", "4566")), help="0 picks a free port")
+    ap.add_argument("--home", type=Path, default=Path(os.environ.get("LOCALMAKER_HOME", ".localmaker")))
+    ap.add_argument(
+        "--images", type=Path, action="append", default=[], metavar="FILE",
+        help="images manifest (repeatable; later files take precedence)",
+    )
+    ap.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    ap.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    ap.add_argument("--health-check-timeout", type=float, default=120.0, help="seconds for GET /ping to succeed")
+    ap.add_argument("--log-level", default=os.environ.get("LOCALMAKER_LOG_LEVEL", "WARNING"))
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from .context import Settings
+    from .images import ManifestError
+    from .server import LocalMaker
+
+    try:
+        lm = LocalMaker(
+            home=args.home,
+            host=args.host,
+            port=args.port,
+            images=args.images,
+            region=args.region,
+            settings=Settings(health_check_timeout=args.health_check_timeout),
+            allow_remote=args.allow_remote,
+        )
+    except (ValueError, ManifestError) as exc:
+        print(f"localmaker: error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        lm.start()
+    except OSError as exc:
+        print(f"localmaker: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    print(f"localmaker ready on {lm.url} (home {lm.home})", flush=True)
+    stop.wait()
+    lm.stop()
+    print("localmaker stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

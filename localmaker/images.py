@@ -1,0 +1,157 @@
+"""Images manifests: how an image URI runs as local processes.
+
+SageMaker runs a container image; localmaker runs the same code as processes. A manifest maps
+image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PATH run unchanged:
+
+    images:
+      dnn-regressor:                      # a label for messages
+        repository: "(.*/)?dnn-regressor"  # regex, full match on the repository (registry host dropped)
+        tag: ".*"                          # regex, full match on the tag (default ".*")
+        workdir: dnn_regressor             # relative to the manifest's folder
+        env: {SERVE_WITH_NGINX: "false"}
+        train: ["{python}", "train"]
+        serve: ["{python}", "serve"]
+        process: ["{python}", "analyze"]   # optional; ContainerEntrypoint overrides it
+
+``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir.
+Manifests given later take precedence, so a user's ``--images`` file can shadow the project's.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ImageNotMapped(Exception):
+    pass
+
+
+class ManifestError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str
+    repository: str
+    tag: str
+
+    @classmethod
+    def parse(cls, uri: str) -> ImageRef:
+        rest = uri.strip()
+        registry = ""
+        first, sep, remainder = rest.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost"):
+            registry, rest = first, remainder
+        tag = "latest"
+        if "@" in rest:
+            rest, tag = rest.split("@", 1)
+        else:
+            last = rest.rsplit("/", 1)[-1]
+            if ":" in last:
+                rest, tag = rest.rsplit(":", 1)
+        return cls(registry, rest, tag)
+
+
+@dataclass
+class ImageSpec:
+    label: str
+    repository: re.Pattern[str]
+    tag: re.Pattern[str]
+    workdir: Path
+    source: Path
+    env: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    builtin: str | None = None
+
+    def command(self, role: str, override: list[str] | None = None) -> list[str]:
+        cmd = override or self.commands.get(role)
+        if not cmd:
+            raise ImageNotMapped(
+                f"image '{self.label}' in {self.source} has no '{role}' command; add one to the manifest"
+            )
+        return [
+            part.replace("{python}", sys.executable).replace("{workdir}", str(self.workdir)) for part in cmd
+        ]
+
+
+class ImageRegistry:
+    def __init__(self, manifests: list[Path] | None = None) -> None:
+        self.specs: list[ImageSpec] = []
+        self.sources: list[Path] = []
+        for m in manifests or []:
+            self.load(m)
+
+    def load(self, path: Path) -> None:
+        path = Path(path).resolve()
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ManifestError(f"images manifest {path} does not exist") from exc
+        except yaml.YAMLError as exc:
+            raise ManifestError(f"images manifest {path} is not valid YAML: {exc}") from exc
+        images = data.get("images")
+        if not isinstance(images, dict):
+            raise ManifestError(f"{path}: top-level key 'images' must be a mapping of label -> spec")
+        loaded = []
+        for label, spec in images.items():
+            loaded.append(self._spec(path, str(label), spec))
+        # later manifests win: put them first
+        self.specs = loaded + self.specs
+        self.sources.append(path)
+
+    @staticmethod
+    def _spec(path: Path, label: str, spec: Any) -> ImageSpec:
+        where = f"{path}: images.{label}"
+        if not isinstance(spec, dict):
+            raise ManifestError(f"{where}: must be a mapping")
+        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin"}
+        if unknown:
+            raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
+        if "repository" not in spec:
+            raise ManifestError(f"{where}.repository: required")
+        try:
+            repo = re.compile(str(spec["repository"]))
+            tag = re.compile(str(spec.get("tag", ".*")))
+        except re.error as exc:
+            raise ManifestError(f"{where}: bad regex: {exc}") from exc
+        commands: dict[str, list[str]] = {}
+        for role in ("train", "serve", "process"):
+            if role in spec:
+                cmd = spec[role]
+                if isinstance(cmd, str):
+                    cmd = cmd.split()
+                if not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd) or not cmd:
+                    raise ManifestError(f"{where}.{role}: must be a non-empty list of strings")
+                commands[role] = cmd
+        env = spec.get("env") or {}
+        if not isinstance(env, dict):
+            raise ManifestError(f"{where}.env: must be a mapping")
+        workdir = (path.parent / str(spec.get("workdir", "."))).resolve()
+        return ImageSpec(
+            label=label,
+            repository=repo,
+            tag=tag,
+            workdir=workdir,
+            source=path,
+            env={str(k): str(v) for k, v in env.items()},
+            commands=commands,
+            builtin=spec.get("builtin"),
+        )
+
+    def resolve(self, uri: str) -> ImageSpec:
+        ref = ImageRef.parse(uri)
+        for spec in self.specs:
+            if spec.repository.fullmatch(ref.repository) and spec.tag.fullmatch(ref.tag):
+                return spec
+        searched = ", ".join(str(s) for s in self.sources) or "(none given; pass --images FILE)"
+        raise ImageNotMapped(
+            f"Image '{uri}' (repository '{ref.repository}', tag '{ref.tag}') is not mapped to a local "
+            f"command in any images manifest. Searched: {searched}"
+        )

@@ -1,0 +1,197 @@
+"""S3 as jobs see it: channel downloads, artifact uploads, and S3 state that outlives the server.
+
+Runners talk to S3 through boto3 against localmaker's own edge port (moto behind it), i.e. the
+same API a real job's platform side uses, so S3Prefix/ManifestFile semantics are exercised
+against real listings. Persistence snapshots moto's in-memory S3 to ``<home>/s3`` on a clean
+stop and loads it on start.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import shutil
+import tarfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("localmaker.s3")
+
+
+class ChannelError(Exception):
+    """A channel's data cannot be fetched; the message becomes the job's FailureReason."""
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    p = urllib.parse.urlparse(uri)
+    if p.scheme != "s3" or not p.netloc:
+        raise ChannelError(f"'{uri}' is not an s3:// URI")
+    return p.netloc, p.path.lstrip("/")
+
+
+def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+    except client.exceptions.NoSuchBucket as exc:
+        raise ChannelError(f"S3 bucket '{bucket}' does not exist") from exc
+    return sorted(k for k in keys if not k.endswith("/"))
+
+
+def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(bucket, key, relative path in the channel) for an S3DataSource, in S3 key order."""
+    uri = source["S3Uri"]
+    data_type = source.get("S3DataType", "S3Prefix")
+    bucket, key = parse_s3_uri(uri)
+    if data_type == "S3Prefix":
+        keys = list_keys(client, bucket, key)
+        if not keys:
+            raise ChannelError(f"No S3 objects found under S3 URL \"{uri}\" given in input data source.")
+        base = key if key.endswith("/") else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        return [(bucket, k, k[len(base) :] or k.rsplit("/", 1)[-1]) for k in keys]
+    if data_type == "ManifestFile":
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey as exc:
+            raise ChannelError(f"Manifest file {uri} does not exist") from exc
+        try:
+            manifest = json.loads(body)
+            prefix_uri = manifest[0]["prefix"]
+            rels = manifest[1:]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ChannelError(
+                f"Manifest file {uri} is not a JSON list starting with {{\"prefix\": \"s3://...\"}}"
+            ) from exc
+        pbucket, pkey = parse_s3_uri(prefix_uri)
+        return [(pbucket, pkey + rel, rel) for rel in rels]
+    if data_type == "AugmentedManifestFile":
+        raise ChannelError("S3DataType AugmentedManifestFile is not supported by localmaker")
+    raise ChannelError(f"Unknown S3DataType '{data_type}'")
+
+
+def shard(objects: list[Any], distribution: str, host_index: int, n_hosts: int) -> list[Any]:
+    """ShardedByS3Key gives host i the keys i, i+N, ... (each host a disjoint share)."""
+    if distribution == "ShardedByS3Key" and n_hosts > 1:
+        return objects[host_index::n_hosts]
+    return objects
+
+
+def download_objects(
+    client: Any, objects: list[tuple[str, str, str]], dest: Path, compression: str | None
+) -> int:
+    dest.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for bucket, key, rel in objects:
+        target = dest / rel
+        if compression == "Gzip" and target.name.endswith(".gz"):
+            target = target.with_name(target.name[:-3])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey as exc:
+            raise ChannelError(f"S3 object s3://{bucket}/{key} does not exist") from exc
+        if compression == "Gzip":
+            try:
+                body = gzip.decompress(body)
+            except OSError as exc:
+                raise ChannelError(f"s3://{bucket}/{key} is not gzip data (CompressionType Gzip)") from exc
+        target.write_bytes(body)
+        total += len(body)
+    return total
+
+
+def tar_dir(src: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for child in sorted(src.iterdir()) if src.exists() else []:
+            tar.add(child, arcname=child.name)
+    return buf.getvalue()
+
+
+def upload_bytes(client: Any, uri: str, data: bytes) -> None:
+    bucket, key = parse_s3_uri(uri)
+    client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def fetch_model(client: Any, uri: str, dest: Path) -> None:
+    """Extract a model.tar.gz (or copy a single file / prefix) into ``dest``."""
+    bucket, key = parse_s3_uri(uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (client.exceptions.NoSuchKey, client.exceptions.NoSuchBucket) as exc:
+        raise ChannelError(f"Failed to download model data from {uri}: the object does not exist.") from exc
+    if key.endswith((".tar.gz", ".tgz")):
+        try:
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+                tar.extractall(dest, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ChannelError(f"Model data {uri} is not a valid tar.gz archive: {exc}") from exc
+    else:
+        (dest / key.rsplit("/", 1)[-1]).write_bytes(body)
+
+
+# ---- persistence of moto's S3 -------------------------------------------------------------------
+def _backend() -> Any:
+    from moto.s3.models import s3_backends
+
+    from .aws import ACCOUNT
+
+    return s3_backends[ACCOUNT]["global"]
+
+
+def save_s3(root: Path) -> int:
+    """Write every bucket and object (latest version) to ``root``; returns the object count."""
+    backend = _backend()
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    count = 0
+    buckets = []
+    for name, bucket in list(backend.buckets.items()):
+        buckets.append({"name": name, "region": bucket.region_name})
+        bdir = tmp / urllib.parse.quote(name, safe="")
+        bdir.mkdir()
+        index = []
+        for i, (key_name, key) in enumerate(list(bucket.keys.items())):
+            if key is None or getattr(key, "is_delete_marker", False) or not hasattr(key, "value"):
+                continue
+            fname = f"{i:08d}"
+            (bdir / fname).write_bytes(key.value)
+            index.append(
+                {
+                    "key": key_name,
+                    "file": fname,
+                    "metadata": dict(key.metadata or {}),
+                    "content_type": key.content_type if hasattr(key, "content_type") else None,
+                }
+            )
+            count += 1
+        (bdir / "index.json").write_text(json.dumps(index))
+    (tmp / "buckets.json").write_text(json.dumps(buckets))
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return count
+
+
+def load_s3(root: Path) -> int:
+    """Load a snapshot written by :func:`save_s3` into moto's S3; returns the object count."""
+    manifest = root / "buckets.json"
+    if not manifest.exists():
+        return 0
+    backend = _backend()
+    count = 0
+    for b in json.loads(manifest.read_text()):
+        if b["name"] not in backend.buckets:
+            backend.create_bucket(b["name"], b["region"])
+        bdir = root / urllib.parse.quote(b["name"], safe="")
+        for item in json.loads((bdir / "index.json").read_text()):
+            key = backend.put_object(b["name"], item["key"], (bdir / item["file"]).read_bytes())
+            if item.get("metadata"):
+                key.set_metadata(item["metadata"])
+            count += 1
+    return count

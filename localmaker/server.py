@@ -1,0 +1,261 @@
+"""The edge: one port that answers SageMaker, SageMaker Runtime, CloudWatch Logs and (via moto) the rest.
+
+Routing follows how botocore addresses each service when ``AWS_ENDPOINT_URL`` points here:
+
+* ``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)            -> :class:`SageMakerApi`
+* ``POST /endpoints/<name>/invocations`` (rest-json)     -> the hosting runtime
+* ``X-Amz-Target: Logs_20140328.<Op>`` (JSON 1.1)         -> :class:`LogStore`
+* anything else (S3, SNS, STS, IAM, ...)                  -> moto's server app
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import make_server
+
+from . import s3io, training
+from .aws import DEFAULT_REGION, now
+from .context import Ctx, Settings
+from .errors import AwsError
+from .hosting import HostingManager
+from .images import ImageRegistry
+from .logs import LogStore
+from .sagemaker_api import SageMakerApi, service_model
+from .store import Store
+from .validation import validate
+
+log = logging.getLogger("localmaker")
+
+INVOKE_RE = re.compile(r"^/endpoints/([^/]+)/invocations$")
+JSON_TYPE = "application/x-amz-json-1.1"
+
+StartResponse = Callable[..., Any]
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+class LocalMaker:
+    """A running localmaker: construct, :meth:`start`, then :meth:`stop`."""
+
+    def __init__(
+        self,
+        home: Path,
+        host: str = "127.0.0.1",
+        port: int = 4566,
+        images: Iterable[Path] = (),
+        region: str = DEFAULT_REGION,
+        settings: Settings | None = None,
+        allow_remote: bool = False,
+    ) -> None:
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"refusing to listen on non-loopback address {host!r}: localmaker runs code on request; "
+                "pass --allow-remote if you really mean to expose it"
+            )
+        self.home = Path(home).resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.host, self.port = host, port
+        store = Store(self.home / "state.db")
+        self.ctx = Ctx(
+            home=self.home,
+            region=region,
+            store=store,
+            logs=LogStore(self.home / "logs", region),
+            images=ImageRegistry([Path(p) for p in images]),
+            settings=settings or Settings(),
+        )
+        self.training = training.TrainingRunner(self.ctx)
+        self.hosting = HostingManager(self.ctx)
+        self.sagemaker = SageMakerApi(self.ctx, self.training, self.hosting)
+        self._extensions()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        self._moto = DomainDispatcherApplication(create_backend_app)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def _extensions(self) -> None:
+        """Job kinds beyond training (transform, processing, tuning) register their operations here."""
+        try:
+            from . import jobs
+        except ImportError:
+            return
+        jobs.register(self)
+
+    @property
+    def url(self) -> str:
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self.port}"
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+        self._server = make_server(
+            self.host, self.port, self.wsgi, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.port = self._server.server_port
+        self.ctx.endpoint_url = self.url
+        n = s3io.load_s3(self.home / "s3")
+        if n:
+            log.info("restored %d S3 objects from %s", n, self.home / "s3")
+        self._fail_interrupted_jobs()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="edge", daemon=True)
+        self._thread.start()
+        self.hosting.restore()
+        for hook in getattr(self, "_start_hooks", []):
+            hook()
+
+    def _fail_interrupted_jobs(self) -> None:
+        reason = "InternalServerError: localmaker stopped while this job was running; the job did not finish."
+        for kind, status_key in (
+            ("TrainingJob", "TrainingJobStatus"),
+            ("TransformJob", "TransformJobStatus"),
+            ("ProcessingJob", "ProcessingJobStatus"),
+            ("HyperParameterTuningJob", "HyperParameterTuningJobStatus"),
+        ):
+            for doc in self.ctx.store.list(kind):
+                if doc.get(status_key) in ("InProgress", "Stopping"):
+                    name = doc.get(kind + "Name") or doc.get("HyperParameterTuningJobName")
+
+                    def fn(d: dict[str, Any], k: str = status_key) -> None:
+                        d[k] = "Failed"
+                        d["FailureReason"] = reason
+                        d["LastModifiedTime"] = now()
+                        if k == "TrainingJobStatus":
+                            training.set_secondary(d, "Failed", reason)
+
+                    self.ctx.store.update(kind, name, fn)
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for hook in getattr(self, "_stop_hooks", []):
+            hook()
+        self.training.shutdown()
+        self.hosting.shutdown()  # flushes data capture into S3 while the edge still serves
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        n = s3io.save_s3(self.home / "s3")
+        log.info("saved %d S3 objects to %s", n, self.home / "s3")
+        self.ctx.store.close()
+
+    # ---- WSGI -------------------------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if target.startswith("SageMaker."):
+            return self._json_api(environ, start_response, target.split(".", 1)[1], self.sagemaker.handle)
+        if target.startswith("Logs_20140328."):
+            return self._json_api(environ, start_response, target.split(".", 1)[1], self._logs)
+        if method == "POST":
+            m = INVOKE_RE.match(path)
+            if m:
+                return self._invoke(environ, start_response, urllib.parse.unquote(m.group(1)))
+        if path == "/_localmaker/health":
+            return _respond(start_response, 200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
+        return self._moto(environ, start_response)
+
+    def _logs(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            op = service_model("logs").operation_model(action)
+        except Exception as exc:
+            raise AwsError("UnknownOperationException", f"Unknown operation {action}.") from exc
+        validate(op.input_shape, params)
+        return self.ctx.logs.handle(action, params)
+
+    def _json_api(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        action: str,
+        handler: Callable[[str, dict[str, Any]], dict[str, Any]],
+    ) -> Iterable[bytes]:
+        body = _read_body(environ)
+        try:
+            try:
+                params = json.loads(body) if body.strip() else {}
+            except ValueError as exc:
+                raise AwsError("SerializationException", "Request body is not valid JSON.") from exc
+            result = handler(action, params)
+            payload = json.dumps(result).encode()
+            return _respond(start_response, 200, {"Content-Type": JSON_TYPE}, payload)
+        except AwsError as err:
+            doc = {"__type": err.code, "message": err.message, **err.extra}
+            return _respond(
+                start_response, err.status, {"Content-Type": JSON_TYPE, "x-amzn-ErrorType": err.code}, json.dumps(doc).encode()
+            )
+        except Exception as exc:  # noqa: BLE001 - answer like AWS's InternalFailure, and keep serving
+            log.exception("%s failed", action)
+            doc = {"__type": "InternalFailure", "message": f"localmaker internal error: {type(exc).__name__}: {exc}"}
+            return _respond(start_response, 500, {"Content-Type": JSON_TYPE}, json.dumps(doc).encode())
+
+    def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
+        body = _read_body(environ)
+        headers = {
+            "Content-Type": environ.get("CONTENT_TYPE", ""),
+            "Accept": environ.get("HTTP_ACCEPT", ""),
+            "X-Amzn-SageMaker-Custom-Attributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""),
+            "X-Amzn-SageMaker-Target-Variant": environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
+            "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
+        }
+        try:
+            status, out_headers, data = self.hosting.invoke(endpoint, body, headers)
+            return _respond(start_response, status, out_headers, data)
+        except AwsError as err:
+            doc = {"message": err.message, "ErrorCode": err.code, **err.extra}
+            return _respond(
+                start_response,
+                err.status,
+                {"Content-Type": "application/json", "x-amzn-ErrorType": err.code},
+                json.dumps(doc).encode(),
+            )
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if length:
+        return stream.read(int(length))
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
+        return stream.read()
+    return b""
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error"}
+
+
+def _respond(start_response: StartResponse, status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
+    hdrs = list(headers.items()) + [("Content-Length", str(len(body))), ("x-amzn-RequestId", _request_id())]
+    start_response(f"{status} {_REASONS.get(status, 'Error')}", hdrs)
+    return [body]
+
+
+def _request_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

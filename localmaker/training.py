@@ -1,0 +1,424 @@
+"""Training jobs as local processes, per SageMaker's training container contract.
+
+Each host of a job gets a directory shaped like ``/opt/ml`` (``SAGEMAKER_BASE_DIR``):
+
+    input/config/{hyperparameters,resourceconfig,inputdataconfig}.json
+    input/data/<channel>/...        downloaded from S3 (sharded per host when asked)
+    model/  output/data/  output/failure  checkpoints/
+
+and the sagemaker-training toolkit's ``SM_*`` variables. Hosts are ``algo-1..algo-N``; because
+they all run on this machine, each is told every host's reachable address in
+``TRAINING_HOST_ADDRESSES`` (JSON host -> "127.0.0.1:port", the port reserved for that host),
+where SageMaker would have them resolve host names through DNS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import s3io
+from .aws import arn, now
+from .context import Ctx
+from .images import ImageNotMapped
+from .procs import Child, clean_env, free_port
+
+log = logging.getLogger("localmaker.training")
+
+KIND = "TrainingJob"
+GROUP = "/aws/sagemaker/TrainingJobs"
+
+MESSAGES = {
+    "Starting": "Preparing the instances for training",
+    "Downloading": "Downloading input data",
+    "Training": "Training image download completed. Training in progress.",
+    "Uploading": "Uploading generated training model",
+    "Completed": "Training job completed",
+    "Failed": "Training job failed",
+    "Stopping": "Stopping the training job",
+    "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job stopped because it exceeded MaxRuntimeInSeconds",
+}
+
+
+class JobFailed(Exception):
+    pass
+
+
+def set_secondary(doc: dict[str, Any], status: str, message: str | None = None) -> None:
+    t = now()
+    transitions = doc.setdefault("SecondaryStatusTransitions", [])
+    if transitions and "EndTime" not in transitions[-1]:
+        transitions[-1]["EndTime"] = t
+    entry: dict[str, Any] = {"Status": status, "StartTime": t, "StatusMessage": message or MESSAGES.get(status, "")}
+    if status in ("Completed", "Failed", "Stopped", "MaxRuntimeExceeded"):
+        entry["EndTime"] = t
+    transitions.append(entry)
+    doc["SecondaryStatus"] = status
+    doc["LastModifiedTime"] = t
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class TrainingRunner:
+    """Starts, watches and stops training jobs; one thread per job."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self.on_finish: list[Any] = []  # callbacks(name, doc) for tuning
+
+    def start(self, name: str) -> None:
+        run = _Run(self, name)
+        with self._lock:
+            self._runs[name] = run
+        run.thread.start()
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            run = self._runs.get(name)
+        if run is not None:
+            run.stop_requested.set()
+
+    def is_running(self, name: str) -> bool:
+        with self._lock:
+            run = self._runs.get(name)
+        return run is not None and run.thread.is_alive()
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            runs = list(self._runs.values())
+        for r in runs:
+            r.shutdown.set()
+            r.stop_requested.set()
+        deadline = time.monotonic() + timeout
+        for r in runs:
+            r.thread.join(max(0.1, deadline - time.monotonic()))
+
+    def _finished(self, name: str) -> None:
+        with self._lock:
+            self._runs.pop(name, None)
+        doc = self.ctx.store.get(KIND, name)
+        for cb in list(self.on_finish):
+            try:
+                cb(name, doc)
+            except Exception:  # a listener's bug must not kill the runner
+                log.exception("training finish callback failed for %s", name)
+
+
+class _Run:
+    def __init__(self, runner: TrainingRunner, name: str) -> None:
+        self.runner = runner
+        self.ctx = runner.ctx
+        self.name = name
+        self.stop_requested = threading.Event()
+        self.shutdown = threading.Event()
+        self.children: dict[str, Child] = {}
+        self.metrics: dict[str, tuple[float, float]] = {}
+        self.metric_defs: list[tuple[str, re.Pattern[str]]] = []
+        self.thread = threading.Thread(target=self._main, name=f"training-{name}", daemon=True)
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def update(self, fn: Any) -> dict[str, Any] | None:
+        return self.ctx.store.update(KIND, self.name, fn)
+
+    def secondary(self, status: str, message: str | None = None) -> None:
+        self.update(lambda d: set_secondary(d, status, message))
+
+    def _finish(self, status: str, secondary: str, reason: str | None, started: float | None) -> None:
+        end = now()
+
+        def fn(d: dict[str, Any]) -> None:
+            d["TrainingJobStatus"] = status
+            set_secondary(d, secondary)
+            d["TrainingEndTime"] = end
+            if reason:
+                d["FailureReason"] = reason[:1024]
+            if started is not None:
+                secs = max(1, math.ceil(end - started))
+                d["TrainingTimeInSeconds"] = secs
+                d["BillableTimeInSeconds"] = secs * int(d["ResourceConfig"].get("InstanceCount", 1))
+            if self.metrics:
+                d["FinalMetricDataList"] = [
+                    {"MetricName": k, "Value": v, "Timestamp": ts} for k, (v, ts) in self.metrics.items()
+                ]
+
+        self.update(fn)
+
+    # ---- main -----------------------------------------------------------------------------------
+    def _main(self) -> None:
+        started: float | None = None
+        try:
+            job = self.ctx.store.get(KIND, self.name)
+            assert job is not None
+            algo = job["AlgorithmSpecification"]
+            self.metric_defs = [
+                (m["Name"], re.compile(m["Regex"])) for m in algo.get("MetricDefinitions", []) if m.get("Regex")
+            ]
+            try:
+                spec = self.ctx.images.resolve(algo.get("TrainingImage", ""))
+                cmd = spec.command("train", algo.get("ContainerEntrypoint"))
+            except ImageNotMapped as exc:
+                raise JobFailed(f"ClientError: {exc}") from exc
+            if algo.get("ContainerArguments"):
+                cmd = cmd + list(algo["ContainerArguments"])
+            n = int(job["ResourceConfig"].get("InstanceCount", 1))
+            hosts = [f"algo-{i}" for i in range(1, n + 1)]
+            jobdir = self.ctx.home / "jobs" / "training" / self.name
+            shutil.rmtree(jobdir, ignore_errors=True)
+            if self._stopping():
+                return self._finish("Stopped", "Stopped", None, None)
+
+            self.secondary("Downloading")
+            bases = {h: jobdir / h for h in hosts}
+            for i, h in enumerate(hosts):
+                self._prepare_host(job, bases[h], h, hosts, i)
+            if self._stopping():
+                return self._finish("Stopped", "Stopped", None, None)
+
+            self.secondary("Training")
+            started = now()
+            self.update(lambda d: d.__setitem__("TrainingStartTime", started))
+            ports = {h: free_port() for h in hosts}
+            addresses = json.dumps({h: f"127.0.0.1:{ports[h]}" for h in hosts})
+            epoch = int(time.time())
+            for h in hosts:
+                stream = f"{self.name}/{h}-{epoch}"
+                self.ctx.logs.ensure_stream(GROUP, stream)
+                env = clean_env(
+                    self.ctx.endpoint_url,
+                    self.ctx.region,
+                    spec.env,
+                    job.get("Environment", {}),
+                    self._sm_env(job, bases[h], h, hosts),
+                    {"TRAINING_HOST_ADDRESSES": addresses},
+                )
+                self.children[h] = Child(cmd, spec.workdir, env, self._line_handler(stream))
+            outcome = self._watch(job)
+            if outcome == "failed":
+                reason = self._failure_reason(bases)
+                self._kill_all()
+                return self._finish("Failed", "Failed", reason, started)
+            if outcome in ("stopped", "timeout"):
+                self._kill_all()
+                if not self.shutdown.is_set():
+                    self.secondary("Uploading")
+                    self._upload(job, bases[hosts[0]], allow_missing=True)
+                secondary = "MaxRuntimeExceeded" if outcome == "timeout" else "Stopped"
+                reason = None
+                if self.shutdown.is_set():
+                    reason = "InternalServerError: localmaker shut down while the job was running."
+                    return self._finish("Failed", "Failed", reason, started)
+                return self._finish("Stopped", secondary, reason, started)
+            self.secondary("Uploading")
+            self._upload(job, bases[hosts[0]], allow_missing=False)
+            self._finish("Completed", "Completed", None, started)
+        except JobFailed as exc:
+            self._kill_all()
+            self._finish("Failed", "Failed", str(exc), started)
+        except s3io.ChannelError as exc:
+            self._kill_all()
+            self._finish("Failed", "Failed", f"ClientError: {exc}", started)
+        except Exception as exc:  # noqa: BLE001 - any bug becomes a visible job failure, not a hang
+            log.exception("training job %s crashed", self.name)
+            self._kill_all()
+            self._finish("Failed", "Failed", f"InternalServerError: localmaker: {type(exc).__name__}: {exc}", started)
+        finally:
+            self.runner._finished(self.name)
+
+    def _stopping(self) -> bool:
+        return self.stop_requested.is_set()
+
+    def _prepare_host(self, job: dict[str, Any], base: Path, host: str, hosts: list[str], index: int) -> None:
+        for sub in ("input/config", "input/data", "model", "output/data", "output/intermediate", "checkpoints"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        cfg = base / "input" / "config"
+        (cfg / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters", {})))
+        rc = job["ResourceConfig"]
+        (cfg / "resourceconfig.json").write_text(
+            json.dumps(
+                {
+                    "current_host": host,
+                    "current_instance_type": rc.get("InstanceType", "ml.m5.large"),
+                    "current_group_name": "homogeneousCluster",
+                    "hosts": hosts,
+                    "instance_groups": [
+                        {
+                            "instance_group_name": "homogeneousCluster",
+                            "instance_type": rc.get("InstanceType", "ml.m5.large"),
+                            "hosts": hosts,
+                        }
+                    ],
+                    "network_interface_name": "lo",
+                }
+            )
+        )
+        idc = {}
+        for ch in job.get("InputDataConfig", []):
+            src = ch["DataSource"].get("S3DataSource")
+            idc[ch["ChannelName"]] = {
+                "ContentType": ch.get("ContentType"),
+                "TrainingInputMode": ch.get("InputMode", job["AlgorithmSpecification"].get("TrainingInputMode", "File")),
+                "S3DistributionType": (src or {}).get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": ch.get("RecordWrapperType", "None"),
+            }
+            idc[ch["ChannelName"]] = {k: v for k, v in idc[ch["ChannelName"]].items() if v is not None}
+            if src is None:
+                raise JobFailed(
+                    f"ClientError: channel '{ch['ChannelName']}': only S3DataSource is supported by localmaker"
+                )
+            objects = s3io.resolve_objects(self.ctx.s3(), src)
+            mine = s3io.shard(objects, src.get("S3DataDistributionType", "FullyReplicated"), index, len(hosts))
+            s3io.download_objects(
+                self.ctx.s3(), mine, base / "input" / "data" / ch["ChannelName"], ch.get("CompressionType")
+            )
+        (cfg / "inputdataconfig.json").write_text(json.dumps(idc))
+
+    def _sm_env(self, job: dict[str, Any], base: Path, host: str, hosts: list[str]) -> dict[str, str]:
+        hps = job.get("HyperParameters", {})
+        channels = [c["ChannelName"] for c in job.get("InputDataConfig", [])]
+        parsed = {}
+        for k, v in hps.items():
+            try:
+                parsed[k] = json.loads(v)
+            except (TypeError, ValueError):
+                parsed[k] = v
+        env = {
+            "SAGEMAKER_BASE_DIR": str(base),
+            "TRAINING_JOB_NAME": self.name,
+            "TRAINING_JOB_ARN": job["TrainingJobArn"],
+            "SM_MODEL_DIR": str(base / "model"),
+            "SM_INPUT_DIR": str(base / "input"),
+            "SM_INPUT_CONFIG_DIR": str(base / "input" / "config"),
+            "SM_OUTPUT_DIR": str(base / "output"),
+            "SM_OUTPUT_DATA_DIR": str(base / "output" / "data"),
+            "SM_OUTPUT_INTERMEDIATE_DIR": str(base / "output" / "intermediate"),
+            "SM_CHANNELS": json.dumps(channels),
+            "SM_HPS": json.dumps(parsed),
+            "SM_CURRENT_HOST": host,
+            "SM_HOSTS": json.dumps(hosts),
+            "SM_NUM_CPUS": str(cpu_count()),
+            "SM_NUM_GPUS": "0",
+            "SM_NETWORK_INTERFACE_NAME": "lo",
+            "SM_CURRENT_INSTANCE_TYPE": job["ResourceConfig"].get("InstanceType", ""),
+            "SM_RESOURCE_CONFIG": (base / "input" / "config" / "resourceconfig.json").read_text(),
+            "SM_INPUT_DATA_CONFIG": (base / "input" / "config" / "inputdataconfig.json").read_text(),
+            "SM_CHECKPOINT_DIR": str(base / "checkpoints"),
+        }
+        for c in channels:
+            env[f"SM_CHANNEL_{c.upper()}"] = str(base / "input" / "data" / c)
+        for k, v in hps.items():
+            env[f"SM_HP_{re.sub(r'[^A-Za-z0-9_]', '_', k).upper()}"] = str(v)
+        env["SM_TRAINING_ENV"] = json.dumps(
+            {
+                "job_name": self.name,
+                "current_host": host,
+                "hosts": hosts,
+                "hyperparameters": parsed,
+                "channel_input_dirs": {c: env[f"SM_CHANNEL_{c.upper()}"] for c in channels},
+                "model_dir": env["SM_MODEL_DIR"],
+                "output_data_dir": env["SM_OUTPUT_DATA_DIR"],
+                "num_cpus": cpu_count(),
+                "num_gpus": 0,
+            }
+        )
+        return env
+
+    def _line_handler(self, stream: str) -> Any:
+        logs = self.ctx.logs
+        defs = self.metric_defs
+        metrics = self.metrics
+
+        def on_line(line: str) -> None:
+            logs.put(GROUP, stream, [line])
+            for name, rx in defs:
+                m = rx.search(line)
+                if m:
+                    try:
+                        metrics[name] = (float(m.group(1)), now())
+                    except (IndexError, ValueError):
+                        pass
+
+        return on_line
+
+    def _watch(self, job: dict[str, Any]) -> str:
+        limit = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        deadline = time.monotonic() + float(limit) if limit else None
+        while True:
+            codes = {h: c.poll() for h, c in self.children.items()}
+            if any(code not in (None, 0) for code in codes.values()):
+                return "failed"
+            if all(code == 0 for code in codes.values()):
+                for c in self.children.values():
+                    c.wait(10)  # drain the log pump so metrics from the last lines count
+                return "completed"
+            if self.stop_requested.is_set():
+                return "stopped"
+            if deadline is not None and time.monotonic() > deadline:
+                return "timeout"
+            time.sleep(0.05)
+
+    def _kill_all(self) -> None:
+        for c in self.children.values():
+            c.stop(self.ctx.settings.stop_grace)
+
+    def _failure_reason(self, bases: dict[str, Path]) -> str:
+        for h, c in self.children.items():
+            code = c.poll()
+            if code in (None, 0):
+                continue
+            c.wait(10)
+            failure = bases[h] / "output" / "failure"
+            if failure.exists() and failure.read_text(errors="replace").strip():
+                return "AlgorithmError: " + failure.read_text(errors="replace").strip()[:1024]
+            return f"AlgorithmError: ExecuteUserScriptError: process on {h} exited with code {code}. See job logs for more information."
+        return "AlgorithmError: training failed. See job logs for more information."
+
+    def _upload(self, job: dict[str, Any], base: Path, allow_missing: bool) -> None:
+        out = job["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        s3 = self.ctx.s3()
+        model_uri = f"{out}/{self.name}/output/model.tar.gz"
+        s3io.upload_bytes(s3, model_uri, s3io.tar_dir(base / "model"))
+        self.update(lambda d: d.__setitem__("ModelArtifacts", {"S3ModelArtifacts": model_uri}))
+        data_dir = base / "output" / "data"
+        if data_dir.exists() and any(data_dir.iterdir()):
+            s3io.upload_bytes(s3, f"{out}/{self.name}/output/output.tar.gz", s3io.tar_dir(data_dir))
+        ck = job.get("CheckpointConfig")
+        if ck and (base / "checkpoints").exists():
+            for f in sorted((base / "checkpoints").rglob("*")):
+                if f.is_file():
+                    rel = f.relative_to(base / "checkpoints").as_posix()
+                    s3io.upload_bytes(s3, ck["S3Uri"].rstrip("/") + "/" + rel, f.read_bytes())
+
+
+def new_job_doc(p: dict[str, Any], region: str) -> dict[str, Any]:
+    t = now()
+    doc = dict(p)
+    doc.pop("Tags", None)
+    doc.update(
+        {
+            "TrainingJobArn": arn(region, f"training-job/{p['TrainingJobName'].lower()}"),
+            "TrainingJobStatus": "InProgress",
+            "CreationTime": t,
+            "LastModifiedTime": t,
+            "ModelArtifacts": {"S3ModelArtifacts": ""},
+            "EnableNetworkIsolation": p.get("EnableNetworkIsolation", False),
+            "EnableInterContainerTrafficEncryption": p.get("EnableInterContainerTrafficEncryption", False),
+            "EnableManagedSpotTraining": p.get("EnableManagedSpotTraining", False),
+        }
+    )
+    doc["AlgorithmSpecification"] = dict(p["AlgorithmSpecification"])
+    doc["AlgorithmSpecification"].setdefault("EnableSageMakerMetricsTimeSeries", False)
+    set_secondary(doc, "Starting")
+    return doc
