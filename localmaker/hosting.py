@@ -164,7 +164,8 @@ class HostingManager:
         try:
             fleet = self._deploy(name, doc["EndpointConfigName"])
         except DeployError as exc:
-            self.ctx.store.update(KIND, name, lambda d: d.update(EndpointStatus="Failed", FailureReason=str(exc)))
+            reason = str(exc)[:1024]
+            self.ctx.store.update(KIND, name, lambda d: d.update(EndpointStatus="Failed", FailureReason=reason))
             return
         with self._lock:
             self.fleets[name] = fleet
@@ -186,8 +187,9 @@ class HostingManager:
         try:
             fleet = self._deploy(name, doc["EndpointConfigName"])
         except DeployError as exc:
+            reason = str(exc)[:1024]
             self.ctx.store.update(
-                KIND, name, lambda d: d.update(EndpointStatus="Failed", FailureReason=str(exc)[:1024], LastModifiedTime=now())
+                KIND, name, lambda d: d.update(EndpointStatus="Failed", FailureReason=reason, LastModifiedTime=now())
             )
             return
         with self._lock:

@@ -40,7 +40,7 @@ def save(extra=None):
         json.dump(doc, fh)
     os.makedirs(os.path.join(base, "output/data"), exist_ok=True)
     with open(os.path.join(base, "output/data/report.txt"), "w") as fh:
-        fh.write("lines=%d\n" % lines)
+        fh.write(f"lines={lines}\n")
     return doc
 
 
@@ -58,7 +58,7 @@ if mode == "sleep":
         save({"interrupted": True})
         sys.exit(0)
     signal.signal(signal.SIGTERM, on_term)
-    for i in range(int(hps.get("seconds", "60")) * 10):
+    for _ in range(int(hps.get("seconds", "60")) * 10):
         time.sleep(0.1)
     save()
     sys.exit(0)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from localmaker.images import ImageNotMapped, ImageRef, ImageRegistry, ManifestError
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/dnn-regressor:1.2", ("123456789012.dkr.ecr.us-east-1.amazonaws.com", "dnn-regressor", "1.2")),
+        ("dnn-regressor", ("", "dnn-regressor", "latest")),
+        ("localhost:5000/team/algo", ("localhost:5000", "team/algo", "latest")),
+        ("team/algo@sha256:abc", ("", "team/algo", "sha256:abc")),
+    ],
+)
+def test_image_ref_parse(uri, expected):
+    ref = ImageRef.parse(uri)
+    assert (ref.registry, ref.repository, ref.tag) == expected
+
+
+def test_resolve_any_registry_and_command_placeholders():
+    reg = ImageRegistry([HERE / "images.yaml"])
+    spec = reg.resolve("999999999999.dkr.ecr.eu-west-1.amazonaws.com/tiny-algo:7")
+    assert spec.label == "tiny"
+    assert spec.command("train") == [sys.executable, "train.py"]
+    assert spec.workdir == (HERE / "images").resolve()
+    assert spec.env == {"TINY_ALGO": "1"}
+
+
+def test_unmapped_image_names_image_and_manifests():
+    reg = ImageRegistry([HERE / "images.yaml"])
+    with pytest.raises(ImageNotMapped) as e:
+        reg.resolve("acct.dkr.ecr.us-east-1.amazonaws.com/unknown:1")
+    assert "unknown" in str(e.value) and str(HERE / "images.yaml") in str(e.value)
+
+
+def test_later_manifest_wins(tmp_path):
+    other = tmp_path / "mine.yaml"
+    other.write_text("images:\n  mine:\n    repository: tiny-algo\n    train: ['{python}', 'mine.py']\n")
+    reg = ImageRegistry([HERE / "images.yaml", other])
+    assert reg.resolve("tiny-algo:1").label == "mine"
+
+
+def test_missing_role_and_bad_manifest(tmp_path):
+    reg = ImageRegistry([HERE / "images.yaml"])
+    with pytest.raises(ImageNotMapped, match="has no 'train' command"):
+        reg.resolve("broken-algo").command("train")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("images:\n  x:\n    tag: '1'\n")
+    with pytest.raises(ManifestError, match=r"images.x.repository: required"):
+        ImageRegistry([bad])
+    with pytest.raises(ManifestError, match="does not exist"):
+        ImageRegistry([tmp_path / "nope.yaml"])
