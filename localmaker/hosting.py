@@ -273,81 +273,19 @@ class HostingManager:
 
     def _start_instance(self, endpoint: str, gen: int, pv: dict[str, Any], index: int) -> Instance:
         vname = pv["VariantName"]
-        model = self.ctx.store.get("Model", pv["ModelName"])
-        if model is None:
-            raise DeployError(f"Could not find model \"{arn(self.ctx.region, 'model/' + pv['ModelName'].lower())}\".")
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [None])[0]
-        if container is None:
-            raise DeployError(f"Model {pv['ModelName']} has no container.")
-        try:
-            spec = self.ctx.images.resolve(container.get("Image", ""))
-            cmd = spec.command("serve")
-        except ImageNotMapped as exc:
-            raise DeployError(str(exc)) from exc
         base = self.ctx.home / "endpoints" / endpoint / str(gen) / f"{vname}-{index + 1}"
-        shutil.rmtree(base, ignore_errors=True)
-        (base / "model").mkdir(parents=True)
-        if container.get("ModelDataUrl"):
-            try:
-                s3io.fetch_model(self.ctx.s3(), container["ModelDataUrl"], base / "model")
-            except s3io.ChannelError as exc:
-                raise DeployError(str(exc)) from exc
-        port = free_port()
-        env = clean_env(
-            self.ctx.endpoint_url,
-            self.ctx.region,
-            spec.env,
-            container.get("Environment", {}),
-            {
-                "SAGEMAKER_BIND_TO_PORT": str(port),
-                "SAGEMAKER_BASE_DIR": str(base),
-                "SM_MODEL_DIR": str(base / "model"),
-                "SAGEMAKER_SAFE_PORT_RANGE": f"{port}-{port}",
-                "SAGEMAKER_ENDPOINT_NAME": endpoint,
-                "SAGEMAKER_VARIANT_NAME": vname,
-            },
+        inst = prepare_instance(
+            self.ctx, pv["ModelName"], base, vname, index,
+            {"SAGEMAKER_ENDPOINT_NAME": endpoint, "SAGEMAKER_VARIANT_NAME": vname},
         )
-        stream = f"{vname}/i-{uuid.uuid5(uuid.NAMESPACE_URL, str(base)).hex[:17]}"
-        inst = Instance(vname, index, port, base, cmd, spec.workdir, env, stream)
         self._spawn(endpoint, inst)
         return inst
 
     def _spawn(self, endpoint: str, inst: Instance) -> None:
-        group = group_for(endpoint)
-        self.ctx.logs.ensure_stream(group, inst.stream)
-        logs = self.ctx.logs
-        inst.drop_pool()
-        inst.child = Child(inst.cmd, inst.workdir, inst.env, lambda line: logs.put(group, inst.stream, [line]))
-        inst.child.endpoint = endpoint  # type: ignore[attr-defined]
+        spawn(self.ctx, inst, group_for(endpoint))
 
     def _await_ping(self, inst: Instance, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        assert inst.child is not None
-        last = "no answer"
-        while time.monotonic() < deadline:
-            code = inst.child.poll()
-            if code is not None:
-                inst.child.wait(2)
-                raise DeployError(
-                    f"The primary container for production variant {inst.variant} did not pass the ping health "
-                    f"check: the container exited with code {code}. Please check CloudWatch logs for this endpoint."
-                )
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=2)
-                c.request("GET", "/ping")
-                r = c.getresponse()
-                r.read()
-                c.close()
-                if r.status == 200:
-                    return
-                last = f"GET /ping answered {r.status}"
-            except OSError as exc:
-                last = str(exc)
-            time.sleep(0.05)
-        raise DeployError(
-            f"The primary container for production variant {inst.variant} did not pass the ping health check "
-            f"within {timeout:.0f} s ({last}). Please check CloudWatch logs for this endpoint."
-        )
+        await_ping(inst, timeout)
 
     def _stop_fleet(self, fleet: Fleet) -> None:
         fleet.stopping = True
@@ -477,6 +415,83 @@ class HostingManager:
                     OriginalMessage=str(exc),
                 ) from exc
         raise AssertionError("unreachable")
+
+
+def prepare_instance(
+    ctx: Ctx, model_name: str, base: Path, variant: str, index: int, extra_env: dict[str, str]
+) -> Instance:
+    """Resolve a model's image and artifact into a ready-to-start serve process (not started)."""
+    model = ctx.store.get("Model", model_name)
+    if model is None:
+        raise DeployError(f"Could not find model \"{arn(ctx.region, 'model/' + model_name.lower())}\".")
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [None])[0]
+    if container is None:
+        raise DeployError(f"Model {model_name} has no container.")
+    try:
+        spec = ctx.images.resolve(container.get("Image", ""))
+        cmd = spec.command("serve")
+    except ImageNotMapped as exc:
+        raise DeployError(str(exc)) from exc
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "model").mkdir(parents=True)
+    if container.get("ModelDataUrl"):
+        try:
+            s3io.fetch_model(ctx.s3(), container["ModelDataUrl"], base / "model")
+        except s3io.ChannelError as exc:
+            raise DeployError(str(exc)) from exc
+    port = free_port()
+    env = clean_env(
+        ctx.endpoint_url,
+        ctx.region,
+        spec.env,
+        container.get("Environment", {}),
+        {
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_BASE_DIR": str(base),
+            "SM_MODEL_DIR": str(base / "model"),
+            "SAGEMAKER_SAFE_PORT_RANGE": f"{port}-{port}",
+        },
+        extra_env,
+    )
+    stream = f"{variant}/i-{uuid.uuid5(uuid.NAMESPACE_URL, str(base)).hex[:17]}"
+    return Instance(variant, index, port, base, cmd, spec.workdir, env, stream)
+
+
+def spawn(ctx: Ctx, inst: Instance, group: str) -> None:
+    ctx.logs.ensure_stream(group, inst.stream)
+    logs = ctx.logs
+    inst.drop_pool()
+    inst.child = Child(inst.cmd, inst.workdir, inst.env, lambda line: logs.put(group, inst.stream, [line]))
+
+
+def await_ping(inst: Instance, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    assert inst.child is not None
+    last = "no answer"
+    while time.monotonic() < deadline:
+        code = inst.child.poll()
+        if code is not None:
+            inst.child.wait(2)
+            raise DeployError(
+                f"The primary container for production variant {inst.variant} did not pass the ping health "
+                f"check: the container exited with code {code}. Please check CloudWatch logs for this endpoint."
+            )
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=2)
+            c.request("GET", "/ping")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return
+            last = f"GET /ping answered {r.status}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.05)
+    raise DeployError(
+        f"The primary container for production variant {inst.variant} did not pass the ping health check "
+        f"within {timeout:.0f} s ({last}). Please check CloudWatch logs for this endpoint."
+    )
 
 
 def _variant_summaries(fleet: Fleet) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,8 +59,22 @@ class Handler(BaseHTTPRequestHandler):
             extra["X-Amzn-SageMaker-Custom-Attributes"] = "echo:" + self.headers["X-Amzn-SageMaker-Custom-Attributes"]
         if ctype == "text/csv":
             rows = [r for r in body.decode().splitlines() if r.strip()]
-            out = "\n".join(str(sum(float(x) for x in r.split(","))) for r in rows) + "\n"
-            return self._send(200, out, "text/csv", extra)
+            sums = []
+            for i, r in enumerate(rows, start=1):
+                try:
+                    sums.append(str(sum(float(x) for x in r.split(","))))
+                except ValueError:
+                    return self._send(400, f"row {i}: {r!r} is not numeric", "text/plain")
+            return self._send(200, "\n".join(sums) + "\n", "text/csv", extra)
+        if ctype == "application/x-recordio-protobuf":
+            lengths, pos = [], 0
+            while pos < len(body):
+                magic, lrec = struct.unpack_from("<II", body, pos)
+                assert magic == 0xCED7230A
+                n = lrec & ((1 << 29) - 1)
+                lengths.append(str(n))
+                pos += 8 + n + (4 - n % 4) % 4
+            return self._send(200, "\n".join(lengths) + "\n", "text/csv", extra)
         self._send(200, json.dumps({"lines": MODEL["lines"], "host": MODEL["host"], "n": len(body), "accept": accept,
                                      "pid": os.getpid()}), "application/json", extra)
 

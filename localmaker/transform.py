@@ -1,0 +1,481 @@
+"""Batch transform jobs: the model's serve processes fed every record of every input object.
+
+Follows SageMaker's transform contract: records are split per ``SplitType`` (None, Line,
+RecordIO), packed per ``BatchStrategy`` and ``MaxPayloadInMB``, sent ``MaxConcurrentTransforms``
+at a time, optionally filtered and joined (``DataProcessing``: InputFilter, JoinSource,
+OutputFilter — JSONPath subsets), assembled per ``AssembleWith`` and written as one
+``<key>.out`` per input object. Defaults come from the container's ``GET /execution-parameters``
+when the request leaves them out. A record the container rejects fails the job with a reason
+naming the object and the record.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import http.client
+import io
+import json
+import logging
+import re
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import s3io
+from .aws import arn, now
+from .errors import in_use, validation
+from .hosting import DeployError, Instance, await_ping, prepare_instance, spawn
+
+log = logging.getLogger("localmaker.transform")
+
+KIND = "TransformJob"
+GROUP = "/aws/sagemaker/TransformJobs"
+RECORDIO_MAGIC = 0xCED7230A
+
+
+class TransformFailed(Exception):
+    pass
+
+
+# ---- record splitting ---------------------------------------------------------------------------
+def split_records(data: bytes, split_type: str, where: str) -> list[bytes]:
+    if split_type in ("None", None):
+        return [data]
+    if split_type == "Line":
+        return [line for line in data.splitlines() if line.strip()]
+    if split_type == "RecordIO":
+        return split_recordio(data, where)
+    raise TransformFailed(f"SplitType {split_type} is not supported by localmaker (object {where})")
+
+
+def split_recordio(data: bytes, where: str) -> list[bytes]:
+    """Whole RecordIO records (header + payload + padding), so a batch is a valid RecordIO stream."""
+    out, pos, i = [], 0, 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise TransformFailed(f"object {where}: truncated RecordIO header at record {i + 1} (byte {pos})")
+        magic, lrec = struct.unpack_from("<II", data, pos)
+        if magic != RECORDIO_MAGIC:
+            raise TransformFailed(f"object {where}: bad RecordIO magic at record {i + 1} (byte {pos})")
+        length = lrec & ((1 << 29) - 1)
+        total = 8 + length + ((4 - length % 4) % 4)
+        if pos + 8 + length > len(data):
+            raise TransformFailed(f"object {where}: truncated RecordIO record {i + 1}")
+        out.append(data[pos : pos + total])
+        pos += total
+        i += 1
+    return out
+
+
+# ---- JSONPath subset for DataProcessing ---------------------------------------------------------------
+_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]*)\]")
+
+
+def parse_path(path: str) -> list[tuple[str, Any]]:
+    path = path.strip()
+    if not path.startswith("$"):
+        raise ValueError(f"JSONPath '{path}' must start with '$'")
+    rest, steps, pos = path[1:], [], 0
+    while pos < len(rest):
+        m = _TOKEN.match(rest, pos)
+        if not m:
+            raise ValueError(f"unsupported JSONPath '{path}' (supported: $, .key, [i], [i,j], [a:b])")
+        if m.group(1) is not None:
+            steps.append(("key", m.group(1)))
+        else:
+            inner = m.group(2).strip()
+            if inner.startswith(("'", '"')):
+                steps.append(("key", inner.strip("'\"")))
+            elif ":" in inner:
+                a, b = inner.split(":", 1)
+                steps.append(("slice", (int(a) if a.strip() else None, int(b) if b.strip() else None)))
+            else:
+                steps.append(("index", [int(x) for x in inner.split(",")]))
+        pos = m.end()
+    return steps
+
+
+def apply_path(value: Any, steps: list[tuple[str, Any]]) -> Any:
+    for kind, arg in steps:
+        if kind == "key":
+            value = value[arg]
+        elif kind == "slice":
+            value = value[arg[0] : arg[1]]
+        else:
+            value = value[arg[0]] if len(arg) == 1 else [value[i] for i in arg]
+    return value
+
+
+def _csv_fields(record: bytes) -> list[str]:
+    return next(csv.reader([record.decode("utf-8")]), [])
+
+
+def _csv_line(fields: Any) -> bytes:
+    if not isinstance(fields, list):
+        fields = [fields]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    return buf.getvalue().encode()
+
+
+class Filters:
+    def __init__(self, dp: dict[str, Any], content_type: str, accept: str) -> None:
+        self.input = parse_path(dp.get("InputFilter", "$"))
+        self.output = parse_path(dp.get("OutputFilter", "$"))
+        self.join = dp.get("JoinSource", "None") == "Input"
+        self.in_csv = content_type.split(";")[0].strip() == "text/csv"
+        self.in_json = "json" in content_type
+        self.out_csv = (accept or content_type).split(";")[0].strip() == "text/csv"
+        self.active = bool(self.input or self.output or self.join)
+        if self.active and not (self.in_csv or self.in_json):
+            raise ValueError(
+                f"DataProcessing filters and joins need ContentType text/csv or JSON, not '{content_type}'"
+            )
+
+    def filter_input(self, record: bytes) -> bytes:
+        if not self.input:
+            return record
+        if self.in_csv:
+            return _csv_line(apply_path(_csv_fields(record), self.input))
+        return json.dumps(apply_path(json.loads(record), self.input)).encode()
+
+    def finish(self, source: bytes, output: bytes) -> bytes:
+        output = output.rstrip(b"\r\n")
+        if not self.join and not self.output:
+            return output
+        if self.in_csv:
+            fields = _csv_fields(source) if self.join else []
+            out_fields = _csv_fields(output) if self.out_csv else [output.decode()]
+            joined: Any = fields + out_fields
+            if self.output:
+                joined = apply_path(joined, self.output)
+            return _csv_line(joined)
+        doc: Any = json.loads(source) if self.join else None
+        try:
+            out_val: Any = json.loads(output)
+        except ValueError:
+            out_val = output.decode()
+        if self.join:
+            if isinstance(doc, dict):
+                doc["SageMakerOutput"] = out_val
+            elif isinstance(doc, list):
+                doc = doc + (out_val if isinstance(out_val, list) else [out_val])
+            else:
+                doc = {"SageMakerInput": doc, "SageMakerOutput": out_val}
+        else:
+            doc = out_val
+        if self.output:
+            doc = apply_path(doc, self.output)
+        return json.dumps(doc).encode()
+
+
+# ---- the job -------------------------------------------------------------------------------------------
+class TransformRunner:
+    def __init__(self, lm: Any) -> None:
+        self.lm = lm
+        self.ctx = lm.ctx
+        self._stops: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+
+    def start(self, name: str) -> None:
+        ev = threading.Event()
+        self._stops[name] = ev
+        t = threading.Thread(target=self._run, args=(name, ev), name=f"transform-{name}", daemon=True)
+        self._threads[name] = t
+        t.start()
+
+    def stop(self, name: str) -> None:
+        ev = self._stops.get(name)
+        if ev:
+            ev.set()
+
+    def shutdown(self) -> None:
+        for ev in self._stops.values():
+            ev.set()
+        for t in list(self._threads.values()):
+            t.join(15)
+
+    def _update(self, name: str, **fields: Any) -> None:
+        self.ctx.store.update(KIND, name, lambda d: d.update(LastModifiedTime=now(), **fields))
+
+    def _run(self, name: str, stop: threading.Event) -> None:
+        instances: list[Instance] = []
+        try:
+            job = self.ctx.store.get(KIND, name)
+            assert job is not None
+            self._update(name, TransformStartTime=now())
+            n = int(job["TransformResources"].get("InstanceCount", 1))
+            stamp = int(time.time())
+            for i in range(n):
+                base = self.ctx.home / "jobs" / "transform" / name / f"instance-{i + 1}"
+                inst = prepare_instance(
+                    self.ctx, job["ModelName"], base, f"{name}/i-{i + 1}-{stamp}", i,
+                    {**job.get("Environment", {}), "SAGEMAKER_BATCH": "true"},
+                )
+                inst.stream = f"{name}/i-{i + 1}-{stamp}"
+                spawn(self.ctx, inst, GROUP)
+                instances.append(inst)
+            for inst in instances:
+                await_ping(inst, self.ctx.settings.health_check_timeout)
+            params = self._execution_parameters(instances[0])
+            self._transform(name, job, instances, params, stop)
+            if stop.is_set():
+                self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
+            else:
+                self._update(name, TransformJobStatus="Completed", TransformEndTime=now())
+        except (DeployError, TransformFailed, s3io.ChannelError) as exc:
+            status = "Stopped" if stop.is_set() else "Failed"
+            fields: dict[str, Any] = {"TransformJobStatus": status, "TransformEndTime": now()}
+            if status == "Failed":
+                prefix = "ClientError: " if not isinstance(exc, DeployError) else ""
+                fields["FailureReason"] = (prefix + str(exc))[:1024]
+            self._update(name, **fields)
+        except Exception as exc:  # noqa: BLE001 - a bug must show as a failed job, not a hang
+            log.exception("transform job %s crashed", name)
+            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
+                         FailureReason=f"InternalServerError: localmaker: {type(exc).__name__}: {exc}"[:1024])
+        finally:
+            for inst in instances:
+                if inst.child is not None:
+                    inst.child.stop(self.ctx.settings.stop_grace)
+            self._stops.pop(name, None)
+            self._threads.pop(name, None)
+
+    def _execution_parameters(self, inst: Instance) -> dict[str, Any]:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=5)
+            c.request("GET", "/execution-parameters")
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            if r.status == 200:
+                return json.loads(body)
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        return {}
+
+    def _transform(
+        self, name: str, job: dict[str, Any], instances: list[Instance], params: dict[str, Any], stop: threading.Event
+    ) -> None:
+        tin, tout = job["TransformInput"], job["TransformOutput"]
+        split = tin.get("SplitType", "None")
+        strategy = job.get("BatchStrategy") or {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
+            str(params.get("BatchStrategy", "")).upper(), "MultiRecord" if split != "None" else "SingleRecord"
+        )
+        max_mb = job.get("MaxPayloadInMB") if job.get("MaxPayloadInMB") is not None else params.get("MaxPayloadInMB", 6)
+        max_bytes = int(max_mb) * 1024 * 1024 if max_mb else 2**62
+        concurrency = int(job.get("MaxConcurrentTransforms") or params.get("MaxConcurrentTransforms") or 1)
+        self._update(name, BatchStrategy=strategy, MaxPayloadInMB=int(max_mb), MaxConcurrentTransforms=concurrency)
+        ctype = tin.get("ContentType", "application/octet-stream")
+        accept = tout.get("Accept", "")
+        try:
+            filters = Filters(job.get("DataProcessing", {}), ctype, accept)
+        except ValueError as exc:
+            raise TransformFailed(str(exc)) from exc
+        assemble_line = tout.get("AssembleWith", "None") == "Line"
+        per_record = filters.active
+        if per_record and strategy == "MultiRecord" and split not in ("Line",):
+            raise TransformFailed("DataProcessing with BatchStrategy MultiRecord needs SplitType Line")
+        s3 = self.ctx.s3()
+        objects = s3io.resolve_objects(s3, tin["DataSource"]["S3DataSource"])
+        out_prefix = tout["S3OutputPath"].rstrip("/")
+        rr = [0]
+        lock = threading.Lock()
+        local = threading.local()
+
+        def conn_for() -> tuple[Instance, http.client.HTTPConnection]:
+            with lock:
+                inst = instances[rr[0] % len(instances)]
+                rr[0] += 1
+            conns = getattr(local, "conns", None)
+            if conns is None:
+                conns = local.conns = {}
+            c = conns.get(inst.port)
+            if c is None:
+                c = conns[inst.port] = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=self.ctx.settings.invoke_timeout)
+            return inst, c
+
+        def post(body: bytes) -> tuple[int, bytes]:
+            inst, c = conn_for()
+            headers = {"Content-Type": ctype}
+            if accept:
+                headers["Accept"] = accept
+            for attempt in range(2):
+                try:
+                    c.request("POST", "/invocations", body=body, headers=headers)
+                    r = c.getresponse()
+                    return r.status, r.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    c.close()
+                    if attempt:
+                        raise TransformFailed(f"the container on {inst.stream} did not answer: {exc}") from exc
+            raise AssertionError("unreachable")
+
+        records_total = 0
+        for bucket, key, rel in objects:
+            if stop.is_set():
+                return
+            where = f"s3://{bucket}/{key}"
+            data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if tin.get("CompressionType") == "Gzip":
+                try:
+                    data = gzip.decompress(data)
+                except OSError as exc:
+                    raise TransformFailed(f"object {where} is not gzip data") from exc
+            records = split_records(data, split, where)
+            try:
+                payloads = [filters.filter_input(r) for r in records] if filters.input else records
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                idx = next(i for i, r in enumerate(records) if not _filter_ok(filters, r))
+                raise TransformFailed(
+                    f"InputFilter failed on object {where}, record {idx + 1}: {type(exc).__name__}: {exc}"
+                ) from exc
+            batches = self._batches(payloads, strategy, split, max_bytes, where)
+            self.ctx.logs.put(GROUP, f"{name}/data-log", [f"{where}: {len(records)} records in {len(batches)} requests"])
+
+            def run(batch: tuple[int, int, bytes]) -> tuple[int, int, int, bytes]:
+                if stop.is_set():
+                    return batch[0], batch[1], -1, b""
+                status, body = post(batch[2])
+                return batch[0], batch[1], status, body
+
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                results = list(pool.map(run, batches))
+            if stop.is_set():
+                return
+            outputs: list[bytes] = []
+            for start, end, status, body in results:
+                if status >= 400:
+                    raise TransformFailed(self._explain(where, start, end, status, body, payloads, post))
+                if per_record:
+                    lines = body.decode("utf-8", errors="replace").rstrip("\r\n").split("\n") if end - start > 1 else [body.decode("utf-8", errors="replace")]
+                    if len(lines) != end - start:
+                        raise TransformFailed(
+                            f"object {where}, records {start + 1}-{end}: the container returned {len(lines)} "
+                            f"lines for {end - start} records, so outputs cannot be joined to their inputs"
+                        )
+                    for i, line in enumerate(lines):
+                        try:
+                            outputs.append(filters.finish(records[start + i], line.encode()))
+                        except (ValueError, KeyError, IndexError, TypeError) as exc:
+                            raise TransformFailed(
+                                f"OutputFilter/JoinSource failed on object {where}, record {start + i + 1}: {exc}"
+                            ) from exc
+                else:
+                    outputs.append(body)
+            if assemble_line:
+                blob = b"".join(o if o.endswith(b"\n") else o + b"\n" for o in outputs)
+            else:
+                blob = b"".join(outputs)
+            s3io.upload_bytes(s3, f"{out_prefix}/{rel}.out", blob)
+            records_total += len(records)
+        self.ctx.logs.put(GROUP, f"{name}/data-log", [f"done: {records_total} records from {len(objects)} objects"])
+
+    @staticmethod
+    def _batches(
+        records: list[bytes], strategy: str, split: str, max_bytes: int, where: str
+    ) -> list[tuple[int, int, bytes]]:
+        sep = b"\n" if split == "Line" else b""
+        out: list[tuple[int, int, bytes]] = []
+        start, size, cur = 0, 0, []  # type: ignore[var-annotated]
+        for i, r in enumerate(records):
+            if len(r) > max_bytes:
+                raise TransformFailed(
+                    f"object {where}, record {i + 1} is {len(r)} bytes, larger than MaxPayloadInMB allows ({max_bytes} bytes)"
+                )
+            if strategy == "SingleRecord":
+                out.append((i, i + 1, r + (sep if sep else b"")))
+                continue
+            add = len(r) + len(sep)
+            if cur and size + add > max_bytes:
+                out.append((start, i, sep.join(cur) + sep))
+                start, size, cur = i, 0, []
+            cur.append(r)
+            size += add
+        if cur:
+            out.append((start, len(records), sep.join(cur) + sep))
+        return out
+
+    @staticmethod
+    def _explain(where: str, start: int, end: int, status: int, body: bytes, payloads: list[bytes], post: Any) -> str:
+        msg = body.decode("utf-8", errors="replace")[:300]
+        if end - start > 1 and 400 <= status < 500:
+            # find the record the container rejects, so the user can fix exactly that one
+            for i in range(start, end):
+                st, b = post(payloads[i] + b"\n")
+                if st >= 400:
+                    return (f"object {where}, record {i + 1}: the container answered {st}: "
+                            f"{b.decode('utf-8', errors='replace')[:300]}")
+        span = f"record {start + 1}" if end - start == 1 else f"records {start + 1}-{end}"
+        return f"object {where}, {span}: the container answered {status}: {msg}"
+
+
+def _filter_ok(filters: Filters, record: bytes) -> bool:
+    try:
+        filters.filter_input(record)
+        return True
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+# ---- API -----------------------------------------------------------------------------------------------
+def register(lm: Any) -> None:
+    runner = TransformRunner(lm)
+    store = lm.ctx.store
+    region = lm.ctx.region
+
+    def create(p: dict[str, Any]) -> dict[str, Any]:
+        name = p["TransformJobName"]
+        job_arn = arn(region, f"transform-job/{name.lower()}")
+        if store.get("Model", p["ModelName"]) is None:
+            raise validation(f"Could not find model \"{arn(region, 'model/' + p['ModelName'].lower())}\".")
+        if not p["TransformInput"]["DataSource"].get("S3DataSource"):
+            raise validation("TransformInput.DataSource.S3DataSource is required.")
+        for path_key in ("InputFilter", "OutputFilter"):
+            path = p.get("DataProcessing", {}).get(path_key)
+            if path:
+                try:
+                    parse_path(path)
+                except ValueError as exc:
+                    raise validation(f"DataProcessing.{path_key}: {exc}") from exc
+        t = now()
+        doc = {k: v for k, v in p.items() if k != "Tags"}
+        doc.update({"TransformJobArn": job_arn, "TransformJobStatus": "InProgress", "CreationTime": t, "LastModifiedTime": t})
+        store.insert_new(
+            KIND, name, doc, lambda: in_use(f"Job name must be unique within an AWS account and region, and a job with this name already exists ({job_arn})")
+        )
+        if p.get("Tags"):
+            lm.sagemaker.op_AddTags({"ResourceArn": job_arn, "Tags": p["Tags"]})
+        runner.start(name)
+        return {"TransformJobArn": job_arn}
+
+    def get(name: str) -> dict[str, Any]:
+        doc = store.get(KIND, name)
+        if doc is None:
+            raise validation(f"Could not find requested job with name {name}")
+        return doc
+
+    def describe(p: dict[str, Any]) -> dict[str, Any]:
+        return get(p["TransformJobName"])
+
+    def list_jobs(p: dict[str, Any]) -> dict[str, Any]:
+        docs = lm.sagemaker._filter_sort(store.list(KIND), p, "TransformJobName", "TransformJobStatus")
+        keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime", "TransformJobStatus", "FailureReason")
+        return lm.sagemaker._paginate([{k: d[k] for k in keys if k in d} for d in docs], p, "TransformJobSummaries")
+
+    def stop(p: dict[str, Any]) -> dict[str, Any]:
+        doc = get(p["TransformJobName"])
+        if doc["TransformJobStatus"] != "InProgress":
+            raise validation(f"The request was rejected because the transform job is in status {doc['TransformJobStatus']}.")
+        store.update(KIND, p["TransformJobName"], lambda d: d.update(TransformJobStatus="Stopping", LastModifiedTime=now()))
+        runner.stop(p["TransformJobName"])
+        return {}
+
+    lm.sagemaker.extra.update(
+        CreateTransformJob=create, DescribeTransformJob=describe, ListTransformJobs=list_jobs, StopTransformJob=stop
+    )
+    lm._stop_hooks.append(runner.shutdown)
+    lm.transform = runner
