@@ -77,7 +77,7 @@ def bench_training(sm, s3, n: int) -> list[float]:
             ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
             StoppingCondition={"MaxRuntimeInSeconds": 60},
         )
-        d = wait(lambda: sm.describe_training_job(TrainingJobName=name), lambda d: d["TrainingJobStatus"] != "InProgress")
+        d = wait(lambda name=name: sm.describe_training_job(TrainingJobName=name), lambda d: d["TrainingJobStatus"] != "InProgress")
         assert d["TrainingJobStatus"] == "Completed", d.get("FailureReason")
         times.append(time.perf_counter() - t0)
     return times
@@ -117,7 +117,7 @@ def bench_endpoint(sm, n: int) -> tuple[list[float], list[float]]:
         name = f"noop-{i}"
         t0 = time.perf_counter()
         sm.create_endpoint(EndpointName=name, EndpointConfigName="noop")
-        d = wait(lambda: sm.describe_endpoint(EndpointName=name), lambda d: d["EndpointStatus"] != "Creating")
+        d = wait(lambda name=name: sm.describe_endpoint(EndpointName=name), lambda d: d["EndpointStatus"] != "Creating")
         assert d["EndpointStatus"] == "InService", d.get("FailureReason")
         through.append(time.perf_counter() - t0)
         if i < n - 1:

@@ -153,17 +153,18 @@ class SageMakerApi:
 
     def op_StopTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
-        doc = self._training(name)
-        if doc["TrainingJobStatus"] != "InProgress":
-            raise validation(
-                f"The request was rejected because the training job is in status {doc['TrainingJobStatus']}."
-            )
 
         def fn(d: dict[str, Any]) -> None:
             d["TrainingJobStatus"] = "Stopping"
             training.set_secondary(d, "Stopping")
 
-        self.store.update(training.KIND, name, fn)
+        with self.store.locked():  # check and set atomically: the run may be finishing right now
+            doc = self._training(name)
+            if doc["TrainingJobStatus"] != "InProgress":
+                raise validation(
+                    f"The request was rejected because the training job is in status {doc['TrainingJobStatus']}."
+                )
+            self.store.update(training.KIND, name, fn)
         self.training.stop(name)
         return {}
 

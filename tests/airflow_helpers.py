@@ -40,14 +40,30 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def dags_test(
-    dag_id: str, env: dict[str, str], logical_date: str | None = None, conf: dict | None = None, timeout: float = 900
+    dag_id: str,
+    env: dict[str, str],
+    logical_date: str | None = None,
+    conf: dict | None = None,
+    timeout: float = 900,
+    stream: bool = False,
 ) -> subprocess.CompletedProcess[str]:
+    """Run ``airflow dags test``; with ``stream`` the task progress lines are echoed as they come."""
     cmd = [AIRFLOW, "dags", "test", dag_id]
     if logical_date:
         cmd.append(logical_date)
     if conf is not None:
         cmd += ["--conf", json.dumps(conf)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    if not stream:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "[DAG TEST] end task" in line or "[DAG TEST] starting" in line or "gate:" in line or "test metrics" in line:
+            print("  " + line.split("] ", 1)[-1].split(" [airflow")[0].strip(), flush=True)
+    code = proc.wait(timeout)
+    return subprocess.CompletedProcess(cmd, code, "".join(lines), "")
 
 
 def run_succeeded(result: subprocess.CompletedProcess[str]) -> bool:

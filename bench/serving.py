@@ -1,0 +1,315 @@
+"""Serving benchmark for the dnn-regressor container: the real ``serve`` vs the model in-process.
+
+Measures, in one run on one machine:
+
+* single-row request latency through gunicorn (p50/p99 over keep-alive ``http.client``),
+* 1,000-row request throughput through gunicorn (rows/s),
+* the same rows through the loaded model in-process: the numpy forward pass alone, the same plus
+  CSV decoding/encoding, and Keras ``model.predict`` (the per-call overhead the server avoids).
+
+Ratios are what to compare across machines; absolute numbers depend on the CPU.
+
+    .venv/bin/python bench/serving.py [--workers 2] [--requests 500] [--retrain]
+
+Writes ``bench/results/serving.json``. The trained model is cached in the temp dir and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTAINER = ROOT / "container" / "dnn_regressor"
+RESULTS = ROOT / "bench" / "results" / "serving.json"
+CACHE = Path(tempfile.gettempdir()) / "dnn-regressor-bench"
+N_FEATURES = 8
+BATCH_ROWS = 1000
+
+sys.path.insert(0, str(CONTAINER))
+
+
+def _rows(n: int, seed: int) -> np.ndarray:
+    """``y`` then 8 features; y depends non-linearly on a few of them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, N_FEATURES)) * np.arange(1, N_FEATURES + 1)
+    y = 3 * x[:, 0] - 2 * x[:, 1] + np.sin(x[:, 2]) + 0.1 * x[:, 3] ** 2 + rng.normal(0, 0.1, n)
+    return np.column_stack([y, x])
+
+
+def _write_csv(path: Path, rows: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ",".join(["y", *[f"x{i}" for i in range(N_FEATURES)]])
+    np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.6f")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "MODEL_SERVER_"))}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def train_model(retrain: bool) -> tuple[Path, float | None]:
+    """Train with the real ``train`` program once; later runs reuse the cached model."""
+    base = CACHE / "ml"
+    model_dir = base / "model"
+    if (model_dir / "metadata.json").exists() and not retrain:
+        return model_dir, None
+    config = base / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    hyperparameters = {"hidden_units": "64,32", "epochs": "8", "learning_rate": "0.005", "batch_size": "128"}
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    _write_csv(base / "input/data/train/train.csv", _rows(5000, 1))
+    _write_csv(base / "input/data/validation/validation.csv", _rows(1000, 2))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(CONTAINER / "train")],
+        env=_env(SAGEMAKER_BASE_DIR=str(base)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"training failed:\n{result.stdout}\n{result.stderr}")
+    return model_dir, time.perf_counter() - started
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Client:
+    """One keep-alive connection, reopened if the server closes it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+        try:
+            self.conn.request(method, path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request(method, path, body=body, headers=headers or {})
+            response = self.conn.getresponse()
+        return response.status, response.read()
+
+
+def start_server(model_dir: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, float]:
+    port = _free_port()
+    env = _env(
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        SM_MODEL_DIR=str(model_dir),
+        SERVE_WITH_NGINX="false",
+        MODEL_SERVER_WORKERS=str(workers),
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(CONTAINER / "serve")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    ready = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            # Each worker loads its own model; wait until a run of pings has been answered 200.
+            status, _ = Client(port).call("GET", "/ping")
+            ready = ready + 1 if status == 200 else 0
+            if ready >= 4 * workers:
+                return proc, port, time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the server did not become healthy within 120 s")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _csv_body(rows: np.ndarray) -> bytes:
+    return ("\n".join(",".join(f"{v:.6f}" for v in row) for row in rows) + "\n").encode()
+
+
+def bench_server(port: int, rows: np.ndarray, requests: int, batches: int) -> dict[str, Any]:
+    client = Client(port)
+    headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+    single = _csv_body(rows[:1])
+    for _ in range(50):
+        client.call("POST", "/invocations", single, headers)
+    latencies = []
+    for i in range(requests):
+        body = _csv_body(rows[i % len(rows) : i % len(rows) + 1])
+        started = time.perf_counter()
+        status, _ = client.call("POST", "/invocations", body, headers)
+        latencies.append(time.perf_counter() - started)
+        assert status == 200, status
+    batch = _csv_body(rows[:BATCH_ROWS])
+    client.call("POST", "/invocations", batch, headers)
+    started = time.perf_counter()
+    for _ in range(batches):
+        status, out = client.call("POST", "/invocations", batch, headers)
+        assert status == 200 and out.count(b"\n") == BATCH_ROWS
+    elapsed = time.perf_counter() - started
+    return {
+        "single_row_p50_ms": _percentile(latencies, 50) * 1e3,
+        "single_row_p99_ms": _percentile(latencies, 99) * 1e3,
+        "single_row_mean_ms": float(np.mean(latencies)) * 1e3,
+        "single_row_requests": requests,
+        "batch_rows_per_s": batches * BATCH_ROWS / elapsed,
+        "batch_request_ms": elapsed / batches * 1e3,
+        "batch_requests": batches,
+    }
+
+
+def bench_in_process(model_dir: Path, rows: np.ndarray, batches: int) -> dict[str, Any]:
+    from dnn_regressor.inference import load_regressor
+    from dnn_regressor.payloads import decode_csv, encode
+
+    regressor = load_regressor(model_dir)
+    batch = rows[:BATCH_ROWS]
+    body = _csv_body(batch)
+    names = regressor.feature_names
+
+    def rate(fn: Any, reps: int) -> float:
+        fn()
+        started = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return reps * BATCH_ROWS / (time.perf_counter() - started)
+
+    single = rows[:1]
+    regressor.predict(single)
+    started = time.perf_counter()
+    for _ in range(2000):
+        regressor.predict(single)
+    numpy_single_us = (time.perf_counter() - started) / 2000 * 1e6
+
+    keras_model = regressor.keras_model
+    keras_single = []
+    for _ in range(20):
+        t = time.perf_counter()
+        keras_model.predict(single.astype(np.float32), verbose=0)
+        keras_single.append(time.perf_counter() - t)
+    return {
+        "engine": regressor.engine,
+        "numpy_forward_rows_per_s": rate(lambda: regressor.predict(batch), batches * 4),
+        "numpy_forward_plus_csv_rows_per_s": rate(
+            lambda: encode(regressor.predict(decode_csv(body, names)), "text/csv"), batches
+        ),
+        "keras_predict_rows_per_s": rate(
+            lambda: keras_model.predict(batch.astype(np.float32), verbose=0), 10
+        ),
+        "numpy_single_row_us": numpy_single_us,
+        "keras_predict_single_row_ms": float(np.median(keras_single)) * 1e3,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=50)
+    parser.add_argument("--retrain", action="store_true")
+    args = parser.parse_args()
+
+    model_dir, train_seconds = train_model(args.retrain)
+    rows = _rows(2000, 3)[:, 1:]
+    proc, port, startup = start_server(model_dir, args.workers)
+    try:
+        server = bench_server(port, rows, args.requests, args.batches)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stop_code = proc.wait(timeout=60)
+    local = bench_in_process(model_dir, rows, args.batches)
+
+    import tensorflow as tf
+
+    result = {
+        "benchmark": "dnn_regressor_serving",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+        },
+        "config": {
+            "workers": args.workers,
+            "server": "gunicorn (gthread), no nginx",
+            "features": N_FEATURES,
+            "hidden_units": [64, 32],
+            "batch_rows": BATCH_ROWS,
+        },
+        "train_seconds": train_seconds,
+        "server_startup_seconds": startup,
+        "server_exit_code_on_sigterm": stop_code,
+        "server": server,
+        "in_process": local,
+        "ratios": {
+            "server_batch_vs_numpy_forward": server["batch_rows_per_s"] / local["numpy_forward_rows_per_s"],
+            "server_batch_vs_numpy_plus_csv": server["batch_rows_per_s"]
+            / local["numpy_forward_plus_csv_rows_per_s"],
+            "numpy_vs_keras_predict_batch": local["numpy_forward_rows_per_s"]
+            / local["keras_predict_rows_per_s"],
+            "keras_predict_single_vs_server_p50": local["keras_predict_single_row_ms"]
+            / server["single_row_p50_ms"],
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+    table = [
+        ("server: single-row latency p50", f"{server['single_row_p50_ms']:.3f} ms"),
+        ("server: single-row latency p99", f"{server['single_row_p99_ms']:.3f} ms"),
+        (
+            f"server: {BATCH_ROWS}-row requests",
+            f"{server['batch_rows_per_s']:,.0f} rows/s ({server['batch_request_ms']:.2f} ms each)",
+        ),
+        ("in-process: numpy forward", f"{local['numpy_forward_rows_per_s']:,.0f} rows/s"),
+        (
+            "in-process: numpy forward + CSV decode/encode",
+            f"{local['numpy_forward_plus_csv_rows_per_s']:,.0f} rows/s",
+        ),
+        ("in-process: keras model.predict", f"{local['keras_predict_rows_per_s']:,.0f} rows/s"),
+        ("in-process: numpy single row", f"{local['numpy_single_row_us']:.1f} us"),
+        ("in-process: keras predict single row", f"{local['keras_predict_single_row_ms']:.2f} ms"),
+        ("server / in-process numpy (batch)", f"{result['ratios']['server_batch_vs_numpy_forward']:.3f}"),
+        (
+            "server / in-process numpy+CSV (batch)",
+            f"{result['ratios']['server_batch_vs_numpy_plus_csv']:.3f}",
+        ),
+        ("numpy / keras predict (batch)", f"{result['ratios']['numpy_vs_keras_predict_batch']:.1f}x"),
+    ]
+    width = max(len(name) for name, _ in table)
+    print(
+        f"dnn-regressor serving, {args.workers} gunicorn worker(s), {os.cpu_count()} CPUs, engine {local['engine']}"
+    )
+    print("-" * (width + 40))
+    for name, value in table:
+        print(f"{name:<{width}}  {value}")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

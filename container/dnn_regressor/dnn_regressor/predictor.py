@@ -1,0 +1,205 @@
+"""The inference HTTP app SageMaker talks to: ``/ping``, ``/invocations``, ``/execution-parameters``.
+
+One model per worker process, loaded once in a background thread as the worker starts, so
+``/ping`` can answer within SageMaker's health-check window while TensorFlow imports: 503 with
+the reason until the model is ready (or when it cannot be loaded: missing or corrupt model
+directory), 200 after. A failed load is retried at most every few seconds, so a model directory
+that appears late (or a fixed one) is picked up without restarting the server.
+
+Requests are validated in the order a client can act on: size (413), Content-Type (415),
+Accept (406), then the rows themselves (400 naming row and column). All rows of a request go
+through the network in one forward pass.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from .environment import model_dir as default_model_dir
+from .inference import Regressor, load_regressor
+from .model import ModelLoadError
+from .payloads import MAX_PAYLOAD_BYTES, PayloadError, check_content_type, decode, encode, negotiate_accept
+
+PING_WAIT_SECONDS = 1.0  # SageMaker expects /ping to answer within 2 s
+RETRY_SECONDS = 5.0
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+class ModelUnavailable(Exception):
+    """The model is not (yet) servable; the message is the reason /ping reports."""
+
+
+class ModelHolder:
+    """Loads the model once per process, off the request thread, and remembers failures.
+
+    Attributes:
+        model_dir: the directory with ``model.keras`` and ``metadata.json``.
+        retry_seconds: how long a load failure is reported before the next attempt.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        loader: Callable[[Path], Regressor] = load_regressor,
+        retry_seconds: float = RETRY_SECONDS,
+    ):
+        self.model_dir = model_dir
+        self.retry_seconds = retry_seconds
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._model: Regressor | None = None
+        self._error: str | None = None
+        self._error_at = 0.0
+        self._done: threading.Event | None = None
+
+    @classmethod
+    def ready(cls, regressor: Regressor) -> ModelHolder:
+        """A holder around an already loaded model (tests, benchmarks)."""
+        holder = cls(Path("."))
+        holder._model = regressor
+        return holder
+
+    def _load(self, done: threading.Event) -> None:
+        try:
+            model = self._loader(self.model_dir)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            print(f"model not loaded: {reason}", file=sys.stderr, flush=True)
+            with self._lock:
+                self._error, self._error_at = reason, time.monotonic()
+        else:
+            with self._lock:
+                self._model, self._error = model, None
+        finally:
+            done.set()
+
+    def start(self) -> threading.Event | None:
+        """Begin a load unless loaded, loading, or a recent failure still stands."""
+        with self._lock:
+            if self._model is not None:
+                return None
+            if self._done is not None and not self._done.is_set():
+                return self._done
+            if self._error is not None and time.monotonic() - self._error_at < self.retry_seconds:
+                return None
+            done = self._done = threading.Event()
+        threading.Thread(target=self._load, args=(done,), name="model-loader", daemon=True).start()
+        return done
+
+    def get(self, wait: float | None) -> Regressor:
+        """The model, waiting up to ``wait`` seconds (``None``: until loaded) for a load in flight."""
+        if self._model is not None:
+            return self._model
+        done = self.start()
+        if done is not None:
+            done.wait(wait)
+        with self._lock:
+            if self._model is not None:
+                return self._model
+            if self._done is not None and not self._done.is_set():
+                raise ModelUnavailable(f"the model in {self.model_dir} is still loading")
+            raise ModelUnavailable(self._error or "the model is not loaded")
+
+
+def _text(body: str, status: int) -> Response:
+    return Response(body if body.endswith("\n") else body + "\n", status=status, mimetype="text/plain")
+
+
+def _drain(length: int) -> None:
+    """Read and drop an oversized body so the client, still sending, gets our 413 and not a reset.
+
+    Bodies beyond ``DRAIN_LIMIT_BYTES`` are not read; the connection then just closes.
+    """
+    if length > DRAIN_LIMIT_BYTES:
+        return
+    stream = request.environ.get("wsgi.input")
+    remaining = length
+    while stream is not None and remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 16))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def _workers() -> int:
+    """Worker count ``serve`` started (it exports it), else one per CPU like ``serve``'s default."""
+    raw = os.environ.get("MODEL_SERVER_WORKERS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+
+
+def create_app(
+    model_dir: Path | None = None,
+    *,
+    holder: ModelHolder | None = None,
+    preload: bool = False,
+    invocation_wait: float | None = 60.0,
+) -> Flask:
+    """Build the app; ``preload`` starts loading the model right away (what ``wsgi.py`` does)."""
+    holder = holder or ModelHolder(model_dir or default_model_dir())
+    app = Flask("dnn_regressor")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_PAYLOAD_BYTES
+    app.extensions["model_holder"] = holder
+    if preload:
+        holder.start()
+
+    @app.get("/ping")
+    def ping() -> Response:
+        try:
+            holder.get(wait=PING_WAIT_SECONDS)
+        except ModelUnavailable as exc:
+            return _text(str(exc), 503)
+        return _text("ok", 200)
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        # Batch transform reads this to size its requests and parallelism.
+        return app.json.response(
+            {"MaxConcurrentTransforms": _workers(), "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
+        )
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        try:
+            length = request.content_length
+            if length is not None and length > MAX_PAYLOAD_BYTES:
+                _drain(length)
+                raise PayloadError(
+                    413,
+                    f"the payload is {length} bytes, over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; "
+                    f"send fewer rows per request (batch transform: MaxPayloadInMB <= 6, SplitType Line)",
+                )
+            content_type = check_content_type(request.mimetype)
+            accept = negotiate_accept(request.headers.get("Accept"))
+            try:
+                model = holder.get(wait=invocation_wait)
+            except ModelUnavailable as exc:
+                return _text(f"model unavailable: {exc}", 503)
+            rows = decode(request.get_data(cache=False), content_type, model.feature_names)
+            predictions = model.predict(rows)
+        except PayloadError as exc:
+            return _text(exc.message, exc.status)
+        return Response(encode(predictions, accept), status=200, mimetype=accept)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        if exc.code == 413:
+            return _text(
+                f"the payload is over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; send fewer rows", 413
+            )
+        return _text(f"{exc.name}: {exc.description}", exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        traceback.print_exc()
+        return _text(f"internal error: {type(exc).__name__}: {exc}", 500)
+
+    return app

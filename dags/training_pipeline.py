@@ -1,0 +1,363 @@
+"""`<model>_training`: raw data to a production endpoint on SageMaker, one DAG per configured model.
+
+Wiring only. What each step does lives in ``include/mlpipeline`` (pure functions) and in the
+amazon provider's SageMaker operators; this file reads a few small YAML files at parse time and
+imports nothing heavy (pandas, boto3 clients, tensorflow load inside the tasks that need them).
+The same file runs against AWS and against localmaker: only the ``aws_default`` connection differs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerTransformOperator,
+    SageMakerTuningOperator,
+)
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+
+from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
+from include.mlpipeline.notify import failure_callback
+from include.mlpipeline.operators import (
+    IdempotentEndpointOperator,
+    RegisterModelVersionOperator,
+    ResumableTrainingOperator,
+)
+
+CONN = "aws_default"
+CHECK = 2  # seconds between status polls: cheap on localmaker, negligible on AWS
+
+
+def training_data_asset(model: str) -> Asset:
+    return Asset(name=f"{model}_training_data", uri=f"mlpipeline://{model}/training-data")
+
+
+def retrain_request_asset(model: str) -> Asset:
+    return Asset(name=f"{model}_retrain_request", uri=f"mlpipeline://{model}/retrain-request")
+
+
+def _cfg_ctx(model: str, context: dict[str, Any]) -> tuple[Any, Any]:
+    """The run's merged config (base <- stage <- model <- trigger params) and its naming context."""
+    from include.mlpipeline.config import config_for_run
+    from include.mlpipeline.run import RunContext
+
+    params = dict(context["params"])
+    cfg = config_for_run(model, params)
+    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
+
+
+def _clients() -> tuple[Any, Any]:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    return S3Hook(aws_conn_id=CONN).get_conn(), SageMakerHook(aws_conn_id=CONN).conn
+
+
+DOC = """
+### {model}: train, evaluate, gate, register, deploy
+
+1. **extract** the source ({source}) into the run's S3 prefix; **validate_and_prepare** checks every row
+   against the schema (bad rows to `quarantine/`, the run fails above the configured share), splits
+   train/validation/test deterministically and uploads the channels (publishes `{model}_training_data`).
+2. **train** (or **tune** when `tuning` is on) with the configured instances; the training log streams
+   into the task log.
+3. **evaluate**: a batch transform scores the test set *on SageMaker*; metrics, a report and a
+   predicted-vs-actual plot go to S3. **gate**: thresholds AND no worse than the champion, else the run
+   stops here (skipped, prod untouched).
+4. **register** a model package, deploy the **dev** endpoint, **smoke_test** it, wait for **approve**
+   (skipped with `auto_approve`), blue/green update of **prod**, **promote** the package to champion.
+
+Trigger with params to override the stage config for one run (instance type, hyperparameters, ...).
+"""
+
+
+def build_training_dag(model: str) -> DAG:
+    cfg = load_config(model, default_stage())
+    data_asset = training_data_asset(model)
+    retrain_asset = retrain_request_asset(model)
+    schedule = AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(cfg.schedules.training, timezone="UTC"), assets=[retrain_asset]
+    )
+    with DAG(
+        dag_id=f"{model}_training",
+        description=f"Train, evaluate, gate, register and deploy {model} on SageMaker",
+        doc_md=DOC.format(model=model, source=cfg.data.source_uri),
+        schedule=schedule,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["sagemaker", "training", model],
+        default_args={
+            "retries": 2,
+            "retry_delay": timedelta(seconds=30),
+            "on_failure_callback": failure_callback(model),
+        },
+        params={
+            "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to extend (dev/prod)"),
+            "instance_type": Param(None, type=["null", "string"], description="Training instance type"),
+            "instance_count": Param(None, type=["null", "integer"], minimum=1, description="Training instances"),
+            "hyperparameters": Param(
+                {}, type="object", description="Hyperparameters merged over the configured ones"
+            ),
+            "tuning": Param(None, type=["null", "boolean"], description="Run a tuning job instead of one training"),
+            "deploy": Param(True, type="boolean", description="Deploy dev and prod after the gate"),
+            "auto_approve": Param(False, type="boolean", description="Skip the human approval before prod"),
+        },
+    ) as dag:
+
+        @task
+        def extract(**context: Any) -> dict[str, Any]:
+            """Stream the source into the run's prefix, so later steps (and retries) read S3 only."""
+            from include.mlpipeline.etl import stage_source
+
+            cfg, ctx = _cfg_ctx(model, context)
+            s3, _ = _clients()
+            return stage_source(cfg, ctx, s3_client=s3)
+
+        @task(outlets=[data_asset])
+        def validate_and_prepare(raw: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.mlpipeline.etl import run_etl
+
+            cfg, ctx = _cfg_ctx(model, context)
+            s3, _ = _clients()
+            result = run_etl(cfg, ctx, s3_client=s3, source_uri=raw["uri"])
+            print(f"rows per channel: {result.rows}; bad rows quarantined: {result.bad_rows}")
+            context["outlet_events"][data_asset].extra = {"prefix": result.prefix, "rows": result.rows}
+            return result.to_dict()
+
+        @task
+        def training_requests(etl: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            ctx = ctx.with_data(etl["channels"])
+            return {"training": rq.training_job_request(cfg, ctx), "tuning": rq.tuning_job_request(cfg, ctx)}
+
+        @task.branch
+        def train_or_tune(**context: Any) -> str:
+            cfg, _ = _cfg_ctx(model, context)
+            return "tune" if cfg.tuning.enabled else "train"
+
+        etl_result = validate_and_prepare(extract())
+        reqs = training_requests(etl_result)
+        train = ResumableTrainingOperator(
+            task_id="train", config=reqs["training"], aws_conn_id=CONN, print_log=True, check_interval=CHECK
+        )
+        tune = SageMakerTuningOperator(task_id="tune", config=reqs["tuning"], aws_conn_id=CONN, check_interval=CHECK)
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def candidate(**context: Any) -> dict[str, Any]:
+            """The model this run produced, from whichever of train / tune ran."""
+            ti = context["ti"]
+            trained = ti.xcom_pull(task_ids="train")
+            if trained:
+                job = trained["Training"]
+            else:
+                best = ti.xcom_pull(task_ids="tune")["Tuning"]["BestTrainingJob"]["TrainingJobName"]
+                _, sm = _clients()
+                job = sm.describe_training_job(TrainingJobName=best)
+            return {
+                "training_job": job["TrainingJobName"],
+                "model_data_url": job["ModelArtifacts"]["S3ModelArtifacts"],
+                "hyperparameters": job.get("HyperParameters", {}),
+                "final_metrics": {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])},
+            }
+
+        @task
+        def evaluation_request(cand: dict[str, Any], etl: dict[str, Any], **context: Any) -> dict[str, Any]:
+            """Model + transform of the test channel, the label joined to each prediction."""
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            model_req = rq.model_request(cfg, ctx, cand["model_data_url"])
+            transform = rq.transform_job_request(
+                cfg,
+                ctx,
+                model=model_req["ModelName"],
+                input_uri=etl["channels"]["test"],
+                purpose="eval",
+                data_processing=rq.EVALUATION_DATA_PROCESSING,
+            )
+            return {"Model": model_req, "Transform": transform}
+
+        @task
+        def evaluate(cand: dict[str, Any], transformed: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.mlpipeline import evaluate as ev
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            s3, sm = _clients()
+            output = transformed["Transform"]["TransformOutput"]["S3OutputPath"]
+            y_true, y_pred = ev.evaluation_pairs(s3, output)
+            metrics = ev.regression_metrics(y_true, y_pred)
+            champion = ev.champion_metrics(sm, cfg.registry.model_package_group_name)
+            decision = ev.gate_from_config(metrics, cfg, champion)
+            report = ev.write_report(
+                s3,
+                rq.run_output_uri(cfg, ctx, "evaluation"),
+                y_true=y_true,
+                y_pred=y_pred,
+                metrics=metrics,
+                decision=decision,
+                champion=champion,
+                extra={"training_job": cand["training_job"], "hyperparameters": cand["hyperparameters"]},
+            )
+            print(f"test metrics: {metrics}")
+            print(f"champion: {champion}")
+            print(f"gate: {'PASSED' if decision.passed else 'FAILED'}: {'; '.join(decision.reasons)}")
+            return {
+                "metrics": metrics,
+                "champion": champion,
+                "decision": decision.to_dict(),
+                "report": report.to_dict(),
+            }
+
+        @task.short_circuit
+        def gate(evaluation: dict[str, Any]) -> bool:
+            """A model that is not good enough ends the run cleanly: skipped, prod untouched."""
+            passed = bool(evaluation["decision"]["passed"])
+            for reason in evaluation["decision"]["reasons"]:
+                print(("passed: " if passed else "gated out: ") + reason)
+            return passed
+
+        @task
+        def package_request(cand: dict[str, Any], evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            request = rq.model_package_request(
+                cfg,
+                ctx,
+                model_data_url=cand["model_data_url"],
+                metrics=evaluation["metrics"],
+                metrics_report_uri=evaluation["report"]["model_quality_uri"],
+                training_job=cand["training_job"],
+                approval_status="PendingManualApproval",
+            )
+            return request
+
+        @task.short_circuit
+        def deploy_enabled(**context: Any) -> bool:
+            cfg, _ = _cfg_ctx(model, context)
+            return cfg.run.deploy
+
+        @task
+        def deploy_config(cand: dict[str, Any], target: str, **context: Any) -> dict[str, Any]:
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            return rq.deploy_request(cfg, ctx, cand["model_data_url"], target=target)
+
+        @task
+        def smoke_test(etl: dict[str, Any], **context: Any) -> dict[str, Any]:
+            """Real requests to the dev endpoint: every row answered, finite, within the latency bound."""
+            from include.mlpipeline.smoke import smoke_test_endpoint
+
+            cfg, _ = _cfg_ctx(model, context)
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            runtime = AwsBaseHook(aws_conn_id=CONN, client_type="sagemaker-runtime").get_conn()
+            s3, _ = _clients()
+            result = smoke_test_endpoint(cfg, runtime, s3, etl["channels"]["test"], cfg.endpoint.dev_name)
+            print(f"smoke test of {cfg.endpoint.dev_name}: {result}")
+            return result
+
+        @task.branch
+        def approval_route(**context: Any) -> str:
+            cfg, _ = _cfg_ctx(model, context)
+            return "auto_approved" if cfg.run.auto_approve else "approve"
+
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject=f"Promote {model} to production?",
+            body=(
+                "The candidate passed the quality gate and the dev endpoint's smoke test.\n\n"
+                "Metrics: {{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}\n\n"
+                "Champion: {{ ti.xcom_pull(task_ids='evaluate')['champion'] }}\n\n"
+                "Report: {{ ti.xcom_pull(task_ids='evaluate')['report']['plot_uri'] }}"
+            ),
+            ignore_downstream_trigger_rules=True,
+            response_timeout=timedelta(days=3),
+            retries=0,
+        )
+        auto_approved = EmptyOperator(task_id="auto_approved")
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def prod_config(cand: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from include.mlpipeline import requests as rq
+
+            cfg, ctx = _cfg_ctx(model, context)
+            return rq.deploy_request(cfg, ctx, cand["model_data_url"], target="prod", include_model=False)
+
+        @task
+        def promote(package_arn: str, evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
+            """The deployed package becomes the champion the next run's gate compares against."""
+            _, sm = _clients()
+            sm.update_model_package(
+                ModelPackageArn=package_arn,
+                ModelApprovalStatus="Approved",
+                ApprovalDescription=f"deployed to prod by run {context['run_id']}",
+            )
+            print(f"champion is now {package_arn} with {evaluation['metrics']}")
+            return {"champion": package_arn, "metrics": evaluation["metrics"]}
+
+        @task(trigger_rule="one_failed", retries=0)
+        def clean_up_failed_run(**context: Any) -> dict[str, list[str]]:
+            """Delete what this run half-made (its models, configs and jobs no endpoint uses)."""
+            from include.mlpipeline.cleanup import clean_up_run
+
+            cfg, ctx = _cfg_ctx(model, context)
+            _, sm = _clients()
+            removed = clean_up_run(cfg, ctx, sm)
+            print(f"cleaned up: {removed}")
+            return removed
+
+        branch = train_or_tune()
+        chain(reqs, branch, [train, tune])
+        cand = candidate()
+        chain([train, tune], cand)
+        eval_req = evaluation_request(cand, etl_result)
+        evaluate_transform = SageMakerTransformOperator(
+            task_id="evaluate_transform", config=eval_req, aws_conn_id=CONN, check_interval=CHECK
+        )
+        evaluation = evaluate(cand, evaluate_transform.output)
+        passed = gate(evaluation)
+        register = RegisterModelVersionOperator(
+            task_id="register",
+            aws_conn_id=CONN,
+            image_uri=cfg.training.image_uri,
+            model_url="{{ ti.xcom_pull(task_ids='candidate')['model_data_url'] }}",
+            package_group_name=cfg.registry.model_package_group_name,
+            package_group_desc=cfg.registry.description,
+            extras=package_request(cand, evaluation),
+        )
+        chain(passed, register)
+        deploy_dev = IdempotentEndpointOperator(
+            task_id="deploy_dev",
+            config=deploy_config(cand, "dev"),
+            aws_conn_id=CONN,
+            operation="create",
+            check_interval=CHECK,
+        )
+        chain(register, deploy_enabled(), deploy_dev)
+        smoke = smoke_test(etl_result)
+        route = approval_route()
+        chain(deploy_dev, smoke, route, [approve, auto_approved])
+        prod_cfg = prod_config(cand)
+        chain([approve, auto_approved], prod_cfg)
+        deploy_prod = IdempotentEndpointOperator(
+            task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", check_interval=CHECK
+        )
+        champion = promote(register.output, evaluation)
+        chain(deploy_prod, champion)
+        cleanup = clean_up_failed_run()
+        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, deploy_prod, champion], cleanup)
+    return dag
+
+
+for _model in list_models():
+    globals()[f"{_model}_training"] = build_training_dag(_model)

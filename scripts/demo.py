@@ -1,0 +1,114 @@
+"""`make demo`: the training pipeline end to end on localmaker, then a live prediction.
+
+Starts localmaker with the project's images, bootstraps what the CloudFormation stack provides
+on AWS (the stage's bucket, the alerts topic), runs `airflow dags test <model>_training` in an
+isolated AIRFLOW_HOME, prints the test metrics, the endpoints and a prediction, and stops
+localmaker (its state stays in .localmaker/demo for a look around).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def start_localmaker(home: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localmaker", "--port", str(port), "--home", str(home),
+         "--images", str(ROOT / "container" / "images.yaml")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        print(f"  {line.rstrip()}")
+        if line.startswith("localmaker ready on "):
+            return proc, line.split()[3]
+    raise SystemExit("localmaker did not start (see its output above)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default="diabetes_dnn")
+    ap.add_argument("--port", type=int, default=0, help="localmaker port (0: a free one)")
+    ap.add_argument("--keep-state", action="store_true", help="reuse .localmaker/demo and .airflow/demo")
+    args = ap.parse_args()
+
+    from include.mlpipeline.config import load_config
+    from tests.airflow_helpers import airflow_env, dags_test, migrate
+
+    cfg = load_config(args.model, "dev")
+    lm_home, af_home = ROOT / ".localmaker" / "demo", ROOT / ".airflow" / "demo"
+    if not args.keep_state:
+        shutil.rmtree(lm_home, ignore_errors=True)
+        shutil.rmtree(af_home, ignore_errors=True)
+    t0 = time.monotonic()
+    print("starting localmaker ...")
+    proc, url = start_localmaker(lm_home, args.port)
+    try:
+        import boto3
+
+        kw = {"endpoint_url": url, "region_name": cfg.aws.region, "aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
+        s3, sm, sns = boto3.client("s3", **kw), boto3.client("sagemaker", **kw), boto3.client("sns", **kw)
+        rt = boto3.client("sagemaker-runtime", **kw)
+        if cfg.aws.bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+            s3.create_bucket(Bucket=cfg.aws.bucket)
+        if cfg.alerts.sns_topic_arn:
+            sns.create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])
+        env = airflow_env(af_home, ROOT / "dags", url)
+        print("preparing Airflow (isolated AIRFLOW_HOME=.airflow/demo) ...")
+        migrate(env)
+        dag_id = f"{args.model}_training"
+        print(f"running `airflow dags test {dag_id}` (auto_approve) ...")
+        result = dags_test(dag_id, env, conf={"auto_approve": True}, stream=True)
+        if result.returncode != 0 or "state=success" not in result.stdout:
+            print(result.stdout[-6000:])
+            print(f"\nDEMO FAILED: {dag_id} did not succeed (exit {result.returncode})")
+            return 1
+        print(f"\n{dag_id} succeeded in {time.monotonic() - t0:.0f} s\n")
+        report_key = _latest(s3, cfg.aws.bucket, f"{args.model}/", "evaluation/evaluation.json")
+        report = json.loads(s3.get_object(Bucket=cfg.aws.bucket, Key=report_key)["Body"].read())
+        print("test-set metrics (batch transform on SageMaker/localmaker):")
+        for k, v in report["metrics"].items():
+            print(f"  {k:>5} = {v:.4g}")
+        print(f"report: s3://{cfg.aws.bucket}/{report_key.rsplit('/', 1)[0]}/")
+        print("endpoints:")
+        for name in (cfg.endpoint.dev_name, cfg.endpoint.prod_name):
+            d = sm.describe_endpoint(EndpointName=name)
+            print(f"  {name}: {d['EndpointStatus']} (config {d['EndpointConfigName']})")
+        row = "59,2,32.1,101,157,93.2,38,4,4.8598,87"  # age,sex,bmi,bp,s1..s6 of a patient
+        t = time.perf_counter()
+        pred = rt.invoke_endpoint(EndpointName=cfg.endpoint.prod_name, Body=row.encode(), ContentType="text/csv")
+        ms = (time.perf_counter() - t) * 1000
+        print(f"live prediction from {cfg.endpoint.prod_name} for [{row}]: "
+              f"{pred['Body'].read().decode().strip()} ({ms:.1f} ms)")
+        print(f"\ndemo done in {time.monotonic() - t0:.0f} s")
+        return 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _latest(s3, bucket: str, prefix: str, suffix: str) -> str:
+    keys = [o for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in p.get("Contents", []) if o["Key"].endswith(suffix)]
+    if not keys:
+        raise SystemExit(f"no {suffix} under s3://{bucket}/{prefix}")
+    return max(keys, key=lambda o: o["LastModified"])["Key"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tests of include/mlpipeline, one module per library module."""
