@@ -10,31 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def start_localmaker(home: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localmaker", "--port", str(port), "--home", str(home),
-         "--images", str(ROOT / "container" / "images.yaml")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        print(f"  {line.rstrip()}")
-        if line.startswith("localmaker ready on "):
-            return proc, line.split()[3]
-    raise SystemExit("localmaker did not start (see its output above)")
 
 
 def main() -> int:
@@ -54,7 +36,10 @@ def main() -> int:
         shutil.rmtree(af_home, ignore_errors=True)
     t0 = time.monotonic()
     print("starting localmaker ...")
-    proc, url = start_localmaker(lm_home, args.port)
+    from localmaker.launcher import start
+
+    server = start(lm_home, port=args.port, echo=True)
+    url = server.url
     try:
         import boto3
 
@@ -95,11 +80,7 @@ def main() -> int:
         print(f"\ndemo done in {time.monotonic() - t0:.0f} s")
         return 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 def _latest(s3, bucket: str, prefix: str, suffix: str) -> str:

@@ -1,0 +1,75 @@
+"""Batch scoring results: count them, check them against the input, describe their distribution."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .run import split_s3_uri
+
+
+class BatchOutputError(RuntimeError):
+    pass
+
+
+def parse_joined_lines(text: str, where: str) -> list[tuple[str, float]]:
+    """``id,prediction`` lines (the transform's join) -> pairs; a bad line names where it is."""
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        record_id, sep, value = line.rpartition(",")
+        if not sep:
+            raise BatchOutputError(f"{where}: line {number}: expected 'id,prediction', got {line[:80]!r}")
+        try:
+            pairs.append((record_id, float(value)))
+        except ValueError:
+            raise BatchOutputError(f"{where}: line {number}: prediction {value[:40]!r} is not a number") from None
+    return pairs
+
+
+def distribution(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def q(p: float) -> float:
+        pos = p * (n - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    mean = sum(ordered) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in ordered) / n)
+    return {"min": ordered[0], "p05": q(0.05), "p50": q(0.5), "p95": q(0.95), "max": ordered[-1], "mean": mean, "std": std}
+
+
+def summarise_predictions(s3_client: Any, output_uri: str, *, expected_rows: int) -> dict[str, Any]:
+    """Read every ``.out`` object under ``output_uri``; fail unless each input row has exactly one
+    prediction; write ``summary.json`` next to the predictions and return it."""
+    bucket, prefix = split_s3_uri(output_uri.rstrip("/") + "/")
+    keys = sorted(
+        o["Key"]
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+        if o["Key"].endswith(".out")
+    )
+    pairs: list[tuple[str, float]] = []
+    for key in keys:
+        text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        pairs.extend(parse_joined_lines(text, f"s3://{bucket}/{key}"))
+    ids = [p[0] for p in pairs]
+    duplicates = len(ids) - len(set(ids))
+    if len(pairs) != expected_rows or duplicates:
+        raise BatchOutputError(
+            f"{len(pairs)} predictions ({duplicates} duplicate ids) under {output_uri} for {expected_rows} input rows"
+        )
+    summary = {
+        "rows_in": expected_rows,
+        "rows_out": len(pairs),
+        "objects": len(keys),
+        "predictions": distribution([p[1] for p in pairs]),
+    }
+    s3_client.put_object(Bucket=bucket, Key=prefix + "summary.json", Body=json.dumps(summary, indent=2).encode())
+    return summary

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from include.mlpipeline.batch import BatchOutputError, distribution, parse_joined_lines, summarise_predictions
+
+
+def test_parse_joined_lines_and_errors():
+    assert parse_joined_lines("7,1.5\n8,2\n\n", "x") == [("7", 1.5), ("8", 2.0)]
+    with pytest.raises(BatchOutputError, match="x: line 2: prediction 'abc' is not a number"):
+        parse_joined_lines("7,1.5\n8,abc\n", "x")
+    with pytest.raises(BatchOutputError, match="expected 'id,prediction'"):
+        parse_joined_lines("nocomma\n", "x")
+
+
+def test_distribution():
+    d = distribution([float(i) for i in range(101)])
+    assert d["min"] == 0 and d["max"] == 100 and d["p50"] == 50 and d["p05"] == 5 and d["mean"] == 50
+
+
+@mock_aws
+def test_summary_checks_counts_and_writes_json():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="bkt1")
+    s3.put_object(Bucket="bkt1", Key="p/2026-01-01/data.csv.out", Body=b"1,10\n2,20\n3,30\n")
+    summary = summarise_predictions(s3, "s3://bkt1/p/2026-01-01", expected_rows=3)
+    assert summary["rows_out"] == 3 and summary["predictions"]["mean"] == 20
+    assert b'"rows_in": 3' in s3.get_object(Bucket="bkt1", Key="p/2026-01-01/summary.json")["Body"].read()
+    with pytest.raises(BatchOutputError, match="3 predictions .* for 4 input rows"):
+        summarise_predictions(s3, "s3://bkt1/p/2026-01-01", expected_rows=4)
+    s3.put_object(Bucket="bkt1", Key="p/2026-01-01/again.csv.out", Body=b"1,10\n")
+    with pytest.raises(BatchOutputError, match="1 duplicate ids"):
+        summarise_predictions(s3, "s3://bkt1/p/2026-01-01", expected_rows=4)
