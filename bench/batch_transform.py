@@ -1,0 +1,144 @@
+"""Batch transform through localmaker vs. the same model in-process, on the same 100k rows.
+
+In-process: the container's own code path per 6 MB request body (CSV decode, forward pass, CSV
+encode), no HTTP. Through localmaker: a real CreateTransformJob (SplitType Line, MultiRecord,
+6 MB payloads) against the image's gunicorn server, once plain and once with the id joined back
+(DataProcessing InputFilter/JoinSource/OutputFilter). Reported both end to end (including the
+serve process's start, which loads TensorFlow) and for the scoring phase alone (first request to
+last, from the job's data log). Prints a table, writes bench/results/batch_transform.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+spec = importlib.util.spec_from_file_location("serving_bench", HERE / "serving.py")
+serving = importlib.util.module_from_spec(spec)
+assert spec.loader is not None
+spec.loader.exec_module(serving)
+
+N_ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
+PAYLOAD = 6 * 1024 * 1024
+
+
+def chunks(lines: list[bytes], limit: int) -> list[bytes]:
+    out, cur, size = [], [], 0
+    for line in lines:
+        if cur and size + len(line) + 1 > limit:
+            out.append(b"\n".join(cur) + b"\n")
+            cur, size = [], 0
+        cur.append(line)
+        size += len(line) + 1
+    if cur:
+        out.append(b"\n".join(cur) + b"\n")
+    return out
+
+
+def in_process(model_dir: Path, lines: list[bytes]) -> float:
+    from dnn_regressor.inference import load_regressor
+    from dnn_regressor.payloads import decode_csv, encode
+
+    regressor = load_regressor(model_dir)
+    bodies = chunks(lines, PAYLOAD)
+    t0 = time.perf_counter()
+    n = 0
+    for body in bodies:
+        out = encode(regressor.predict(decode_csv(body, regressor.feature_names)), "text/csv")
+        n += out.count(b"\n")
+    assert n == len(lines)
+    return len(lines) / (time.perf_counter() - t0)
+
+
+def transform(server, name: str, data_key: str, join: bool) -> dict[str, float]:
+    sm, logs = server.client("sagemaker"), server.client("logs")
+    req = {
+        "TransformJobName": name,
+        "ModelName": "bench-dnn",
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": 6,
+        "MaxConcurrentTransforms": 2,
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://bench/{data_key}"}},
+                           "ContentType": "text/csv", "SplitType": "Line"},
+        "TransformOutput": {"S3OutputPath": f"s3://bench/out/{name}", "AssembleWith": "Line", "Accept": "text/csv"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    if join:
+        req["DataProcessing"] = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    t0 = time.perf_counter()
+    sm.create_transform_job(**req)
+    while True:
+        d = sm.describe_transform_job(TransformJobName=name)
+        if d["TransformJobStatus"] not in ("InProgress", "Stopping"):
+            break
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TransformJobs", logStreamName=f"{name}/data-log",
+                                 startFromHead=True)["events"]
+    scoring = (events[-1]["timestamp"] - events[0]["timestamp"]) / 1000
+    return {"wall_s": wall, "scoring_s": scoring}
+
+
+def main() -> None:
+    from localmaker.launcher import start
+
+    model_dir, _ = serving.train_model(False)
+    rows = serving._rows(N_ROWS, 9)[:, 1:]
+    lines = [",".join(f"{v:.6f}" for v in r).encode() for r in rows]
+    rate_in = in_process(model_dir, lines)
+    with tempfile.TemporaryDirectory() as home:
+        server = start(Path(home))
+        try:
+            s3, sm = server.client("s3"), server.client("sagemaker")
+            s3.create_bucket(Bucket="bench")
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+                for f in model_dir.iterdir():
+                    tar.add(f, arcname=f.name)
+            s3.put_object(Bucket="bench", Key="model/model.tar.gz", Body=buf.getvalue())
+            s3.put_object(Bucket="bench", Key="plain/data.csv", Body=b"\n".join(lines) + b"\n")
+            s3.put_object(Bucket="bench", Key="ids/data.csv",
+                          Body=b"\n".join(b"%d," % i + line for i, line in enumerate(lines)) + b"\n")
+            sm.create_model(ModelName="bench-dnn", ExecutionRoleArn="arn:aws:iam::123456789012:role/Bench",
+                            PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/dnn-regressor:latest",
+                                              "ModelDataUrl": "s3://bench/model/model.tar.gz",
+                                              "Environment": {"MODEL_SERVER_WORKERS": "2"}})
+            plain = transform(server, "bench-plain", "plain/", join=False)
+            joined = transform(server, "bench-join", "ids/", join=True)
+        finally:
+            server.stop()
+    results = {
+        "rows": N_ROWS,
+        "in_process_rows_per_s": rate_in,
+        "transform_plain": {**plain, "rows_per_s_wall": N_ROWS / plain["wall_s"], "rows_per_s_scoring": N_ROWS / plain["scoring_s"]},
+        "transform_join": {**joined, "rows_per_s_wall": N_ROWS / joined["wall_s"], "rows_per_s_scoring": N_ROWS / joined["scoring_s"]},
+    }
+    for k in ("transform_plain", "transform_join"):
+        results[k]["ratio_scoring"] = results[k]["rows_per_s_scoring"] / rate_in
+        results[k]["ratio_wall"] = results[k]["rows_per_s_wall"] / rate_in
+    print(f"{'measure (' + str(N_ROWS) + ' rows)':<52}{'rows/s':>12}{'ratio':>8}")
+    print(f"{'in-process (decode + forward + encode)':<52}{rate_in:>12,.0f}{1.0:>8.2f}")
+    for k, label in (("transform_plain", "transform, plain"), ("transform_join", "transform, id joined")):
+        r = results[k]
+        print(f"{label + ', scoring phase':<52}{r['rows_per_s_scoring']:>12,.0f}{r['ratio_scoring']:>8.2f}")
+        print(f"{label + ', end to end (incl. serve start ' + format(r['wall_s'] - r['scoring_s'], '.1f') + ' s)':<52}"
+              f"{r['rows_per_s_wall']:>12,.0f}{r['ratio_wall']:>8.2f}")
+    out = HERE / "results" / "batch_transform.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
