@@ -115,6 +115,10 @@ class SageMakerApi:
         algo = p["AlgorithmSpecification"]
         if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
             raise validation("Either TrainingImage or AlgorithmName must be specified in AlgorithmSpecification.")
+        if int(p["ResourceConfig"].get("InstanceCount", 0) or 0) < 1 and not p["ResourceConfig"].get("InstanceGroups"):
+            raise validation("ResourceConfig.InstanceCount must be at least 1 when InstanceGroups is not set.")
+        if p["ResourceConfig"].get("InstanceGroups"):
+            raise validation("ResourceConfig.InstanceGroups (heterogeneous clusters) is not supported by localmaker.")
         if algo.get("AlgorithmName") and not algo.get("TrainingImage"):
             raise validation("AlgorithmName (marketplace algorithms) is not supported by localmaker; give a TrainingImage.")
         self.store.insert_new(

@@ -173,3 +173,11 @@ def test_list_training_jobs_filters_sorts_and_pages(sm, data):
     rest = sm.list_training_jobs(NameContains=tag, MaxResults=2, NextToken=page["NextToken"])
     assert len(rest["TrainingJobSummaries"]) == 1
     assert sm.list_training_jobs(NameContains=tag, StatusEquals="Failed")["TrainingJobSummaries"] == []
+
+
+def test_zero_instances_is_refused(sm, data):
+    req = training_request(unique("zero"), data)
+    req["ResourceConfig"]["InstanceCount"] = 0
+    with pytest.raises(ClientError) as e:
+        sm.create_training_job(**req)
+    assert "InstanceCount must be at least 1" in e.value.response["Error"]["Message"]
