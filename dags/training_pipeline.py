@@ -13,6 +13,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.sagemaker import (
+    SageMakerProcessingOperator,
     SageMakerTransformOperator,
     SageMakerTuningOperator,
 )
@@ -69,7 +70,8 @@ DOC = """
    predicted-vs-actual plot go to S3. **gate**: thresholds AND no worse than the champion, else the run
    stops here (skipped, prod untouched).
 4. **register** a model package, deploy the **dev** endpoint, **smoke_test** it, wait for **approve**
-   (skipped with `auto_approve`), blue/green update of **prod**, **promote** the package to champion.
+   (skipped with `auto_approve`), blue/green update of **prod**, **promote** the package to champion,
+   and compute its monitoring **baseline** (statistics + constraints beside the package).
 
 Trigger with params to override the stage config for one run (instance type, hyperparameters, ...).
 """
@@ -305,6 +307,17 @@ def build_training_dag(model: str) -> DAG:
             print(f"champion is now {package_arn} with {evaluation['metrics']}")
             return {"champion": package_arn, "metrics": evaluation["metrics"]}
 
+        @task
+        def baseline_request(package_arn: str, etl: dict[str, Any], **context: Any) -> dict[str, Any]:
+            """Model Monitor statistics/constraints of the champion's training data, stored beside
+            its package version, for the monitoring DAG to compare captured traffic against."""
+            from include.mlpipeline.monitoring import baseline_location, baseline_processing_request
+
+            cfg, ctx = _cfg_ctx(model, context)
+            return baseline_processing_request(
+                cfg, ctx, train_uri=etl["channels"]["train"], output_uri=baseline_location(cfg, package_arn)
+            )
+
         @task(trigger_rule="one_failed", retries=0)
         def clean_up_failed_run(**context: Any) -> dict[str, list[str]]:
             """Delete what this run half-made (its models, configs and jobs no endpoint uses)."""
@@ -354,8 +367,15 @@ def build_training_dag(model: str) -> DAG:
         )
         champion = promote(register.output, evaluation)
         chain(deploy_prod, champion)
+        baseline = SageMakerProcessingOperator(
+            task_id="baseline",
+            config=baseline_request(register.output, etl_result),
+            aws_conn_id=CONN,
+            check_interval=CHECK,
+        )
+        chain(champion, baseline)
         cleanup = clean_up_failed_run()
-        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, deploy_prod, champion], cleanup)
+        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, deploy_prod, champion, baseline], cleanup)
     return dag
 
 

@@ -71,6 +71,9 @@ def main() -> int:
         for name in (cfg.endpoint.dev_name, cfg.endpoint.prod_name):
             d = sm.describe_endpoint(EndpointName=name)
             print(f"  {name}: {d['EndpointStatus']} (config {d['EndpointConfigName']})")
+        baselines = [o["Key"] for o in s3.list_objects_v2(Bucket=cfg.aws.bucket, Prefix=f"{args.model}/baselines/").get("Contents", [])]
+        print(f"monitoring baseline: {', '.join(k.rsplit('/', 1)[1] for k in baselines if k.endswith('.json'))} "
+              f"under s3://{cfg.aws.bucket}/{args.model}/baselines/")
         row = "59,2,32.1,101,157,93.2,38,4,4.8598,87"  # age,sex,bmi,bp,s1..s6 of a patient
         t = time.perf_counter()
         pred = rt.invoke_endpoint(EndpointName=cfg.endpoint.prod_name, Body=row.encode(), ContentType="text/csv")
