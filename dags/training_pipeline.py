@@ -70,8 +70,8 @@ DOC = """
    predicted-vs-actual plot go to S3. **gate**: thresholds AND no worse than the champion, else the run
    stops here (skipped, prod untouched).
 4. **register** a model package, deploy the **dev** endpoint, **smoke_test** it, wait for **approve**
-   (skipped with `auto_approve`), blue/green update of **prod**, **promote** the package to champion,
-   and compute its monitoring **baseline** (statistics + constraints beside the package).
+   (skipped with `auto_approve`), blue/green update of **prod**, its monitoring **baseline**
+   (statistics + constraints beside the package), then **promote** the package to champion.
 
 Trigger with params to override the stage config for one run (instance type, hyperparameters, ...).
 """
@@ -365,15 +365,21 @@ def build_training_dag(model: str) -> DAG:
         deploy_prod = IdempotentEndpointOperator(
             task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", check_interval=CHECK
         )
-        champion = promote(register.output, evaluation)
-        chain(deploy_prod, champion)
+        # the baseline exists before the package becomes champion, so monitoring never finds a
+        # champion without one
         baseline = SageMakerProcessingOperator(
             task_id="baseline",
             config=baseline_request(register.output, etl_result),
             aws_conn_id=CONN,
             check_interval=CHECK,
         )
-        chain(champion, baseline)
+        champion = promote(register.output, evaluation)
+        chain(deploy_prod, baseline, champion)
+        # The run's outcome: clean_up_failed_run is a leaf that *succeeds* after a failure, so
+        # without this leaf a failed run would be marked successful. Failure upstream makes it
+        # upstream_failed (run failed); a gated-out, undeployed or rejected run skips it (success).
+        finished = EmptyOperator(task_id="finished", trigger_rule="none_failed")
+        chain(champion, finished)
         cleanup = clean_up_failed_run()
         chain([train, tune, evaluate_transform, register, deploy_dev, smoke, deploy_prod, champion, baseline], cleanup)
     return dag

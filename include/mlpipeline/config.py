@@ -64,6 +64,7 @@ TEMPLATED_KEYS = (
     "data.source_uri",
     "data.batch_source_uri",
     "alerts.sns_topic_arn",
+    "monitoring.image_uri",
 )
 
 
@@ -413,6 +414,31 @@ class AlertsSettings(_Section):
     retrain_on_drift: bool = True
 
 
+class MonitoringSettings(_Section):
+    """Scheduled data-quality checks of captured traffic (our Model Monitor-compatible image).
+
+    Attributes:
+        image_uri: the model-monitor processing image.
+        drift_threshold: distance between baseline and current distributions that is a violation.
+        window_hours: captured traffic analysed per run; keep equal to ``schedules.monitoring``'s period.
+    """
+
+    image_uri: str = Field(default="{account}.dkr.ecr.{region}.amazonaws.com/model-monitor:latest", min_length=1, max_length=255)
+    instance_type: str = Field(default="ml.m5.large", pattern=_INSTANCE_TYPE_PATTERN)
+    volume_size_gb: int = Field(default=20, ge=1)
+    max_runtime_seconds: int = Field(default=3600, ge=1)
+    drift_threshold: float = Field(default=0.1, gt=0, le=1)
+    window_hours: float = Field(default=1.0, gt=0, le=168)
+
+
+class JanitorSettings(_Section):
+    """What ``sagemaker_janitor`` may delete: dev endpoints older than the TTL, unused models and
+    endpoint configs beyond the newest ``keep_last`` per model. Prod is never touched."""
+
+    dev_endpoint_ttl_hours: float = Field(default=24.0, ge=0)
+    keep_last: int = Field(default=3, ge=1)
+
+
 class PipelineConfig(_Section):
     """The merged, validated configuration of one model in one stage."""
 
@@ -430,6 +456,8 @@ class PipelineConfig(_Section):
     registry: RegistrySettings
     run: RunSettings = Field(default_factory=RunSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    janitor: JanitorSettings = Field(default_factory=JanitorSettings)
 
     @property
     def model_slug(self) -> str:
