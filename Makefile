@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean localmaker
+.PHONY: setup test lint demo bench clean localmaker up down browser-deps
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup
+test: setup browser-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -27,6 +27,17 @@ localmaker: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# localmaker + the Airflow 3 UI in the background (docs/ui.md); AIRFLOW_PORT, LOCALMAKER_PORT, UP_HOME
+up: setup
+	$(PY) scripts/up.py
+
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/down.py; else python3 scripts/down.py; fi
+
+# Chromium for the browser test (tests/ui): Debian's package when root; never fails the build
+browser-deps:
+	@bash scripts/ensure_chromium.sh
 
 bench: setup
 	$(PY) bench/localmaker_overhead.py

@@ -14,32 +14,17 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
+from include.mlpipeline.dag_support import (
+    CHECK,
+    CONN,
+    batch_data_asset,
+    cfg_ctx,
+    clients,
+)
 from include.mlpipeline.notify import failure_callback
-
-CONN = "aws_default"
-CHECK = 2
-
-
-def batch_data_asset(model: str) -> Asset:
-    return Asset(name=f"{model}_batch_data", uri=f"mlpipeline://{model}/batch-data")
-
-
-def _cfg_ctx(model: str, context: dict[str, Any]) -> tuple[Any, Any]:
-    from include.mlpipeline.config import config_for_run
-    from include.mlpipeline.run import RunContext
-
-    cfg = config_for_run(model, dict(context["params"]))
-    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
-
-
-def _clients() -> tuple[Any, Any]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    return S3Hook(aws_conn_id=CONN).get_conn(), SageMakerHook(aws_conn_id=CONN).conn
 
 
 def _run_date(context: dict[str, Any]) -> str:
@@ -82,8 +67,8 @@ def build_batch_data_dag(model: str) -> DAG:
         def prepare_batch(**context: Any) -> dict[str, Any]:
             from include.mlpipeline.etl import prepare_batch_input
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, _ = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, _ = clients()
             result = prepare_batch_input(cfg, ctx, s3_client=s3, source_uri=context["params"].get("source_uri"))
             print(f"{result.rows} rows ready at {result.uri} ({result.bad_rows} quarantined)")
             context["outlet_events"][asset].extra = {"uri": result.uri, "rows": result.rows}
@@ -119,8 +104,8 @@ def build_batch_transform_dag(model: str) -> DAG:
                     return {"uri": extra["uri"], "rows": int(extra["rows"])}
             from include.mlpipeline.etl import prepare_batch_input
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, _ = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, _ = clients()
             result = prepare_batch_input(cfg, ctx, s3_client=s3)
             return {"uri": result.uri, "rows": result.rows}
 
@@ -128,8 +113,8 @@ def build_batch_transform_dag(model: str) -> DAG:
         def champion(**context: Any) -> dict[str, Any]:
             from include.mlpipeline.evaluate import latest_approved_package
 
-            cfg, _ = _cfg_ctx(model, context)
-            _, sm = _clients()
+            cfg, _ = cfg_ctx(model, context)
+            _, sm = clients()
             package = latest_approved_package(sm, cfg.registry.model_package_group_name)
             if package is None or not package.model_data_url:
                 raise RuntimeError(
@@ -144,7 +129,7 @@ def build_batch_transform_dag(model: str) -> DAG:
             from include.mlpipeline import requests as rq
             from include.mlpipeline.run import s3_uri, sagemaker_name
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             date = _run_date(context)
             model_req = rq.model_request(cfg, ctx, champ["model_data_url"], image_uri=champ["image"])
             model_req["ModelName"] = sagemaker_name(cfg.model_slug, cfg.stage, "batch", ctx.ts_nodash)
@@ -164,7 +149,7 @@ def build_batch_transform_dag(model: str) -> DAG:
             """Idempotence per date: a rerun replaces the date's predictions, never adds to them."""
             from include.mlpipeline.run import split_s3_uri
 
-            s3, _ = _clients()
+            s3, _ = clients()
             bucket, prefix = split_s3_uri(req["Transform"]["TransformOutput"]["S3OutputPath"].rstrip("/") + "/")
             keys = [
                 {"Key": o["Key"]}
@@ -180,7 +165,7 @@ def build_batch_transform_dag(model: str) -> DAG:
         def summarise(batch: dict[str, Any], req: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline.batch import summarise_predictions
 
-            s3, _ = _clients()
+            s3, _ = clients()
             output = req["Transform"]["TransformOutput"]["S3OutputPath"]
             summary = summarise_predictions(s3, output, expected_rows=batch["rows"])
             print(f"batch summary: {summary}")

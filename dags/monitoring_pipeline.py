@@ -13,50 +13,30 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator
-from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
+from include.mlpipeline.dag_support import (
+    CHECK,
+    CONN,
+    cfg_ctx,
+    clients,
+    retrain_request_asset,
+)
 from include.mlpipeline.monitoring import monitor_settings
 from include.mlpipeline.notify import failure_callback
 
-CONN = "aws_default"
-CHECK = 2  # seconds between status polls: cheap on localmaker, negligible on AWS
 #: Trigger params that shape the window rather than override config.
 WINDOW_PARAMS = ("window_start", "window_end", "window_hours")
 PROBE_INFERENCE_ID = "mlpipeline-monitoring-probe"
 
 
-def retrain_request_asset(model: str) -> Asset:
-    """The same Asset the training DAG schedules on (DAG files never import each other)."""
-    return Asset(name=f"{model}_retrain_request", uri=f"mlpipeline://{model}/retrain-request")
 
 
-def _cfg_ctx(model: str, context: dict[str, Any]) -> tuple[Any, Any]:
-    """The run's merged config (base <- stage <- model <- trigger params) and its naming context."""
-    from include.mlpipeline.config import config_for_run
-    from include.mlpipeline.run import RunContext
-
-    params = {k: v for k, v in dict(context["params"]).items() if k not in WINDOW_PARAMS}
-    cfg = config_for_run(model, params)
-    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
 
 
-def _clients() -> tuple[Any, Any]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    return S3Hook(aws_conn_id=CONN).get_conn(), SageMakerHook(aws_conn_id=CONN).conn
 
 
-def _failure_callback(model: str) -> Any:
-    """The project's failure notifier, given only the params it understands (not the window's)."""
-    notify = failure_callback(model)
-
-    def callback(context: Any) -> None:
-        params = {k: v for k, v in dict(context.get("params") or {}).items() if k not in WINDOW_PARAMS}
-        notify({**context, "params": params})
-
-    return callback
 
 
 def _param_time(value: Any, name: str) -> datetime | None:
@@ -115,7 +95,7 @@ def build_monitoring_dag(model: str) -> DAG:
         default_args={
             "retries": 2,
             "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": _failure_callback(model),
+            "on_failure_callback": failure_callback(model),
         },
         params={
             "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to use (dev/prod)"),
@@ -143,8 +123,8 @@ def build_monitoring_dag(model: str) -> DAG:
             from include.mlpipeline.evaluate import latest_approved_package
             from include.mlpipeline.run import split_s3_uri
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, sm = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, sm = clients()
             params = context["params"]
             hours = params.get("window_hours") or mon.monitor_settings(cfg).window_hours
             end = (
@@ -216,8 +196,8 @@ def build_monitoring_dag(model: str) -> DAG:
 
             from include.mlpipeline import monitoring as mon
 
-            cfg, _ = _cfg_ctx(model, context)
-            s3, sm = _clients()
+            cfg, _ = cfg_ctx(model, context)
+            s3, sm = clients()
             endpoint = win["endpoint"]
             try:
                 described = sm.describe_endpoint(EndpointName=endpoint)
@@ -275,7 +255,7 @@ def build_monitoring_dag(model: str) -> DAG:
         def violations(win: dict[str, Any]) -> dict[str, Any]:
             from include.mlpipeline import monitoring as mon
 
-            s3, _ = _clients()
+            s3, _ = clients()
             found = mon.read_violations(s3, win["output_uri"])
             report = mon.read_analysis_report(s3, win["output_uri"])
             result = mon.MonitoringResult(violations=found, report=report, output_uri=win["output_uri"])
@@ -287,7 +267,7 @@ def build_monitoring_dag(model: str) -> DAG:
         def route(result: dict[str, Any], **context: Any) -> list[str] | str:
             from include.mlpipeline.monitoring import retraining_wanted
 
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             if not result["violations"]:
                 return "all_clear"
             if retraining_wanted(cfg, result["violations"]):
@@ -302,7 +282,7 @@ def build_monitoring_dag(model: str) -> DAG:
 
             from include.mlpipeline.monitoring import summarise
 
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             topic = cfg.alerts.sns_topic_arn
             count = len(result["violations"])
             subject = f"[{cfg.stage}] {model}: {count} monitoring violation(s) on {win['endpoint']}"[:100]

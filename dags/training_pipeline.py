@@ -19,44 +19,23 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
+from include.mlpipeline.dag_support import (
+    CHECK,
+    CONN,
+    cfg_ctx,
+    clients,
+    retrain_request_asset,
+    training_data_asset,
+)
 from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import (
     IdempotentEndpointOperator,
     RegisterModelVersionOperator,
     ResumableTrainingOperator,
 )
-
-CONN = "aws_default"
-CHECK = 2  # seconds between status polls: cheap on localmaker, negligible on AWS
-
-
-def training_data_asset(model: str) -> Asset:
-    return Asset(name=f"{model}_training_data", uri=f"mlpipeline://{model}/training-data")
-
-
-def retrain_request_asset(model: str) -> Asset:
-    return Asset(name=f"{model}_retrain_request", uri=f"mlpipeline://{model}/retrain-request")
-
-
-def _cfg_ctx(model: str, context: dict[str, Any]) -> tuple[Any, Any]:
-    """The run's merged config (base <- stage <- model <- trigger params) and its naming context."""
-    from include.mlpipeline.config import config_for_run
-    from include.mlpipeline.run import RunContext
-
-    params = dict(context["params"])
-    cfg = config_for_run(model, params)
-    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
-
-
-def _clients() -> tuple[Any, Any]:
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    return S3Hook(aws_conn_id=CONN).get_conn(), SageMakerHook(aws_conn_id=CONN).conn
-
 
 DOC = """
 ### {model}: train, evaluate, gate, register, deploy
@@ -116,16 +95,16 @@ def build_training_dag(model: str) -> DAG:
             """Stream the source into the run's prefix, so later steps (and retries) read S3 only."""
             from include.mlpipeline.etl import stage_source
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, _ = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, _ = clients()
             return stage_source(cfg, ctx, s3_client=s3)
 
         @task(outlets=[data_asset])
         def validate_and_prepare(raw: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline.etl import run_etl
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, _ = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, _ = clients()
             result = run_etl(cfg, ctx, s3_client=s3, source_uri=raw["uri"])
             print(f"rows per channel: {result.rows}; bad rows quarantined: {result.bad_rows}")
             context["outlet_events"][data_asset].extra = {"prefix": result.prefix, "rows": result.rows}
@@ -135,13 +114,13 @@ def build_training_dag(model: str) -> DAG:
         def training_requests(etl: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             ctx = ctx.with_data(etl["channels"])
             return {"training": rq.training_job_request(cfg, ctx), "tuning": rq.tuning_job_request(cfg, ctx)}
 
         @task.branch
         def train_or_tune(**context: Any) -> str:
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             return "tune" if cfg.tuning.enabled else "train"
 
         etl_result = validate_and_prepare(extract())
@@ -160,7 +139,7 @@ def build_training_dag(model: str) -> DAG:
                 job = trained["Training"]
             else:
                 best = ti.xcom_pull(task_ids="tune")["Tuning"]["BestTrainingJob"]["TrainingJobName"]
-                _, sm = _clients()
+                _, sm = clients()
                 job = sm.describe_training_job(TrainingJobName=best)
             return {
                 "training_job": job["TrainingJobName"],
@@ -174,7 +153,7 @@ def build_training_dag(model: str) -> DAG:
             """Model + transform of the test channel, the label joined to each prediction."""
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             model_req = rq.model_request(cfg, ctx, cand["model_data_url"])
             transform = rq.transform_job_request(
                 cfg,
@@ -191,8 +170,8 @@ def build_training_dag(model: str) -> DAG:
             from include.mlpipeline import evaluate as ev
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
-            s3, sm = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            s3, sm = clients()
             output = transformed["Transform"]["TransformOutput"]["S3OutputPath"]
             y_true, y_pred = ev.evaluation_pairs(s3, output)
             metrics = ev.regression_metrics(y_true, y_pred)
@@ -230,7 +209,7 @@ def build_training_dag(model: str) -> DAG:
         def package_request(cand: dict[str, Any], evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             request = rq.model_package_request(
                 cfg,
                 ctx,
@@ -244,14 +223,14 @@ def build_training_dag(model: str) -> DAG:
 
         @task.short_circuit
         def deploy_enabled(**context: Any) -> bool:
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             return cfg.run.deploy
 
         @task
         def deploy_config(cand: dict[str, Any], target: str, **context: Any) -> dict[str, Any]:
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             return rq.deploy_request(cfg, ctx, cand["model_data_url"], target=target)
 
         @task
@@ -259,18 +238,18 @@ def build_training_dag(model: str) -> DAG:
             """Real requests to the dev endpoint: every row answered, finite, within the latency bound."""
             from include.mlpipeline.smoke import smoke_test_endpoint
 
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
             runtime = AwsBaseHook(aws_conn_id=CONN, client_type="sagemaker-runtime").get_conn()
-            s3, _ = _clients()
+            s3, _ = clients()
             result = smoke_test_endpoint(cfg, runtime, s3, etl["channels"]["test"], cfg.endpoint.dev_name)
             print(f"smoke test of {cfg.endpoint.dev_name}: {result}")
             return result
 
         @task.branch
         def approval_route(**context: Any) -> str:
-            cfg, _ = _cfg_ctx(model, context)
+            cfg, _ = cfg_ctx(model, context)
             return "auto_approved" if cfg.run.auto_approve else "approve"
 
         approve = ApprovalOperator(
@@ -278,12 +257,17 @@ def build_training_dag(model: str) -> DAG:
             subject=f"Promote {model} to production?",
             body=(
                 "The candidate passed the quality gate and the dev endpoint's smoke test.\n\n"
-                "Metrics: {{ ti.xcom_pull(task_ids='evaluate')['metrics'] }}\n\n"
-                "Champion: {{ ti.xcom_pull(task_ids='evaluate')['champion'] }}\n\n"
-                "Report: {{ ti.xcom_pull(task_ids='evaluate')['report']['plot_uri'] }}"
+                "| metric | candidate | champion |\n|---|---|---|\n"
+                "{% set ev = ti.xcom_pull(task_ids='evaluate') %}"
+                "{% for k in ['rmse', 'mae', 'r2'] %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
+                "{{ ('%.4g' % ev['champion'][k]) if ev['champion'] and k in ev['champion'] else '-' }} |\n"
+                "{% endfor %}\nReport: {{ ev['report']['plot_uri'] }}\n\n"
+                "Unanswered within 12 hours counts as **Reject**: prod stays as it is."
             ),
+            # an unanswered (e.g. nightly) run must not hold the DAG's only active run for days
+            defaults=["Reject"],
+            response_timeout=timedelta(hours=12),
             ignore_downstream_trigger_rules=True,
-            response_timeout=timedelta(days=3),
             retries=0,
         )
         auto_approved = EmptyOperator(task_id="auto_approved")
@@ -292,13 +276,13 @@ def build_training_dag(model: str) -> DAG:
         def prod_config(cand: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline import requests as rq
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             return rq.deploy_request(cfg, ctx, cand["model_data_url"], target="prod", include_model=False)
 
         @task
         def promote(package_arn: str, evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
             """The deployed package becomes the champion the next run's gate compares against."""
-            _, sm = _clients()
+            _, sm = clients()
             sm.update_model_package(
                 ModelPackageArn=package_arn,
                 ModelApprovalStatus="Approved",
@@ -313,7 +297,7 @@ def build_training_dag(model: str) -> DAG:
             its package version, for the monitoring DAG to compare captured traffic against."""
             from include.mlpipeline.monitoring import baseline_location, baseline_processing_request
 
-            cfg, ctx = _cfg_ctx(model, context)
+            cfg, ctx = cfg_ctx(model, context)
             return baseline_processing_request(
                 cfg, ctx, train_uri=etl["channels"]["train"], output_uri=baseline_location(cfg, package_arn)
             )
@@ -323,8 +307,8 @@ def build_training_dag(model: str) -> DAG:
             """Delete what this run half-made (its models, configs and jobs no endpoint uses)."""
             from include.mlpipeline.cleanup import clean_up_run
 
-            cfg, ctx = _cfg_ctx(model, context)
-            _, sm = _clients()
+            cfg, ctx = cfg_ctx(model, context)
+            _, sm = clients()
             removed = clean_up_run(cfg, ctx, sm)
             print(f"cleaned up: {removed}")
             return removed
@@ -381,7 +365,7 @@ def build_training_dag(model: str) -> DAG:
         finished = EmptyOperator(task_id="finished", trigger_rule="none_failed")
         chain(champion, finished)
         cleanup = clean_up_failed_run()
-        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, deploy_prod, champion, baseline], cleanup)
+        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, approve, deploy_prod, champion, baseline], cleanup)
     return dag
 
 

@@ -47,6 +47,7 @@ from .aws import arn, now
 from .context import Ctx
 from .errors import in_use, validation
 from .images import ImageNotMapped, ImageSpec
+from .jobrunner import JobRunner
 from .procs import Child, clean_env
 
 log = logging.getLogger("localmaker.processing")
@@ -185,39 +186,10 @@ class ProcessingApi:
         return {}
 
 
-class ProcessingRunner:
+class ProcessingRunner(JobRunner):
     """Starts, watches and stops processing jobs; one thread per job."""
 
-    def __init__(self, ctx: Ctx) -> None:
-        self.ctx = ctx
-        self._runs: dict[str, _Run] = {}
-        self._lock = threading.Lock()
-
-    def start(self, name: str) -> None:
-        run = _Run(self, name)
-        with self._lock:
-            self._runs[name] = run
-        run.thread.start()
-
-    def stop(self, name: str) -> None:
-        with self._lock:
-            run = self._runs.get(name)
-        if run is not None:
-            run.stop_requested.set()
-
-    def shutdown(self, timeout: float = 15.0) -> None:
-        with self._lock:
-            runs = list(self._runs.values())
-        for r in runs:
-            r.shutdown.set()
-            r.stop_requested.set()
-        deadline = time.monotonic() + timeout
-        for r in runs:
-            r.thread.join(max(0.1, deadline - time.monotonic()))
-
-    def _finished(self, name: str) -> None:
-        with self._lock:
-            self._runs.pop(name, None)
+    kind = KIND
 
 
 class _Run:
@@ -508,3 +480,6 @@ def _program_in_image(cmd: list[str], workdir: Path) -> list[str]:
     if first.startswith(b"#!") and b"python" in first:
         return [sys.executable, str(candidate), *cmd[1:]]
     return [str(candidate), *cmd[1:]]
+
+
+ProcessingRunner.run_class = _Run

@@ -27,8 +27,8 @@ from typing import Any
 
 from . import s3io
 from .aws import arn, now
-from .context import Ctx
 from .images import ImageNotMapped
+from .jobrunner import JobRunner
 from .procs import Child, clean_env, free_port
 
 log = logging.getLogger("localmaker.training")
@@ -70,51 +70,10 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-class TrainingRunner:
+class TrainingRunner(JobRunner):
     """Starts, watches and stops training jobs; one thread per job."""
 
-    def __init__(self, ctx: Ctx) -> None:
-        self.ctx = ctx
-        self._runs: dict[str, _Run] = {}
-        self._lock = threading.Lock()
-        self.on_finish: list[Any] = []  # callbacks(name, doc) for tuning
-
-    def start(self, name: str) -> None:
-        run = _Run(self, name)
-        with self._lock:
-            self._runs[name] = run
-        run.thread.start()
-
-    def stop(self, name: str) -> None:
-        with self._lock:
-            run = self._runs.get(name)
-        if run is not None:
-            run.stop_requested.set()
-
-    def is_running(self, name: str) -> bool:
-        with self._lock:
-            run = self._runs.get(name)
-        return run is not None and run.thread.is_alive()
-
-    def shutdown(self, timeout: float = 15.0) -> None:
-        with self._lock:
-            runs = list(self._runs.values())
-        for r in runs:
-            r.shutdown.set()
-            r.stop_requested.set()
-        deadline = time.monotonic() + timeout
-        for r in runs:
-            r.thread.join(max(0.1, deadline - time.monotonic()))
-
-    def _finished(self, name: str) -> None:
-        with self._lock:
-            self._runs.pop(name, None)
-        doc = self.ctx.store.get(KIND, name)
-        for cb in list(self.on_finish):
-            try:
-                cb(name, doc)
-            except Exception:  # a listener's bug must not kill the runner
-                log.exception("training finish callback failed for %s", name)
+    kind = KIND
 
 
 class _Run:
@@ -422,3 +381,6 @@ def new_job_doc(p: dict[str, Any], region: str) -> dict[str, Any]:
     doc["AlgorithmSpecification"].setdefault("EnableSageMakerMetricsTimeSeries", False)
     set_secondary(doc, "Starting")
     return doc
+
+
+TrainingRunner.run_class = _Run

@@ -20,16 +20,11 @@ def failure_callback(model: str, conn_id: str = "aws_default") -> Callable[[Any]
     def callback(context: Any) -> None:
         from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
-        from .config import PARAM_KEYS, SELECTOR_PARAMS, config_for_run
+        from .config import config_for_run
+        from .dag_support import config_params
 
-        # only the params that select or override config: a DAG may have params of its own
-        params = {
-            k: v
-            for k, v in dict(context.get("params") or {}).items()
-            if k in PARAM_KEYS or k in SELECTOR_PARAMS or "." in k or k == "overrides"
-        }
         try:
-            cfg = config_for_run(model, params)
+            cfg = config_for_run(model, config_params(context.get("params") or {}))
         except Exception as exc:  # noqa: BLE001 - the config itself may be what failed
             log.warning("no failure notification for %s: config unusable: %s", model, exc)
             return

@@ -1,0 +1,63 @@
+"""The few things every DAG file shares: the connection, the assets that link DAGs, and how a task
+turns its Airflow context into the run's config and clients.
+
+DAG files never import each other; they import this (cheap: no boto3, pandas or Airflow hooks
+until a task calls :func:`clients`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+CONN = "aws_default"
+CHECK = 2  # seconds between status polls: cheap on localmaker, negligible on AWS
+
+
+def _asset(model: str, what: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{model}_{what.replace('-', '_')}", uri=f"mlpipeline://{model}/{what}")
+
+
+def training_data_asset(model: str) -> Any:
+    """Published by the training DAG's ETL."""
+    return _asset(model, "training-data")
+
+
+def retrain_request_asset(model: str) -> Any:
+    """Emitted by monitoring on drift; the training DAG schedules on it."""
+    return _asset(model, "retrain-request")
+
+
+def batch_data_asset(model: str) -> Any:
+    """Published by `<model>_batch_data`; batch scoring schedules on it."""
+    return _asset(model, "batch-data")
+
+
+def config_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The params that select or override config; a DAG may have params of its own."""
+    from .config import PARAM_KEYS, SELECTOR_PARAMS
+
+    return {
+        k: v
+        for k, v in dict(params or {}).items()
+        if k in PARAM_KEYS or k in SELECTOR_PARAMS or "." in k or k == "overrides"
+    }
+
+
+def cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The run's merged config (base <- stage <- model <- trigger params) and its naming context."""
+    from .config import config_for_run
+    from .run import RunContext
+
+    cfg = config_for_run(model, config_params(context["params"]))
+    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
+
+
+def clients(conn_id: str = CONN) -> tuple[Any, Any]:
+    """(S3, SageMaker) boto3 clients from the Airflow connection: AWS or localmaker alike."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn(), SageMakerHook(aws_conn_id=conn_id).conn

@@ -1,0 +1,386 @@
+"""`make up`: localmaker and the Airflow 3 UI, in the background, ready to trigger and approve runs.
+
+What `airflow standalone` runs, as separate processes this script controls (each the leader of its own
+process group, pid file in ``<home>/pids``, output in ``<home>/logs/up``):
+
+* ``python -m localmaker`` with the project's images manifest, then the bucket and the alerts topic
+  of every configured model and stage (what the CloudFormation stack provides on AWS);
+* ``airflow api-server`` (UI + REST API + execution API), ``scheduler`` (LocalExecutor on SQLite, as
+  standalone), ``dag-processor`` and ``triggerer`` (the approval task and the deferrable operators
+  wait there).
+
+Airflow is configured through the environment only: AIRFLOW_HOME, the project's dags and plugins,
+the ``aws_default`` connection pointing at localmaker (``AIRFLOW_CONN_AWS_DEFAULT`` with
+``endpoint_url``), dummy AWS credentials, no example DAGs, DAGs unpaused at creation, and
+SimpleAuthManager (Airflow 3's default) with one known admin login. Stop with `make down`.
+
+Settings (environment):
+  AIRFLOW_PORT (8080)            UI / API port          LOCALMAKER_PORT (4566)   localmaker port
+  UP_HOST (127.0.0.1)            address both bind      UP_HOME (.airflow/up)    AIRFLOW_HOME
+  LOCALMAKER_HOME (.localmaker/up)                      UP_USER / UP_PASSWORD (admin / admin)
+  UP_DAGS_PAUSED (false)         create DAGs paused     UP_TIMEOUT (300)         seconds to wait for ready
+  UP_SCHEDULES (off)             on: the scheduler also starts cron- and Asset-scheduled runs
+
+Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual):
+with them on, unpausing ``<model>_training`` at once starts the catch-up run of its latest nightly
+tick, which then waits up to 3 days at ``approve`` and, with ``max_active_runs=1``, queues every run
+you trigger behind it. ``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from down import MARKER, Paths, down, running, start_ticks  # noqa: E402
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
+SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+class UpError(RuntimeError):
+    pass
+
+
+class Settings:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        self.paths = Paths.from_env(env)
+        self.host = env.get("UP_HOST", "127.0.0.1")
+        self.port = int(env.get("AIRFLOW_PORT", "8080"))
+        self.lm_port = int(env.get("LOCALMAKER_PORT", "4566"))
+        self.user = env.get("UP_USER", "admin")
+        self.password = env.get("UP_PASSWORD", "admin")
+        self.paused = env.get("UP_DAGS_PAUSED", "false").lower() in ("1", "true", "yes")
+        self.timeout = float(env.get("UP_TIMEOUT", "300"))
+        self.schedules = env.get("UP_SCHEDULES", "off").lower() in ("1", "on", "true", "yes")
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def api(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def lm_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
+        return f"http://{host}:{self.lm_port}"
+
+
+# ---- processes ---------------------------------------------------------------------------------------------
+
+
+def spawn(name: str, cmd: list[str], env: dict[str, str], s: Settings) -> subprocess.Popen:
+    """Start ``cmd`` detached: its own session/process group, output to a log file, pid file written."""
+    s.paths.logs.mkdir(parents=True, exist_ok=True)
+    s.paths.pids.mkdir(parents=True, exist_ok=True)
+    log = open(s.paths.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
+    log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+    log.flush()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env={**env, MARKER: str(s.paths.home)}, stdin=subprocess.DEVNULL,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    rec = {"name": name, "pid": proc.pid, "start_ticks": start_ticks(proc.pid), "cmd": cmd}
+    (s.paths.pids / f"{name}.json").write_text(json.dumps(rec) + "\n")
+    return proc
+
+
+def tail(path: Path, n: int = 25) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no output)"
+    return "\n".join("    " + line for line in lines[-n:])
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for(what: str, check, timeout: float, procs: dict[str, subprocess.Popen], s: Settings):
+    """Poll ``check`` until it returns something truthy; fail early when a component exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise UpError(f"{name} exited with code {proc.returncode} while waiting for {what}:\n"
+                              + tail(s.paths.logs / f"{name}.log"))
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise UpError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(1)
+
+
+# ---- localmaker -------------------------------------------------------------------------------------------
+
+
+def start_localmaker(s: Settings) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    cmd = [sys.executable, "-m", "localmaker", "--host", s.host if s.host != "localhost" else "127.0.0.1",
+           "--port", str(s.lm_port), "--home", str(s.paths.lm_home),
+           "--images", str(ROOT / "container" / "images.yaml")]
+    if s.host not in ("127.0.0.1", "localhost", "::1"):
+        cmd.append("--allow-remote")
+    log = s.paths.logs / "localmaker.log"
+    offset = log.stat().st_size if log.exists() else 0
+    proc = spawn("localmaker", cmd, env, s)
+
+    def ready() -> bool:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return b"localmaker ready on " in f.read()
+
+    wait_for("localmaker", ready, 60, {"localmaker": proc}, s)
+    return proc
+
+
+def bootstrap(s: Settings) -> list[str]:
+    """What the CloudFormation stack provides on AWS: each stage's bucket and the alerts topics."""
+    import boto3
+
+    from include.mlpipeline.config import list_models, list_stages, load_config
+
+    made = []
+    kw = {"endpoint_url": s.lm_url, "aws_access_key_id": "up", "aws_secret_access_key": "up"}
+    for model in list_models():
+        for stage in list_stages():
+            cfg = load_config(model, stage)
+            s3 = boto3.client("s3", region_name=cfg.aws.region, **kw)
+            if cfg.aws.bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+                s3.create_bucket(Bucket=cfg.aws.bucket)
+                made.append(f"s3://{cfg.aws.bucket}")
+            if cfg.alerts.sns_topic_arn:
+                sns = boto3.client("sns", region_name=cfg.aws.region, **kw)
+                arn = sns.create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])["TopicArn"]
+                if arn not in made:
+                    made.append(arn)
+    return made
+
+
+# ---- Airflow ----------------------------------------------------------------------------------------------
+
+
+def airflow_env(s: Settings) -> dict[str, str]:
+    home = s.paths.home
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    # isolated from the shell's Airflow settings (a database URL there would otherwise be used);
+    # other settings go in $UP_HOME/airflow.cfg
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",  # task slots: plenty for one pipeline run on 2 cores
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(s.schedules),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(s.paused),
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.api}/execution/",
+            "AIRFLOW__API__HOST": s.host,
+            "AIRFLOW__API__PORT": str(s.port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "AWS_ENDPOINT_URL": s.lm_url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": s.lm_url}}
+            ),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def write_passwords(s: Settings) -> None:
+    """SimpleAuthManager keeps the passwords it knows in this file and generates the missing ones."""
+    f = s.paths.home / "simple_auth_manager_passwords.json"
+    f.write_text(json.dumps({s.user: s.password}) + "\n")
+    f.chmod(0o600)
+
+
+def http_json(url: str, data: dict | None = None, token: str | None = None, method: str | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def token(s: Settings) -> str:
+    return http_json(f"{s.api}/auth/token", {"username": s.user, "password": s.password})["access_token"]
+
+
+def healthy(s: Settings) -> dict | None:
+    try:
+        health = http_json(f"{s.api}/api/v2/monitor/health")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    ok = all((health.get(p) or {}).get("status") == "healthy" for p in parts)
+    return health if ok else None
+
+
+def expected_dags() -> list[str]:
+    from include.mlpipeline.config import list_models
+
+    return [f"{m}_training" for m in list_models()]
+
+
+def dags_loaded(s: Settings, tok: str) -> list[dict] | None:
+    try:
+        dags = http_json(f"{s.api}/api/v2/dags?limit=200", token=tok)["dags"]
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    ids = {d["dag_id"] for d in dags}
+    return dags if all(d in ids for d in expected_dags()) else None
+
+
+def import_errors(s: Settings, tok: str) -> list[dict]:
+    try:
+        return http_json(f"{s.api}/api/v2/importErrors", token=tok).get("import_errors", [])
+    except (urllib.error.URLError, OSError, ValueError):
+        return []
+
+
+# ---- main -------------------------------------------------------------------------------------------------
+
+
+def banner(s: Settings, dags: list[dict], made: list[str], elapsed: float | None) -> None:
+    took = f" in {elapsed:.0f} s" if elapsed is not None else ""
+    print(f"\nAirflow UI:  {s.url}   (login: {s.user} / {s.password}){took}")
+    print(f"localmaker:  {s.lm_url}   (AWS_ENDPOINT_URL={s.lm_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x)")
+    if made:
+        print(f"bootstrapped: {', '.join(made)}")
+    for d in sorted(dags, key=lambda d: d["dag_id"]):
+        print(f"  DAG {d['dag_id']:<32} {'paused' if d.get('is_paused') else 'active'}")
+    if not s.schedules:
+        print("schedules are off (runs start when triggered; UP_SCHEDULES=on for cron and Asset runs)")
+    print(f"AIRFLOW_HOME {s.paths.home}; component logs in {s.paths.logs}; stop with `make down`")
+
+
+def up(s: Settings) -> int:
+    t0 = time.monotonic()
+    have = running(s.paths)
+    wanted = ["localmaker", *COMPONENTS]
+    if have and all(n in have for n in wanted):
+        state = s.paths.home / "up.json"  # the settings it was started with (ports, login)
+        if state.exists():
+            s.__dict__.update(json.loads(state.read_text()))
+        pids = ", ".join(f"{n} {have[n]['pid']}" for n in wanted)
+        print(f"make up: already running ({pids})")
+        if not healthy(s):
+            print(f"warning: {s.api}/api/v2/monitor/health does not report every component healthy (yet)")
+        try:
+            dags = dags_loaded(s, token(s)) or []
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            dags = []
+        banner(s, dags, [], None)
+        return 0
+    if have or (s.paths.pids.exists() and any(s.paths.pids.glob("*.json"))):
+        print("make up: a previous environment is partly running or was not stopped: stopping it first")
+        down(s.paths)
+    for port, what in ((s.port, "AIRFLOW_PORT"), (s.lm_port, "LOCALMAKER_PORT")):
+        if not port_free(s.host if s.host != "localhost" else "127.0.0.1", port):
+            raise UpError(f"port {port} is in use: stop what listens there or set {what}=<another port>")
+    s.paths.home.mkdir(parents=True, exist_ok=True)
+    s.paths.lm_home.mkdir(parents=True, exist_ok=True)
+    keep = ("host", "port", "lm_port", "user", "password", "paused", "schedules")
+    (s.paths.home / "up.json").write_text(json.dumps({k: getattr(s, k) for k in keep}) + "\n")
+
+    print(f"starting localmaker on {s.lm_url} (home {s.paths.lm_home}) ...", flush=True)
+    lm = start_localmaker(s)
+    made = bootstrap(s)
+
+    env = airflow_env(s)
+    write_passwords(s)
+    print(f"preparing Airflow's database (AIRFLOW_HOME={s.paths.home}) ...", flush=True)
+    with open(s.paths.logs / "db-migrate.log", "ab") as log:
+        rc = subprocess.run([AIRFLOW, "db", "migrate"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, timeout=600).returncode
+    if rc != 0:
+        raise UpError("`airflow db migrate` failed:\n" + tail(s.paths.logs / "db-migrate.log"))
+
+    print(f"starting Airflow: {', '.join(COMPONENTS)} ...", flush=True)
+    procs = {"localmaker": lm}
+    for name in COMPONENTS:
+        cmd = [AIRFLOW, name]
+        if name == "api-server":
+            cmd += ["--host", s.host, "--port", str(s.port), "--workers", "1"]
+        procs[name] = spawn(name, cmd, env, s)
+
+    remaining = lambda: max(10.0, s.timeout - (time.monotonic() - t0))  # noqa: E731
+    wait_for(f"the UI on {s.url} and healthy components", lambda: healthy(s), remaining(), procs, s)
+    tok = token(s)
+    try:
+        dags = wait_for("the DAGs to be parsed", lambda: dags_loaded(s, tok), remaining(), procs, s)
+    except UpError:
+        errors = import_errors(s, tok)
+        if errors:
+            raise UpError("DAG import errors:\n" + "\n".join(f"  {e['filename']}: {e['stack_trace']}" for e in errors)) from None
+        raise
+    for err in import_errors(s, tok):
+        print(f"warning: import error in {err['filename']}:\n{err['stack_trace']}")
+    banner(s, dags, made, time.monotonic() - t0)
+    return 0
+
+
+def main() -> int:
+    s = Settings()
+    try:
+        return up(s)
+    except (UpError, subprocess.TimeoutExpired) as exc:
+        print(f"\nmake up FAILED: {exc}\nstopping what was started ...", file=sys.stderr)
+        down(s.paths)
+        return 1
+    except KeyboardInterrupt:
+        down(s.paths, echo=lambda *_: None)
+        return 130
+    except BaseException:  # anything unexpected: leave nothing half-started behind
+        down(s.paths, echo=lambda *_: None)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
