@@ -41,6 +41,9 @@ browser-deps:
 
 bench: setup
 	$(PY) bench/localmaker_overhead.py
+	$(PY) bench/serving.py
+	$(PY) bench/batch_transform.py
+	$(PY) bench/tuning_parallel.py
 
 clean:
 	rm -rf .airflow .localmaker .pytest_cache
