@@ -14,7 +14,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
@@ -23,6 +23,7 @@ from include.mlpipeline.dag_support import (
     batch_data_asset,
     cfg_ctx,
     clients,
+    schedule_with_asset,
 )
 from include.mlpipeline.notify import failure_callback
 
@@ -65,11 +66,16 @@ def build_batch_data_dag(model: str) -> DAG:
 
         @task(outlets=[asset])
         def prepare_batch(**context: Any) -> dict[str, Any]:
-            from include.mlpipeline.etl import prepare_batch_input
+            from include.mlpipeline.etl import DataValidationError, prepare_batch_input
 
             cfg, ctx = cfg_ctx(model, context)
             s3, _ = clients()
-            result = prepare_batch_input(cfg, ctx, s3_client=s3, source_uri=context["params"].get("source_uri"))
+            try:
+                result = prepare_batch_input(cfg, ctx, s3_client=s3, source_uri=context["params"].get("source_uri"))
+            except DataValidationError as exc:  # the same data fails the same way: no retries
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from exc
             print(f"{result.rows} rows ready at {result.uri} ({result.bad_rows} quarantined)")
             context["outlet_events"][asset].extra = {"uri": result.uri, "rows": result.rows}
             return result.to_dict()
@@ -81,9 +87,7 @@ def build_batch_data_dag(model: str) -> DAG:
 def build_batch_transform_dag(model: str) -> DAG:
     cfg = load_config(model, default_stage())
     asset = batch_data_asset(model)
-    schedule = AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(cfg.schedules.batch_transform, timezone="UTC"), assets=[asset]
-    )
+    schedule = schedule_with_asset(cfg.schedules.batch_transform, asset)
     with DAG(
         dag_id=f"{model}_batch_transform",
         description=f"Score batch data with the approved {model} champion",

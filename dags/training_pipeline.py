@@ -19,7 +19,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 )
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
@@ -28,6 +28,7 @@ from include.mlpipeline.dag_support import (
     cfg_ctx,
     clients,
     retrain_request_asset,
+    schedule_with_asset,
     training_data_asset,
 )
 from include.mlpipeline.notify import failure_callback
@@ -60,9 +61,7 @@ def build_training_dag(model: str) -> DAG:
     cfg = load_config(model, default_stage())
     data_asset = training_data_asset(model)
     retrain_asset = retrain_request_asset(model)
-    schedule = AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(cfg.schedules.training, timezone="UTC"), assets=[retrain_asset]
-    )
+    schedule = schedule_with_asset(cfg.schedules.training, retrain_asset)
     with DAG(
         dag_id=f"{model}_training",
         description=f"Train, evaluate, gate, register and deploy {model} on SageMaker",
@@ -101,11 +100,16 @@ def build_training_dag(model: str) -> DAG:
 
         @task(outlets=[data_asset])
         def validate_and_prepare(raw: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline.etl import run_etl
+            from include.mlpipeline.etl import DataValidationError, run_etl
 
             cfg, ctx = cfg_ctx(model, context)
             s3, _ = clients()
-            result = run_etl(cfg, ctx, s3_client=s3, source_uri=raw["uri"])
+            try:
+                result = run_etl(cfg, ctx, s3_client=s3, source_uri=raw["uri"])
+            except DataValidationError as exc:  # the same data fails the same way: no retries
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from exc
             print(f"rows per channel: {result.rows}; bad rows quarantined: {result.bad_rows}")
             context["outlet_events"][data_asset].extra = {"prefix": result.prefix, "rows": result.rows}
             return result.to_dict()

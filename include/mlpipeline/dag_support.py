@@ -61,3 +61,22 @@ def clients(conn_id: str = CONN) -> tuple[Any, Any]:
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
     return S3Hook(aws_conn_id=conn_id).get_conn(), SageMakerHook(aws_conn_id=conn_id).conn
+
+
+def schedule_with_asset(cron: str | None, asset: Any) -> Any:
+    """Run on the cron AND whenever ``asset`` is updated; only on the asset when the cron is null.
+
+    Presets (``@daily``...) become their cron; ``@once``/``@continuous`` make no sense next to an
+    asset trigger and are refused with the key to fix.
+    """
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    if not cron:
+        return [asset]
+    presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0",
+               "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *"}
+    if cron in ("@once", "@continuous"):
+        raise ValueError(f"schedule {cron!r} cannot be combined with an asset trigger: use a cron or null")
+    return AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(presets.get(cron, cron), timezone="UTC"), assets=[asset]
+    )

@@ -33,3 +33,17 @@ def test_summary_checks_counts_and_writes_json():
     s3.put_object(Bucket="bkt1", Key="p/2026-01-01/again.csv.out", Body=b"1,10\n")
     with pytest.raises(BatchOutputError, match="1 duplicate ids"):
         summarise_predictions(s3, "s3://bkt1/p/2026-01-01", expected_rows=4)
+
+
+def test_schedule_with_asset_handles_null_presets_and_refuses_once():
+    from airflow.sdk import Asset, AssetOrTimeSchedule
+
+    from include.mlpipeline.dag_support import schedule_with_asset
+
+    asset = Asset(name="m_retrain", uri="mlpipeline://m/retrain")
+    assert schedule_with_asset(None, asset) == [asset]
+    sched = schedule_with_asset("@daily", asset)
+    assert isinstance(sched, AssetOrTimeSchedule)
+    assert schedule_with_asset("0 2 * * *", asset).timetable is not None
+    with pytest.raises(ValueError, match="cannot be combined with an asset trigger"):
+        schedule_with_asset("@once", asset)

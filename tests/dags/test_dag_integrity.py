@@ -1,0 +1,274 @@
+"""Integrity of every DAG in ``dags/``: it parses, carries the project's conventions, and is cheap
+to import (the DAG processor re-imports each file every 30 s by default).
+
+DAG files and DAGs are discovered, not listed: a new DAG file or a new model config is covered
+without touching this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from include.mlpipeline.config import list_models, list_stages, load_config
+
+from .conftest import DAGS_DIR, ROOT
+
+DAG_FILES = sorted(p for p in DAGS_DIR.rglob("*.py") if "__pycache__" not in p.parts)
+MODELS = list_models()
+#: Must never be imported at parse time; numpy and matplotlib are only reported.
+FORBIDDEN_AT_PARSE = ("tensorflow", "pandas", "sagemaker")
+REPORTED_AT_PARSE = ("numpy", "matplotlib")
+MAX_IMPORT_SECONDS = 1.0
+TRAINING_PARAMS = ("stage", "instance_type", "instance_count", "hyperparameters", "tuning", "deploy", "auto_approve")
+
+
+def _dags(dag_bag) -> list[Any]:
+    return [dag_bag.dags[dag_id] for dag_id in sorted(dag_bag.dag_ids)]
+
+
+def _dag_ids(dag_bag) -> list[str]:
+    return sorted(dag_bag.dag_ids)
+
+
+# ------------------------------------------------------------------------------- parsing
+
+
+def test_dag_files_are_discovered():
+    assert DAG_FILES, f"no DAG files under {DAGS_DIR}"
+
+
+def test_no_import_errors(dag_bag):
+    errors = {Path(path).name: message for path, message in dag_bag.import_errors.items()}
+    assert not errors, "DAG import errors:\n" + "\n".join(f"{f}: {m}" for f, m in errors.items())
+
+
+def test_every_dag_file_defines_a_dag(dag_bag):
+    files_with_dags = {Path(dag.fileloc).resolve() for dag in dag_bag.dags.values()}
+    empty = [str(p.relative_to(ROOT)) for p in DAG_FILES if p.resolve() not in files_with_dags]
+    assert not empty, f"DAG files that define no DAG: {empty}"
+
+
+def test_one_training_dag_per_configured_model(dag_bag):
+    assert MODELS, "no models under include/config/models"
+    missing = [f"{m}_training" for m in MODELS if f"{m}_training" not in dag_bag.dag_ids]
+    assert not missing, f"models without a training DAG: {missing}"
+
+
+def test_every_dag_serializes(dag_bag):
+    """What the DAG processor stores for the scheduler and the UI; a bad timetable fails only here."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in _dags(dag_bag):
+        data = DagSerialization.to_dict(dag)
+        assert DagSerialization.from_dict(data).dag_id == dag.dag_id
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+@pytest.fixture(params=["tags", "doc_md", "retries", "on_failure_callback", "start_date", "catchup"])
+def convention(request):
+    return request.param
+
+
+def _violation(dag: Any, convention: str) -> str | None:
+    args = dag.default_args or {}
+    if convention == "tags":
+        return None if dag.tags else "no tags"
+    if convention == "doc_md":
+        return None if (dag.doc_md or "").strip() else "no doc_md"
+    if convention == "retries":
+        retries = args.get("retries")
+        return None if isinstance(retries, int) and retries >= 2 else f"default_args retries={retries!r} (< 2)"
+    if convention == "on_failure_callback":
+        if not (args.get("on_failure_callback") or dag.on_failure_callback):
+            return "no on_failure_callback in default_args or on the DAG"
+        silent = [t.task_id for t in dag.tasks if not t.on_failure_callback and not dag.on_failure_callback]
+        return f"tasks without a failure callback: {silent}" if silent else None
+    if convention == "start_date":
+        return None if (dag.start_date or args.get("start_date")) else "no start_date"
+    if convention == "catchup":
+        return None if dag.catchup is False else f"catchup={dag.catchup!r}"
+    raise AssertionError(convention)
+
+
+def test_every_dag_follows_the_conventions(dag_bag, convention):
+    problems = {dag.dag_id: _violation(dag, convention) for dag in _dags(dag_bag)}
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, f"{convention}: {problems}"
+
+
+#: Trigger rules under which a task runs when something upstream failed. Airflow decides a run's
+#: state from its leaves, so such a leaf (a clean-up, a notifier) *succeeding* after a failure would
+#: mark the failed run successful, unless another leaf downstream of everything carries the failure.
+RUNS_ON_FAILURE = {"one_failed", "all_failed", "all_done", "one_done", "always", "all_done_min_one_success"}
+
+
+def test_a_failed_task_fails_the_run(dag_bag):
+    """Every task's failure reaches a leaf that turns it into a failed run (teardowns aside, which
+    Airflow leaves out of the run's state)."""
+    problems = {}
+    for dag in _dags(dag_bag):
+        leaves = [t for t in dag.leaves if not getattr(t, "is_teardown", False)]
+        masking = {t.task_id for t in leaves if t.trigger_rule in RUNS_ON_FAILURE}
+        if not masking:
+            continue
+        guards = [t for t in leaves if t.task_id not in masking]
+        covered = {t.task_id for t in guards}.union(*(t.get_flat_relative_ids(upstream=True) for t in guards))
+        uncovered = sorted(
+            t.task_id
+            for t in dag.tasks
+            if t.task_id not in masking and t.task_id not in covered and not getattr(t, "is_teardown", False)
+        )
+        if uncovered:
+            problems[dag.dag_id] = f"leaves {sorted(masking)} succeed after a failure of {uncovered}"
+    assert not problems, f"failed tasks that would leave the run successful: {problems}"
+
+
+# ------------------------------------------------------------------------- training DAG
+
+
+@pytest.fixture(params=MODELS)
+def training(request, dag_bag):
+    model = request.param
+    return model, dag_bag.dags[f"{model}_training"]
+
+
+def test_training_dag_params(training):
+    model, dag = training
+    names = set(dag.params.keys())
+    missing = [p for p in TRAINING_PARAMS if p not in names]
+    assert not missing, f"{dag.dag_id} lacks params {missing}"
+    stage = dag.params.get_param("stage")
+    stage_files = sorted(p.stem for p in (ROOT / "include" / "config" / "stages").glob("*.yaml"))
+    assert sorted(stage.schema["enum"]) == stage_files == list_stages()
+    assert stage.value in stage_files
+    assert dag.params["auto_approve"] is False, "production promotion must wait for approval by default"
+    assert dag.params["hyperparameters"] == {}
+
+
+def _assets(condition: Any) -> list[Any]:
+    """Every asset in an asset condition (``AssetAll`` / ``AssetAny`` nest through ``objects``)."""
+    objects = getattr(condition, "objects", None)
+    if objects is None:
+        return [condition]
+    return [a for obj in objects for a in _assets(obj)]
+
+
+def test_training_dag_schedule_is_config_cron_or_retrain_asset(training):
+    from airflow.sdk import Asset, AssetOrTimeSchedule
+
+    model, dag = training
+    cron = load_config(model, dag.params["stage"]).schedules.training
+    retrain = f"{model}_retrain_request"
+    schedule = dag.timetable
+    if cron:
+        assert isinstance(schedule, AssetOrTimeSchedule), f"expected cron OR asset, got {schedule!r}"
+        assert schedule.timetable.expression == cron
+        assert str(schedule.timetable.timezone) == "UTC"
+        condition = schedule.asset_condition
+    else:  # schedules.training: null disables the cron; the retrain request alone triggers
+        condition = getattr(schedule, "asset_condition", None)
+        assert condition is not None, f"{dag.dag_id} has neither a cron nor the retrain asset: {schedule!r}"
+    names = [a.name for a in _assets(condition) if isinstance(a, Asset)]
+    assert names == [retrain], f"{dag.dag_id} should be triggered by the {retrain} asset, got {names}"
+
+
+def _upstream(dag: Any, task_id: str) -> set[str]:
+    return dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+
+
+def test_training_dag_task_graph(training):
+    _, dag = training
+    task = dag.get_task
+    # either branch produces the candidate, and the skipped one must not skip it
+    for producer in ("train", "tune"):
+        assert "candidate" in task(producer).downstream_task_ids, f"{producer} does not lead to candidate"
+    assert task("train_or_tune").downstream_task_ids >= {"train", "tune"}
+    assert task("candidate").trigger_rule == "none_failed_min_one_success"
+    # nothing is registered or deployed that did not pass the gate
+    assert "gate" in task("register").upstream_task_ids
+    for guarded in ("register", "deploy_dev", "smoke_test", "deploy_prod", "promote"):
+        assert "gate" in _upstream(dag, guarded), f"{guarded} does not wait for the gate"
+    assert "evaluate" in _upstream(dag, "gate")
+    # prod only after the dev smoke test and an approval (human or auto)
+    for before in ("approve", "auto_approved"):
+        assert "prod_config" in task(before).downstream_task_ids
+        assert before in _upstream(dag, "deploy_prod")
+    assert {"deploy_dev", "smoke_test", "approval_route"} <= _upstream(dag, "deploy_prod")
+    assert task("prod_config").trigger_rule == "none_failed_min_one_success"
+    assert "deploy_prod" in _upstream(dag, "promote")
+    # the human approval is not retried on its own (a retry would re-ask)
+    assert task("approve").retries == 0
+    # a failure anywhere that creates SageMaker resources triggers the clean-up
+    cleanup = task("clean_up_failed_run")
+    assert cleanup.trigger_rule == "one_failed"
+    assert cleanup.upstream_task_ids >= {"train", "tune", "evaluate_transform", "register", "deploy_dev", "deploy_prod"}
+
+
+def test_training_dag_publishes_its_training_data_asset(training):
+    model, dag = training
+    outlets = [getattr(o, "name", None) for o in dag.get_task("validate_and_prepare").outlets]
+    assert f"{model}_training_data" in outlets
+
+
+# ------------------------------------------------------------------ import cost per file
+
+_PROBE = r"""
+import importlib.util, json, sys, time
+import airflow.sdk  # Airflow's own import cost is not the DAG file's
+import airflow.providers.amazon.aws.operators.sagemaker
+before = set(sys.modules)
+path = sys.argv[1]
+spec = importlib.util.spec_from_file_location("dag_file_under_test", path)
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+started = time.perf_counter()
+spec.loader.exec_module(module)
+elapsed = time.perf_counter() - started
+watched = json.loads(sys.argv[2])
+print(json.dumps({
+    "seconds": elapsed,
+    "loaded": {m: m in sys.modules for m in watched},
+    "new": {m: m in sys.modules and m not in before for m in watched},
+}))
+"""
+
+
+def _probe(path: Path, home: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AWS_"))}
+    env.update(
+        {"PYTHONPATH": str(ROOT), "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    )
+    watched = json.dumps([*FORBIDDEN_AT_PARSE, *REPORTED_AT_PARSE])
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), watched],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, f"importing {path.name} failed:\n{result.stderr[-4000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[str(p.relative_to(DAGS_DIR)) for p in DAG_FILES])
+def test_dag_file_imports_fast_and_light(path: Path, tmp_path: Path):
+    report = _probe(path, tmp_path)
+    if report["seconds"] >= MAX_IMPORT_SECONDS:  # one more fresh try: a busy CI neighbour, not the file
+        report = _probe(path, tmp_path)
+    print(
+        f"{path.name}: {report['seconds']:.3f} s; in sys.modules: "
+        + ", ".join(f"{m}={'yes' if report['loaded'][m] else 'no'}"
+                    + (" (imported by the DAG file)" if report["new"][m] else "")
+                    for m in (*FORBIDDEN_AT_PARSE, *REPORTED_AT_PARSE))
+    )
+    heavy = [m for m in FORBIDDEN_AT_PARSE if report["new"][m]]
+    assert not heavy, f"{path.name} imports {heavy} at parse time: move the import into the task that needs it"
+    assert report["seconds"] < MAX_IMPORT_SECONDS, (
+        f"{path.name} took {report['seconds']:.2f} s to import (limit {MAX_IMPORT_SECONDS} s, Airflow's own import excluded)"
+    )
