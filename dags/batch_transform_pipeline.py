@@ -51,6 +51,10 @@ def _common(model: str, cfg: Any) -> dict[str, Any]:
 def build_batch_data_dag(model: str) -> DAG:
     cfg = load_config(model, default_stage())
     asset = batch_data_asset(model)
+    common = _common(model, cfg)
+    common["params"]["source_uri"] = Param(
+        None, type=["null", "string"], description="Batch data to score (file://, s3://, https://)"
+    )
     with DAG(
         dag_id=f"{model}_batch_data",
         description=f"Validate a batch data set for {model} and publish it for scoring",
@@ -58,10 +62,7 @@ def build_batch_data_dag(model: str) -> DAG:
         f"quarantines bad rows and publishes the `{model}_batch_data` Asset that triggers scoring.",
         schedule=None,
         tags=["sagemaker", "batch", "etl", model],
-        **{**_common(model, cfg), "params": {
-            **_common(model, cfg)["params"],
-            "source_uri": Param(None, type=["null", "string"], description="Batch data to score (file://, s3://, https://)"),
-        }},
+        **common,
     ) as dag:
 
         @task(outlets=[asset])

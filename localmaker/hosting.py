@@ -260,7 +260,7 @@ class HostingManager:
                 if t:
                     timeout = min(timeout, float(t))
             for inst in fleet.all():
-                self._await_ping(inst, timeout)
+                await_ping(inst, timeout)
         except DeployError:
             self._stop_fleet(fleet)
             raise
@@ -283,9 +283,6 @@ class HostingManager:
 
     def _spawn(self, endpoint: str, inst: Instance) -> None:
         spawn(self.ctx, inst, group_for(endpoint))
-
-    def _await_ping(self, inst: Instance, timeout: float) -> None:
-        await_ping(inst, timeout)
 
     def _stop_fleet(self, fleet: Fleet) -> None:
         fleet.stopping = True
@@ -313,7 +310,7 @@ class HostingManager:
                         )
                         try:
                             self._spawn(endpoint, inst)
-                            self._await_ping(inst, self.ctx.settings.health_check_timeout)
+                            await_ping(inst, self.ctx.settings.health_check_timeout)
                         except DeployError as exc:
                             self.ctx.logs.put(group_for(endpoint), inst.stream, [f"localmaker: restart failed: {exc}"])
 

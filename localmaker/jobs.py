@@ -14,13 +14,5 @@ MODULES = ("transform", "processing", "tuning")
 
 
 def register(lm: Any) -> None:
-    lm._start_hooks = []
-    lm._stop_hooks = []
     for name in MODULES:
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # not built yet
-            raise
-        module.register(lm)
+        importlib.import_module(f"{__package__}.{name}").register(lm)

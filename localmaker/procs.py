@@ -67,12 +67,10 @@ class Child:
 
     def _read(self, on_line: Callable[[str], None]) -> None:
         assert self.proc.stdout is not None
-        batch: list[str] = []
         for raw in iter(self.proc.stdout.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             on_line(line)
         self.proc.stdout.close()
-        del batch
 
     @property
     def pid(self) -> int:

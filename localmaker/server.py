@@ -23,7 +23,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import s3io, training
+from . import jobs, s3io, training
 from .aws import DEFAULT_REGION, now
 from .context import Ctx, Settings
 from .errors import AwsError
@@ -87,21 +87,15 @@ class LocalMaker:
         self.training = training.TrainingRunner(self.ctx)
         self.hosting = HostingManager(self.ctx)
         self.sagemaker = SageMakerApi(self.ctx, self.training, self.hosting)
-        self._extensions()
+        self._start_hooks: list[Callable[[], None]] = []
+        self._stop_hooks: list[Callable[[], None]] = []
+        jobs.register(self)  # transform, processing and tuning add their operations and hooks
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
-
-    def _extensions(self) -> None:
-        """Job kinds beyond training (transform, processing, tuning) register their operations here."""
-        try:
-            from . import jobs
-        except ImportError:
-            return
-        jobs.register(self)
 
     @property
     def url(self) -> str:
@@ -124,7 +118,7 @@ class LocalMaker:
         self._thread = threading.Thread(target=self._server.serve_forever, name="edge", daemon=True)
         self._thread.start()
         self.hosting.restore()
-        for hook in getattr(self, "_start_hooks", []):
+        for hook in self._start_hooks:
             hook()
 
     def _fail_interrupted_jobs(self) -> None:
@@ -152,7 +146,7 @@ class LocalMaker:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for hook in getattr(self, "_stop_hooks", []):
+        for hook in self._stop_hooks:
             hook()
         self.training.shutdown()
         self.hosting.shutdown()  # flushes data capture into S3 while the edge still serves

@@ -35,10 +35,6 @@ class Store:
             self._cache.setdefault(kind, {})[name] = json.loads(doc)
             self._seq = max(self._seq, seq)
 
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
-
     def get(self, kind: str, name: str) -> Doc | None:
         with self._lock:
             doc = self._cache.get(kind, {}).get(name)
