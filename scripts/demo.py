@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--keep-state", action="store_true", help="reuse .localmaker/demo and .airflow/demo")
     args = ap.parse_args()
 
+    from include.mlpipeline.bootstrap import provision_stage
     from include.mlpipeline.config import load_config
     from tests.airflow_helpers import airflow_env, dags_test, migrate
 
@@ -46,10 +47,7 @@ def main() -> int:
         kw = {"endpoint_url": url, "region_name": cfg.aws.region, "aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
         s3, sm, sns = boto3.client("s3", **kw), boto3.client("sagemaker", **kw), boto3.client("sns", **kw)
         rt = boto3.client("sagemaker-runtime", **kw)
-        if cfg.aws.bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-            s3.create_bucket(Bucket=cfg.aws.bucket)
-        if cfg.alerts.sns_topic_arn:
-            sns.create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])
+        provision_stage(cfg, s3, sns)
         env = airflow_env(af_home, ROOT / "dags", url)
         print("preparing Airflow (isolated AIRFLOW_HOME=.airflow/demo) ...")
         migrate(env)

@@ -165,22 +165,17 @@ def bootstrap(s: Settings) -> list[str]:
     """What the CloudFormation stack provides on AWS: each stage's bucket and the alerts topics."""
     import boto3
 
+    from include.mlpipeline.bootstrap import provision_stage
     from include.mlpipeline.config import list_models, list_stages, load_config
 
-    made = []
+    made: list[str] = []
     kw = {"endpoint_url": s.lm_url, "aws_access_key_id": "up", "aws_secret_access_key": "up"}
     for model in list_models():
         for stage in list_stages():
             cfg = load_config(model, stage)
             s3 = boto3.client("s3", region_name=cfg.aws.region, **kw)
-            if cfg.aws.bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-                s3.create_bucket(Bucket=cfg.aws.bucket)
-                made.append(f"s3://{cfg.aws.bucket}")
-            if cfg.alerts.sns_topic_arn:
-                sns = boto3.client("sns", region_name=cfg.aws.region, **kw)
-                arn = sns.create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])["TopicArn"]
-                if arn not in made:
-                    made.append(arn)
+            sns = boto3.client("sns", region_name=cfg.aws.region, **kw)
+            made += [r for r in provision_stage(cfg, s3, sns) if r not in made]
     return made
 
 

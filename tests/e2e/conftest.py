@@ -19,6 +19,7 @@ from .support import MODEL, STAGE, Pipeline
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    from include.mlpipeline.bootstrap import provision_stage
     from localmaker.launcher import start
 
     home = tmp_path_factory.mktemp("training-e2e")
@@ -26,9 +27,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     server = start(home / "localmaker")
     try:
         s3 = server.client("s3", cfg.aws.region)
-        s3.create_bucket(Bucket=cfg.aws.bucket)
-        if cfg.alerts.sns_topic_arn:
-            server.client("sns", cfg.aws.region).create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])
+        provision_stage(cfg, s3, server.client("sns", cfg.aws.region))
         env = airflow_env(home / "airflow", ROOT / "dags", server.url)
         migrate(env)
         yield Pipeline(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from include.mlpipeline.bootstrap import provision_stage
 from include.mlpipeline.config import load_config
 from localmaker.launcher import start
 
@@ -25,8 +26,7 @@ def env(tmp_path_factory):
     server = start(home / "localmaker")
     cfg = load_config(MODEL, "dev")
     s3, sm = server.client("s3"), server.client("sagemaker")
-    s3.create_bucket(Bucket=cfg.aws.bucket)
-    server.client("sns").create_topic(Name=cfg.alerts.sns_topic_arn.rsplit(":", 1)[1])
+    provision_stage(cfg, s3, server.client("sns"))
     af = airflow_env(home / "airflow", ROOT / "dags", server.url)
     migrate(af)
     yield {"server": server, "cfg": cfg, "s3": s3, "sm": sm, "af": af}
