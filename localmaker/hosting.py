@@ -28,7 +28,7 @@ from .aws import ACCOUNT, arn, iso, now
 from .context import Ctx
 from .errors import AwsError
 from .images import ImageNotMapped
-from .procs import Child, clean_env, free_port
+from .procs import Child, clean_env, free_port, stop_all
 
 log = logging.getLogger("localmaker.hosting")
 
@@ -176,8 +176,11 @@ class HostingManager:
         with self._lock:
             fleets = list(self.fleets.values())
             self.fleets.clear()
-        for f in fleets:
-            self._stop_fleet(f)
+        threads = [threading.Thread(target=self._stop_fleet, args=(f,), daemon=True) for f in fleets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(self.ctx.settings.stop_grace + 15)
         self.capture.close()
 
     def _create(self, name: str) -> None:
@@ -286,10 +289,11 @@ class HostingManager:
 
     def _stop_fleet(self, fleet: Fleet) -> None:
         fleet.stopping = True
-        for inst in fleet.all():
+        instances = fleet.all()
+        for inst in instances:
             inst.drop_pool()
-            if inst.child is not None:
-                inst.child.stop(self.ctx.settings.stop_grace)
+        stop_all([i.child for i in instances if i.child is not None], self.ctx.settings.stop_grace)
+        for inst in instances:
             shutil.rmtree(inst.base, ignore_errors=True)
 
     def _supervise(self) -> None:

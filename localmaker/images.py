@@ -12,6 +12,9 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
         train: ["{python}", "train"]
         serve: ["{python}", "serve"]
         process: ["{python}", "analyze"]   # optional; ContainerEntrypoint overrides it
+        builtin: xgboost                   # optional: a built-in algorithm (localmaker/builtins)
+        metrics:                           # optional: the algorithm's own MetricDefinitions
+          - {Name: "validation:rmse", Regex: "validation-rmse:([0-9.]+)"}
 
 ``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir.
 Manifests given later take precedence, so a user's ``--images`` file can shadow the project's.
@@ -69,6 +72,7 @@ class ImageSpec:
     env: dict[str, str] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     builtin: str | None = None
+    metrics: list[dict[str, str]] = field(default_factory=list)
 
     def command(self, role: str, override: list[str] | None = None) -> list[str]:
         cmd = override or self.commands.get(role)
@@ -111,7 +115,7 @@ class ImageRegistry:
         where = f"{path}: images.{label}"
         if not isinstance(spec, dict):
             raise ManifestError(f"{where}: must be a mapping")
-        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin"}
+        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics"}
         if unknown:
             raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
         if "repository" not in spec:
@@ -134,6 +138,16 @@ class ImageRegistry:
         if not isinstance(env, dict):
             raise ManifestError(f"{where}.env: must be a mapping")
         workdir = (path.parent / str(spec.get("workdir", "."))).resolve()
+        metrics = spec.get("metrics") or []
+        if not isinstance(metrics, list) or not all(
+            isinstance(m, dict) and set(m) == {"Name", "Regex"} for m in metrics
+        ):
+            raise ManifestError(f"{where}.metrics: must be a list of {{Name, Regex}} mappings")
+        for m in metrics:
+            try:
+                re.compile(str(m["Regex"]))
+            except re.error as exc:
+                raise ManifestError(f"{where}.metrics: bad regex for {m['Name']}: {exc}") from exc
         return ImageSpec(
             label=label,
             repository=repo,
@@ -143,6 +157,7 @@ class ImageRegistry:
             env={str(k): str(v) for k, v in env.items()},
             commands=commands,
             builtin=spec.get("builtin"),
+            metrics=[{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in metrics],
         )
 
     def resolve(self, uri: str) -> ImageSpec:

@@ -48,7 +48,7 @@ from .context import Ctx
 from .errors import in_use, validation
 from .images import ImageNotMapped, ImageSpec
 from .jobrunner import JobRunner
-from .procs import Child, clean_env
+from .procs import Child, clean_env, stop_all
 
 log = logging.getLogger("localmaker.processing")
 
@@ -394,8 +394,7 @@ class _Run:
             time.sleep(0.05)
 
     def _kill_all(self) -> None:
-        for c in self.children.values():
-            c.stop(self.ctx.settings.stop_grace)
+        stop_all(self.children.values(), self.ctx.settings.stop_grace)
 
     def _message(self, host: str) -> str | None:
         base = self.bases.get(host)

@@ -16,6 +16,7 @@ import logging
 import re
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,6 +26,7 @@ from werkzeug.serving import make_server
 
 from . import jobs, s3io, training
 from .aws import DEFAULT_REGION, now
+from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
 from .errors import AwsError
 from .hosting import HostingManager
@@ -38,6 +40,8 @@ log = logging.getLogger("localmaker")
 
 INVOKE_RE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
+# a clean stop waits at most this long for runners (their children get Settings.stop_grace each)
+STOP_DEADLINE = 30.0
 
 StartResponse = Callable[..., Any]
 
@@ -81,7 +85,7 @@ class LocalMaker:
             region=region,
             store=store,
             logs=LogStore(self.home / "logs", region),
-            images=ImageRegistry([Path(p) for p in images]),
+            images=ImageRegistry([BUILTINS_MANIFEST, *(Path(p) for p in images)]),
             settings=settings or Settings(),
         )
         self.training = training.TrainingRunner(self.ctx)
@@ -146,10 +150,18 @@ class LocalMaker:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for hook in self._stop_hooks:
-            hook()
-        self.training.shutdown()
-        self.hosting.shutdown()  # flushes data capture into S3 while the edge still serves
+        # Every runner stops at once (each SIGTERMs its children and waits out their grace), so a
+        # clean stop takes the longest shutdown, not their sum. Hosting flushes data capture into
+        # S3 while the edge still serves, so the edge closes only after all of them.
+        parts = [*self._stop_hooks, self.training.shutdown, self.hosting.shutdown]
+        threads = [threading.Thread(target=_logged(fn), daemon=True, name="localmaker-stop") for fn in parts]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + STOP_DEADLINE
+        for t in threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            log.warning("some runners did not stop within %.0f s; closing anyway", STOP_DEADLINE)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -253,3 +265,13 @@ def _request_id() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def _logged(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:  # one runner's failure to stop must not keep the others from stopping
+            log.exception("error while stopping %s", getattr(fn, "__qualname__", fn))
+
+    return run

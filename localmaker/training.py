@@ -29,7 +29,7 @@ from . import s3io
 from .aws import arn, now
 from .images import ImageNotMapped
 from .jobrunner import JobRunner
-from .procs import Child, clean_env, free_port
+from .procs import Child, clean_env, free_port, stop_all
 
 log = logging.getLogger("localmaker.training")
 
@@ -122,14 +122,15 @@ class _Run:
             job = self.ctx.store.get(KIND, self.name)
             assert job is not None
             algo = job["AlgorithmSpecification"]
-            self.metric_defs = [
-                (m["Name"], re.compile(m["Regex"])) for m in algo.get("MetricDefinitions", []) if m.get("Regex")
-            ]
             try:
                 spec = self.ctx.images.resolve(algo.get("TrainingImage", ""))
                 cmd = spec.command("train", algo.get("ContainerEntrypoint"))
             except ImageNotMapped as exc:
                 raise JobFailed(f"ClientError: {exc}") from exc
+            # a built-in algorithm reports its own metrics (as on AWS) besides any the request adds
+            defs = {m["Name"]: m["Regex"] for m in spec.metrics}
+            defs.update({m["Name"]: m["Regex"] for m in algo.get("MetricDefinitions", []) if m.get("Regex")})
+            self.metric_defs = [(name, re.compile(rx)) for name, rx in defs.items()]
             if algo.get("ContainerArguments"):
                 cmd = cmd + list(algo["ContainerArguments"])
             n = int(job["ResourceConfig"].get("InstanceCount", 1))
@@ -329,8 +330,7 @@ class _Run:
             time.sleep(0.05)
 
     def _kill_all(self) -> None:
-        for c in self.children.values():
-            c.stop(self.ctx.settings.stop_grace)
+        stop_all(self.children.values(), self.ctx.settings.stop_grace)
 
     def _failure_reason(self, bases: dict[str, Path]) -> str:
         for h, c in self.children.items():

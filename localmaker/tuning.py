@@ -325,12 +325,11 @@ def make_plan(p: dict[str, Any], images: Any) -> Plan:
         )
     metric = objective["MetricName"]
     names = [m["Name"] for m in algo.get("MetricDefinitions") or []]
-    builtin = False
     try:
-        builtin = bool(images.resolve(image).builtin)
+        names += [m["Name"] for m in images.resolve(image).metrics]
     except Exception:  # noqa: BLE001 - an unmapped image fails its trials, as a training job would
-        builtin = False
-    if (names or not builtin) and metric not in names:
+        pass
+    if metric not in names:
         raise validation(
             f"The objective metric for the hyperparameter tuning job, [{metric}], isn't valid for the [{image}] "
             f"algorithm. Choose a valid objective metric: one of the MetricDefinitions {names}."

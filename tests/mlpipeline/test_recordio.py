@@ -252,3 +252,22 @@ def test_cross_check_with_the_sagemaker_sdk_record_pb2() -> None:
     except Exception as exc:  # e.g. a protobuf runtime too new for that generated code
         pytest.skip(f"cannot load the SDK's record_pb2: {exc}")
     _check_against(module.Record)
+
+
+def test_labelled_response_records_round_trip_by_key():
+    from include.mlpipeline.formats.recordio import (
+        decode_label_map,
+        encode_labelled,
+        frame_record,
+        iter_recordio,
+    )
+
+    records = [{"closest_cluster": 3.0, "distance_to_cluster": 1.5}, {"projection": [0.25, -2.0]}]
+    stream = b"".join(frame_record(encode_labelled(r)) for r in records)
+    import io
+
+    decoded = [decode_label_map(p) for p in iter_recordio(io.BytesIO(stream))]
+    assert decoded == [{"closest_cluster": [3.0], "distance_to_cluster": [1.5]}, {"projection": [0.25, -2.0]}]
+    # byte layout: label field (2, LEN) holding a map entry whose key is the field name
+    one = encode_labelled({"score": 0.5})
+    assert one[0] == (2 << 3) | 2 and b"score" in one

@@ -127,6 +127,33 @@ def encode_record(features: Sequence[float] | Any, label: Sequence[float] | floa
     return payload
 
 
+def encode_labelled(fields: dict[str, float | Sequence[float]]) -> bytes:
+    """A response record as built-in algorithms answer in RecordIO-protobuf: no features, one
+    ``label`` map entry per output field (``closest_cluster``, ``score``, ``projection``...)."""
+    if not fields:
+        raise ValueError("a response record needs at least one field")
+    payload = b""
+    for key, value in fields.items():
+        values = [value] if isinstance(value, int | float) else value
+        payload += _map_entry(_RECORD_LABEL, key, _value_message(_float32_bytes(values)))
+    return payload
+
+
+def decode_label_map(payload: bytes) -> dict[str, list[float]]:
+    """The ``label`` map of one record by key (the reverse of :func:`encode_labelled`)."""
+    out: dict[str, list[float]] = {}
+    for field, wire, value in _fields(payload):
+        if field == _RECORD_LABEL and wire == _LEN:
+            key, raw = "", b""
+            for f, _w, v in _fields(value):
+                if f == _ENTRY_KEY:
+                    key = v.decode("utf-8")
+                elif f == _ENTRY_VALUE:
+                    raw = v
+            out[key] = _decode_value(raw)
+    return out
+
+
 def frame_record(payload: bytes) -> bytes:
     """Wrap one payload in RecordIO framing: magic, length (cflag 0), payload, zero padding."""
     if len(payload) > _LENGTH_MASK:

@@ -1,0 +1,19 @@
+"""Local implementations of SageMaker's built-in algorithm and framework images.
+
+An image URI of a real built-in (``683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1``,
+``382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1``, ...; any region's registry account) resolves
+through :data:`MANIFEST` to a module here, run as processes under the same container contract as any
+image: hyperparameters, channels and ``/opt/ml`` layout in, ``model/`` and metric log lines out, and
+``serve`` answering ``/ping`` and ``/invocations`` in the real image's content types.
+
+Each algorithm module is a program: ``python -m localmaker.builtins.<module> train|serve``. They are
+image code, not server code: they run in their own processes and never import the server's modules.
+:mod:`.runtime` holds the container-contract side they share, :mod:`.serving` the HTTP side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the built-in images manifest; loaded before (so shadowed by) every user manifest
+MANIFEST = Path(__file__).with_name("images.yaml")

@@ -1,0 +1,225 @@
+"""The training side of the container contract, shared by the built-in algorithm programs.
+
+A built-in reads ``/opt/ml`` (``SAGEMAKER_BASE_DIR`` under localmaker), validates hyperparameters
+the way the real algorithm does (unknown names, types, ranges, required ones: with the real
+error text, because users search for it), prints metric lines its ``MetricDefinitions`` regexes
+read, writes ``model/`` and, when it fails, a one-line reason to ``output/failure`` before exiting
+non-zero. AWS prefixes a user's mistake with ``ClientError:`` and an algorithm fault with
+``AlgorithmError:``; :class:`ClientError` and :func:`main` keep that distinction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ClientError(Exception):
+    """The user's input is wrong (hyperparameters, data): the job fails with ``ClientError: ...``."""
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+
+
+@dataclass
+class TrainingEnv:
+    base: Path
+    hyperparameters: dict[str, str]
+    channels: dict[str, dict[str, Any]]
+    hosts: list[str]
+    current_host: str
+
+    @classmethod
+    def load(cls, base: Path | None = None) -> TrainingEnv:
+        base = base or base_dir()
+        cfg = base / "input" / "config"
+        hps = _read_json(cfg / "hyperparameters.json", {})
+        channels = _read_json(cfg / "inputdataconfig.json", {})
+        resource = _read_json(cfg / "resourceconfig.json", {})
+        return cls(
+            base=base,
+            hyperparameters={str(k): str(v) for k, v in hps.items()},
+            channels=channels,
+            hosts=list(resource.get("hosts") or ["algo-1"]),
+            current_host=str(resource.get("current_host") or "algo-1"),
+        )
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.base / "output" / "data"
+
+    def channel_dir(self, name: str) -> Path:
+        return self.base / "input" / "data" / name
+
+    def has_channel(self, name: str) -> bool:
+        return name in self.channels
+
+    def content_type(self, name: str, default: str) -> str:
+        """The channel's ContentType without parameters (``text/csv;label_size=1`` -> ``text/csv``)."""
+        ct = (self.channels.get(name) or {}).get("ContentType") or default
+        return ct.split(";")[0].strip().lower()
+
+    def content_type_params(self, name: str) -> dict[str, str]:
+        ct = (self.channels.get(name) or {}).get("ContentType") or ""
+        out = {}
+        for part in ct.split(";")[1:]:
+            k, _, v = part.partition("=")
+            out[k.strip().lower()] = v.strip()
+        return out
+
+    def channel_files(self, name: str) -> list[Path]:
+        """Data files of a channel in a stable order (hidden files and manifests skipped)."""
+        root = self.channel_dir(name)
+        if not root.is_dir():
+            raise ClientError(f"Channel '{name}' has no data directory {root}.")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise ClientError(f"No data files found in channel '{name}'. Check the channel's S3Uri.")
+        return files
+
+    @property
+    def is_leader(self) -> bool:
+        return self.current_host == sorted(self.hosts)[0]
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+# ---- hyperparameters ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HP:
+    """One hyperparameter: its parser, default (None = optional without default) and whether required."""
+
+    parse: Callable[[str], Any]
+    default: Any = None
+    required: bool = False
+
+
+def parse_hyperparameters(
+    given: Mapping[str, str], spec: Mapping[str, HP], *, ignore_unknown: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Validate as SageMaker's first-party algorithms do (all missing required names in one message)."""
+    missing = [name for name, hp in spec.items() if hp.required and name not in given]
+    if missing:
+        names = ", ".join(f"'{n}'" for n in missing)
+        raise ClientError(
+            f"No value(s) were specified for {names} which are required hyperparameter(s) (caused by ValidationError)"
+        )
+    skip = set(ignore_unknown)
+    unknown = sorted(k for k in given if k not in spec and k not in skip and not k.startswith("_"))
+    if unknown:
+        raise ClientError(
+            f"Additional hyperparameters are not allowed ({', '.join(repr(u) for u in unknown)} were unexpected) "
+            "(caused by ValidationError)"
+        )
+    out: dict[str, Any] = {}
+    for name, hp in spec.items():
+        if name in given:
+            try:
+                out[name] = hp.parse(given[name])
+            except (ValueError, TypeError) as exc:
+                raise ClientError(
+                    f"Hyperparameter '{name}': value {given[name]!r} is not valid: {exc} (caused by ValidationError)"
+                ) from exc
+        else:
+            out[name] = hp.default
+    return out
+
+
+def int_in(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    def parse(v: str) -> int:
+        f = float(v)
+        if not f.is_integer():
+            raise ValueError("must be an integer")
+        i = int(f)
+        if lo is not None and i < lo:
+            raise ValueError(f"must be >= {lo}")
+        if hi is not None and i > hi:
+            raise ValueError(f"must be <= {hi}")
+        return i
+
+    return parse
+
+
+def float_in(lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
+    def parse(v: str) -> float:
+        f = float(v)
+        if f != f:
+            raise ValueError("must be a number")
+        if lo is not None and f < lo:
+            raise ValueError(f"must be >= {lo}")
+        if hi is not None and f > hi:
+            raise ValueError(f"must be <= {hi}")
+        return f
+
+    return parse
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(v: str) -> str:
+        if v not in choices:
+            raise ValueError(f"must be one of {list(choices)}")
+        return v
+
+    return parse
+
+
+def boolean(v: str) -> bool:
+    s = str(v).strip().lower()
+    if s in ("true", "1", "yes"):
+        return True
+    if s in ("false", "0", "no"):
+        return False
+    raise ValueError("must be true or false")
+
+
+# ---- logging and the exit path -------------------------------------------------------------------------
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def fail(message: str, base: Path | None = None) -> int:
+    """Write the failure file SageMaker turns into FailureReason and return the exit code."""
+    out = (base or base_dir()) / "output"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "failure").write_text(message)
+    print(message, file=sys.stderr, flush=True)
+    return 1
+
+
+def main(train: Callable[[TrainingEnv], None], serve: Callable[[], None], argv: list[str] | None = None) -> int:
+    """``train`` / ``serve`` entry point as the real images' ``docker run <image> train|serve``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in ("train", "serve"):
+        print("usage: python -m localmaker.builtins.<algorithm> train|serve", file=sys.stderr)
+        return 2
+    if args[0] == "serve":
+        serve()
+        return 0
+    try:
+        env = TrainingEnv.load()
+    except (OSError, ValueError) as exc:
+        return fail(f"ClientError: cannot read the training configuration: {exc}")
+    try:
+        train(env)
+    except ClientError as exc:
+        return fail(f"ClientError: {exc}", env.base)
+    except Exception as exc:  # noqa: BLE001 - anything else is the algorithm's fault, as on AWS
+        traceback.print_exc()
+        return fail(f"AlgorithmError: {type(exc).__name__}: {exc}", env.base)
+    return 0
