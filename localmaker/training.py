@@ -86,6 +86,7 @@ class _Run:
         self.children: dict[str, Child] = {}
         self.metrics: dict[str, tuple[float, float]] = {}
         self.metric_defs: list[tuple[str, re.Pattern[str]]] = []
+        self.builtin = False
         self.thread = threading.Thread(target=self._main, name=f"training-{name}", daemon=True)
 
     # ---- helpers --------------------------------------------------------------------------------
@@ -127,6 +128,7 @@ class _Run:
                 cmd = spec.command("train", algo.get("ContainerEntrypoint"))
             except ImageNotMapped as exc:
                 raise JobFailed(f"ClientError: {exc}") from exc
+            self.builtin = bool(spec.builtin)
             # a built-in algorithm reports its own metrics (as on AWS) besides any the request adds
             defs = {m["Name"]: m["Regex"] for m in spec.metrics}
             defs.update({m["Name"]: m["Regex"] for m in algo.get("MetricDefinitions", []) if m.get("Regex")})
@@ -340,7 +342,11 @@ class _Run:
             c.wait(10)
             failure = bases[h] / "output" / "failure"
             if failure.exists() and failure.read_text(errors="replace").strip():
-                return "AlgorithmError: " + failure.read_text(errors="replace").strip()[:1024]
+                text = failure.read_text(errors="replace").strip()
+                # built-in images classify their own failures (ClientError vs AlgorithmError) as on AWS
+                if self.builtin and text.startswith(("ClientError:", "AlgorithmError:")):
+                    return text[:1024]
+                return "AlgorithmError: " + text[:1024]
             return f"AlgorithmError: ExecuteUserScriptError: process on {h} exited with code {code}. See job logs for more information."
         return "AlgorithmError: training failed. See job logs for more information."
 

@@ -223,3 +223,118 @@ def main(train: Callable[[TrainingEnv], None], serve: Callable[[], None], argv: 
         traceback.print_exc()
         return fail(f"AlgorithmError: {type(exc).__name__}: {exc}", env.base)
     return 0
+
+
+# ---- dense training data (the 1P algorithms' text/csv and RecordIO-protobuf channels) -----------------
+def read_dense_channel(
+    env: TrainingEnv, name: str, *, label_size: int = 1, feature_dim: int | None = None
+) -> tuple[Any, Any]:
+    """All records of a channel as ``(features, labels)`` float32 matrices; ``labels`` is None when
+    the data has none.
+
+    Follows SageMaker's common training formats: ``application/x-recordio-protobuf`` (the default
+    when the channel names no ContentType, as for the SDK's ``record_set``) with the features and
+    label under the ``values`` key, or header-less ``text/csv`` whose first ``label_size`` columns
+    (``text/csv;label_size=0`` for none; default ``label_size``) are the label. Bad data is the
+    user's mistake, so every problem raises :class:`ClientError` naming the file and row.
+    """
+    import numpy as np
+
+    ctype = env.content_type(name, "application/x-recordio-protobuf")
+    files = env.channel_files(name)
+    if ctype in ("text/csv", "csv"):
+        raw = env.content_type_params(name).get("label_size")
+        try:
+            n_label = label_size if raw is None else int(raw)
+        except ValueError:
+            raise ClientError(f"Channel '{name}': label_size={raw!r} in the ContentType is not an integer.") from None
+        parts = [m for m in (_read_csv_file(path, name) for path in files) if m.size]
+        if not parts:
+            raise ClientError(f"Channel '{name}' has no rows.")
+        if len({m.shape[1] for m in parts}) > 1:
+            raise ClientError(f"Channel '{name}': files have different column counts {sorted({m.shape[1] for m in parts})}.")
+        matrix = np.concatenate(parts, axis=0)
+        if matrix.shape[1] <= n_label:
+            raise ClientError(
+                f"Channel '{name}': rows have {matrix.shape[1]} column(s), but label_size={n_label} leaves no features."
+            )
+        features, labels = matrix[:, n_label:], (matrix[:, :n_label] if n_label else None)
+    elif ctype in ("application/x-recordio-protobuf", "application/x-recordio"):
+        from include.mlpipeline.formats.recordio import RecordIOError, read_recordio_protobuf
+
+        feats: list[Any] = []
+        labs: list[Any] = []
+        for path in files:
+            try:
+                with path.open("rb") as fh:
+                    for rec in read_recordio_protobuf(fh):
+                        feats.append(rec.features)
+                        labs.append(rec.label)
+            except RecordIOError as exc:
+                raise ClientError(f"Channel '{name}', file {path.name}: not valid RecordIO-protobuf: {exc}") from None
+        if not feats:
+            raise ClientError(f"Channel '{name}' has no records.")
+        widths = {len(f) for f in feats}
+        if len(widths) > 1:
+            raise ClientError(f"Channel '{name}': records have different feature counts {sorted(widths)}.")
+        features = np.asarray(feats, dtype=np.float32)
+        with_label = [lab is not None for lab in labs]
+        if all(with_label):
+            if len({len(lab) for lab in labs}) > 1:
+                raise ClientError(f"Channel '{name}': records have labels of different sizes.")
+            labels = np.asarray(labs, dtype=np.float32)
+        elif any(with_label):
+            first = with_label.index(False)
+            raise ClientError(f"Channel '{name}': record {first} has no label while others have one.")
+        else:
+            labels = None
+    else:
+        raise ClientError(
+            f"Content type '{ctype}' of channel '{name}' is not supported; "
+            "use 'text/csv' or 'application/x-recordio-protobuf'."
+        )
+    if not np.isfinite(features).all():
+        raise ClientError(f"Channel '{name}': features contain NaN or infinite values.")
+    if labels is not None and not np.isfinite(labels).all():
+        raise ClientError(f"Channel '{name}': labels contain NaN or infinite values.")
+    if feature_dim is not None and features.shape[1] != feature_dim:
+        hint = " (for text/csv, the first label_size columns are the label)" if ctype == "text/csv" else ""
+        raise ClientError(
+            f"Channel '{name}' has {features.shape[1]} features per record but feature_dim is {feature_dim}{hint}."
+        )
+    return features, labels
+
+
+def _read_csv_file(path: Path, channel: str) -> Any:
+    """One header-less numeric CSV file -> float32 matrix; the error names the line and column."""
+    import numpy as np
+
+    rows: list[list[float]] = []
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            cells = line.rstrip("\r\n").split(",")
+            try:
+                row = [float(c) for c in cells]
+            except ValueError:
+                bad = next(j for j, c in enumerate(cells, start=1) if not _is_float(c))
+                raise ClientError(
+                    f"Channel '{channel}', file {path.name}, line {lineno}, column {bad}: "
+                    f"{cells[bad - 1].strip()!r} is not a number (CSV training data must be numeric, without a header)."
+                ) from None
+            if rows and len(row) != len(rows[0]):
+                raise ClientError(
+                    f"Channel '{channel}', file {path.name}, line {lineno} has {len(row)} columns; "
+                    f"the first row has {len(rows[0])}."
+                )
+            rows.append(row)
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(rows[0]) if rows else 0)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
