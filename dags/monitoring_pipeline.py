@@ -339,4 +339,5 @@ def build_monitoring_dag(model: str) -> DAG:
 
 
 for _model in list_models():
-    globals()[f"{_model}_monitoring"] = build_monitoring_dag(_model)
+    if load_config(_model, default_stage()).monitoring.enabled:
+        globals()[f"{_model}_monitoring"] = build_monitoring_dag(_model)

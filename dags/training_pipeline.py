@@ -120,7 +120,17 @@ def build_training_dag(model: str) -> DAG:
 
             cfg, ctx = cfg_ctx(model, context)
             ctx = ctx.with_data(etl["channels"])
-            return {"training": rq.training_job_request(cfg, ctx), "tuning": rq.tuning_job_request(cfg, ctx)}
+            if cfg.training.source_dir:  # script mode: the user's code travels as sourcedir.tar.gz
+                from include.mlpipeline.sourcedir import upload_source_dir
+
+                s3, _ = clients()
+                uri = upload_source_dir(s3, cfg.training.source_dir, cfg.training.entry_point, rq.sourcedir_uri(cfg, ctx))
+                print(f"packaged {cfg.training.source_dir} to {uri}")
+            params = rq.data_hyperparameters(cfg.training.hyperparameters, etl["rows"])
+            return {
+                "training": rq.training_job_request(cfg, ctx, hyperparameters=params),
+                "tuning": rq.tuning_job_request(cfg, ctx, hyperparameters=params) if cfg.tuning.objective else None,
+            }
 
         @task.branch
         def train_or_tune(**context: Any) -> str:
@@ -154,31 +164,29 @@ def build_training_dag(model: str) -> DAG:
 
         @task
         def evaluation_request(cand: dict[str, Any], etl: dict[str, Any], **context: Any) -> dict[str, Any]:
-            """Model + transform of the test channel, the label joined to each prediction."""
+            """Model + transform of the held-out test set, scored in order against its labels."""
             from include.mlpipeline import requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
+            ctx = ctx.with_data(etl["channels"])
             model_req = rq.model_request(cfg, ctx, cand["model_data_url"])
-            transform = rq.transform_job_request(
-                cfg,
-                ctx,
-                model=model_req["ModelName"],
-                input_uri=etl["channels"]["test"],
-                purpose="eval",
-                data_processing=rq.EVALUATION_DATA_PROCESSING,
-            )
+            transform = rq.evaluation_transform_request(cfg, ctx, model=model_req["ModelName"])
             return {"Model": model_req, "Transform": transform}
 
         @task
-        def evaluate(cand: dict[str, Any], transformed: dict[str, Any], **context: Any) -> dict[str, Any]:
+        def evaluate(
+            cand: dict[str, Any], transformed: dict[str, Any], etl: dict[str, Any], **context: Any
+        ) -> dict[str, Any]:
             from include.mlpipeline import evaluate as ev
             from include.mlpipeline import requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             s3, sm = clients()
             output = transformed["Transform"]["TransformOutput"]["S3OutputPath"]
-            y_true, y_pred = ev.evaluation_pairs(s3, output)
-            metrics = ev.regression_metrics(y_true, y_pred)
+            y_true, y_pred = ev.evaluation_pairs(
+                s3, output, etl["channels"]["test_labels"], cfg.inference.prediction_field
+            )
+            metrics = ev.metrics_for_task(cfg.evaluation.task, y_true, y_pred)
             champion = ev.champion_metrics(sm, cfg.registry.model_package_group_name)
             decision = ev.gate_from_config(metrics, cfg, champion)
             report = ev.write_report(
@@ -190,6 +198,7 @@ def build_training_dag(model: str) -> DAG:
                 decision=decision,
                 champion=champion,
                 extra={"training_job": cand["training_job"], "hyperparameters": cand["hyperparameters"]},
+                task=cfg.evaluation.task,
             )
             print(f"test metrics: {metrics}")
             print(f"champion: {champion}")
@@ -247,7 +256,7 @@ def build_training_dag(model: str) -> DAG:
 
             runtime = AwsBaseHook(aws_conn_id=CONN, client_type="sagemaker-runtime").get_conn()
             s3, _ = clients()
-            result = smoke_test_endpoint(cfg, runtime, s3, etl["channels"]["test"], cfg.endpoint.dev_name)
+            result = smoke_test_endpoint(cfg, runtime, s3, etl["channels"], cfg.endpoint.dev_name)
             print(f"smoke test of {cfg.endpoint.dev_name}: {result}")
             return result
 
@@ -263,7 +272,7 @@ def build_training_dag(model: str) -> DAG:
                 "The candidate passed the quality gate and the dev endpoint's smoke test.\n\n"
                 "| metric | candidate | champion |\n|---|---|---|\n"
                 "{% set ev = ti.xcom_pull(task_ids='evaluate') %}"
-                "{% for k in ['rmse', 'mae', 'r2'] %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
+                "{% for k in " + repr(list(cfg.evaluation.metrics)) + " %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
                 "{{ ('%.4g' % ev['champion'][k]) if ev['champion'] and k in ev['champion'] else '-' }} |\n"
                 "{% endfor %}\nReport: {{ ev['report']['plot_uri'] }}\n\n"
                 "Unanswered within 12 hours counts as **Reject**: prod stays as it is."
@@ -303,7 +312,7 @@ def build_training_dag(model: str) -> DAG:
 
             cfg, ctx = cfg_ctx(model, context)
             return baseline_processing_request(
-                cfg, ctx, train_uri=etl["channels"]["train"], output_uri=baseline_location(cfg, package_arn)
+                cfg, ctx, train_uri=etl["channels"]["baseline"], output_uri=baseline_location(cfg, package_arn)
             )
 
         @task(trigger_rule="one_failed", retries=0)
@@ -325,7 +334,7 @@ def build_training_dag(model: str) -> DAG:
         evaluate_transform = SageMakerTransformOperator(
             task_id="evaluate_transform", config=eval_req, aws_conn_id=CONN, check_interval=CHECK
         )
-        evaluation = evaluate(cand, evaluate_transform.output)
+        evaluation = evaluate(cand, evaluate_transform.output, etl_result)
         passed = gate(evaluation)
         register = RegisterModelVersionOperator(
             task_id="register",
@@ -353,23 +362,28 @@ def build_training_dag(model: str) -> DAG:
         deploy_prod = IdempotentEndpointOperator(
             task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", check_interval=CHECK
         )
-        # the baseline exists before the package becomes champion, so monitoring never finds a
-        # champion without one
-        baseline = SageMakerProcessingOperator(
-            task_id="baseline",
-            config=baseline_request(register.output, etl_result),
-            aws_conn_id=CONN,
-            check_interval=CHECK,
-        )
         champion = promote(register.output, evaluation)
-        chain(deploy_prod, baseline, champion)
+        if cfg.monitoring.enabled:
+            # the baseline exists before the package becomes champion, so monitoring never finds a
+            # champion without one
+            baseline = SageMakerProcessingOperator(
+                task_id="baseline",
+                config=baseline_request(register.output, etl_result),
+                aws_conn_id=CONN,
+                check_interval=CHECK,
+            )
+            chain(deploy_prod, baseline, champion)
+            watched = [baseline]
+        else:  # nothing tabular to profile (an image model): no baseline, no monitoring DAG
+            chain(deploy_prod, champion)
+            watched = []
         # The run's outcome: clean_up_failed_run is a leaf that *succeeds* after a failure, so
         # without this leaf a failed run would be marked successful. Failure upstream makes it
         # upstream_failed (run failed); a gated-out, undeployed or rejected run skips it (success).
         finished = EmptyOperator(task_id="finished", trigger_rule="none_failed")
         chain(champion, finished)
         cleanup = clean_up_failed_run()
-        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, approve, deploy_prod, champion, baseline], cleanup)
+        chain([train, tune, evaluate_transform, register, deploy_dev, smoke, approve, deploy_prod, champion, *watched], cleanup)
     return dag
 
 

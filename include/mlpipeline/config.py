@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: ``include/config``: where the YAML layers live.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -65,6 +65,9 @@ TEMPLATED_KEYS = (
     "data.batch_source_uri",
     "alerts.sns_topic_arn",
     "monitoring.image_uri",
+    "image_inference.input_prefix",
+    "image_inference.accepted_prefix",
+    "image_inference.review_prefix",
 )
 
 
@@ -146,12 +149,66 @@ class SplitConfig(_Section):
     seed: int = Field(ge=0)
 
 
+#: Repositories of SageMaker's built-in algorithm images: they define their own metrics (SageMaker
+#: checks a tuning objective against them), so no ``metric_definitions`` are configured for them.
+BUILTIN_REPOSITORIES = frozenset({
+    "sagemaker-xgboost", "kmeans", "linear-learner", "pca", "image-classification", "factorization-machines",
+    "knn", "randomcutforest", "ntm", "lda", "blazingtext", "object2vec", "ipinsights", "object-detection",
+    "semantic-segmentation", "forecasting-deepar",
+})
+
+
+def is_builtin_image(image_uri: str) -> bool:
+    """``382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1`` -> True."""
+    repo = image_uri.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+    return repo in BUILTIN_REPOSITORIES
+
+
+def expand_braces(key: str) -> list[str]:
+    """``a{0..2}`` -> ``a0 a1 a2``; several ranges multiply out left to right."""
+    m = re.search(r"\{(\d+)\.\.(\d+)\}", key)
+    if not m:
+        return [key]
+    lo, hi = int(m.group(1)), int(m.group(2))
+    if hi < lo:
+        raise ValueError(f"column range {m.group(0)} in {key!r} runs backwards")
+    head, tail = key[: m.start()], key[m.end() :]
+    return [name for i in range(lo, hi + 1) for name in expand_braces(f"{head}{i}{tail}")]
+
+
+class ImageLayout(_Section):
+    """How a row of pixel columns becomes an image file (``data.format: image``).
+
+    Attributes:
+        source_shape: ``[height, width]`` of the pixel columns (row-major, greyscale).
+        value_max: the pixel value that is white (16 for scikit-learn's digits, 255 for bytes).
+        shape: ``[channels, height, width]`` written (the algorithm's ``image_shape``); greyscale
+            is repeated over 3 channels.
+    """
+
+    source_shape: list[int] = Field(min_length=2, max_length=2)
+    value_max: float = Field(gt=0)
+    shape: list[int] = Field(default_factory=lambda: [3, 32, 32], min_length=3, max_length=3)
+
+
+DataFormat = Literal["csv", "recordio-protobuf", "image"]
+
+
 class DataConfig(_Section):
     """Source, schema and split of a model's data set.
 
     Attributes:
         source_uri: ``file://`` (relative paths resolve against the project root), ``s3://``,
-            ``http://`` or ``https://`` location of a CSV with a header row.
+            ``http://`` or ``https://`` location of a CSV with a header row, or
+            ``sklearn://<name>`` for a data set scikit-learn ships (``load_<name>``: digits,
+            breast_cancer, iris, wine, diabetes), read as its ``frame`` with the label ``target``.
+        format: what the training channels hold: ``csv`` (label first, no header),
+            ``recordio-protobuf`` (features + label records) or ``image`` (PNG folders plus
+            ``<channel>_lst`` .lst files, for image classification; needs ``image``). Evaluation and
+            batch input stay CSV (``test_features``/``test_labels``), except images.
+        image: pixel layout for ``format: image``.
+        label_values: keep only rows whose label is one of these (a subset of the classes);
+            other rows are left out, not quarantined.
         batch_source_uri: feature-only CSV scored by the batch transform DAG.
         batch_id_column: column of ``batch_source_uri`` identifying a row in the scores.
         label_column: the target; written first in the algorithm CSV.
@@ -163,8 +220,8 @@ class DataConfig(_Section):
         chunk_size: rows read per chunk; bounds ETL memory regardless of input size.
     """
 
-    source_uri: str = Field(pattern=r"^(file|s3|https?)://.+")
-    batch_source_uri: str | None = Field(default=None, pattern=r"^(file|s3|https?)://.+")
+    source_uri: str = Field(pattern=r"^(file|s3|https?|sklearn)://.+")
+    batch_source_uri: str | None = Field(default=None, pattern=r"^(file|s3|https?|sklearn)://.+")
     batch_id_column: str | None = None
     label_column: str
     id_column: str | None = None
@@ -172,6 +229,34 @@ class DataConfig(_Section):
     split: SplitConfig
     max_bad_row_share: float = Field(ge=0, le=1)
     chunk_size: int = Field(ge=1)
+    format: DataFormat = "csv"
+    image: ImageLayout | None = None
+    label_values: list[float] | None = Field(default=None, min_length=2)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _expand_ranges(cls, value: Any) -> Any:
+        """``pixel_{0..7}_{0..7}: {...}`` stands for 64 columns with one spec (row-major order)."""
+        if not isinstance(value, Mapping):
+            return value
+        out: dict[str, Any] = {}
+        for key, spec in value.items():
+            for name in expand_braces(str(key)):
+                out[name] = spec
+        return out
+
+    @model_validator(mode="after")
+    def _image_layout(self) -> DataConfig:
+        if self.format == "image":
+            if self.image is None:
+                raise ValueError("format 'image' needs data.image (source_shape, value_max, shape)")
+            h, w = self.image.source_shape
+            if h * w != len(self.feature_columns):
+                raise ValueError(
+                    f"data.image.source_shape {h}x{w} needs {h * w} pixel columns; "
+                    f"data.columns has {len(self.feature_columns)} features"
+                )
+        return self
 
     @property
     def feature_columns(self) -> list[str]:
@@ -216,6 +301,12 @@ class TrainingConfig(_Section):
             but not ``container/``.
         metric_definitions_file: the image's list, relative to the project root (provenance).
         environment: extra environment variables for the training container.
+        channels: the data channels the job gets (``train`` always; ``validation`` for early
+            stopping; ``test`` for algorithms that score a test channel, such as k-means).
+        source_dir / entry_point: framework script mode: ``source_dir`` (relative to the project
+            root) is packaged as ``sourcedir.tar.gz`` in the run's prefix and ``entry_point`` runs in
+            the framework image (``sagemaker_program`` / ``sagemaker_submit_directory``); the same
+            code serves (``model_fn`` ...).
     """
 
     image_uri: str = Field(min_length=1, max_length=255)
@@ -229,6 +320,19 @@ class TrainingConfig(_Section):
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
     metric_definitions_file: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
+    channels: list[Literal["train", "validation", "test"]] = Field(
+        default_factory=lambda: ["train", "validation"], min_length=1
+    )
+    source_dir: str | None = None
+    entry_point: str | None = None
+
+    @model_validator(mode="after")
+    def _script_mode(self) -> TrainingConfig:
+        if (self.source_dir is None) != (self.entry_point is None):
+            raise ValueError("source_dir and entry_point go together (framework script mode)")
+        if "train" not in self.channels:
+            raise ValueError("channels must include 'train'")
+        return self
 
 
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
@@ -342,7 +446,29 @@ class TransformSettings(_Section):
     batch_strategy: Literal["MultiRecord", "SingleRecord"] = "MultiRecord"
 
 
-MetricName = Literal["rmse", "mae", "mse", "r2"]
+MetricName = Literal["rmse", "mae", "mse", "r2", "accuracy", "f1", "auc", "purity"]
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("rmse", "mae", "mse", "r2"),
+    "binary": ("accuracy", "f1", "auc"),
+    "multiclass": ("accuracy", "f1"),
+    "clustering": ("purity",),
+}
+
+
+class InferenceSettings(_Section):
+    """How evaluation, the smoke test and batch scoring talk to the model.
+
+    Attributes:
+        content_type: what requests carry (``text/csv`` rows; ``application/x-image`` for image models).
+        accept: the response type asked for.
+        prediction_field: for JSON responses, the field of each prediction to read
+            (``closest_cluster``, ``predicted_label``, ``score``); null: the value itself, and for a
+            list of class probabilities (image classification) the most probable class.
+    """
+
+    content_type: str = "text/csv"
+    accept: str = "text/csv"
+    prediction_field: str | None = None
 
 
 class EvaluationSettings(_Section):
@@ -356,6 +482,7 @@ class EvaluationSettings(_Section):
         champion_tolerance: relative slack of that comparison (0.02 = may be 2 % worse).
     """
 
+    task: Literal["regression", "binary", "multiclass", "clustering"] = "regression"
     primary_metric: MetricName = "rmse"
     metrics: list[MetricName] = Field(default_factory=lambda: ["rmse", "mae", "r2"], min_length=1)
     thresholds: dict[str, float] = Field(default_factory=dict)
@@ -366,9 +493,21 @@ class EvaluationSettings(_Section):
     @classmethod
     def _threshold_keys(cls, value: dict[str, float]) -> dict[str, float]:
         for key in value:
-            if not re.fullmatch(r"(min|max)_(rmse|mae|mse|r2)", key):
-                raise ValueError(f"unknown threshold {key!r}: use max_rmse, max_mae, max_mse, min_r2, ...")
+            if not re.fullmatch(r"(min|max)_(rmse|mae|mse|r2|accuracy|f1|auc|purity)", key):
+                raise ValueError(
+                    f"unknown threshold {key!r}: use max_rmse, min_r2, min_accuracy, min_f1, min_auc, min_purity, ..."
+                )
         return value
+
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> EvaluationSettings:
+        allowed = TASK_METRICS[self.task]
+        used = {self.primary_metric, *self.metrics, *self.compare_metrics}
+        used |= {k.split("_", 1)[1] for k in self.thresholds}
+        wrong = sorted(used - set(allowed))
+        if wrong:
+            raise ValueError(f"metrics {wrong} do not apply to task {self.task!r}; it has {list(allowed)}")
+        return self
 
 
 class Schedules(_Section):
@@ -418,11 +557,14 @@ class MonitoringSettings(_Section):
     """Scheduled data-quality checks of captured traffic (our Model Monitor-compatible image).
 
     Attributes:
+        enabled: baseline the champion's training data and build ``<model>_monitoring`` (off for
+            models whose requests are not tabular, such as images).
         image_uri: the model-monitor processing image.
         drift_threshold: distance between baseline and current distributions that is a violation.
         window_hours: captured traffic analysed per run; keep equal to ``schedules.monitoring``'s period.
     """
 
+    enabled: bool = True
     image_uri: str = Field(default="{account}.dkr.ecr.{region}.amazonaws.com/model-monitor:latest", min_length=1, max_length=255)
     instance_type: str = Field(default="ml.m5.large", pattern=_INSTANCE_TYPE_PATTERN)
     volume_size_gb: int = Field(default=20, ge=1)
@@ -439,6 +581,33 @@ class JanitorSettings(_Section):
     keep_last: int = Field(default=3, ge=1)
 
 
+class ImageInferenceSettings(_Section):
+    """The image inference workflow (``<model>_image_inference``): new images under ``input_prefix``
+    are classified by the endpoint; predictions at or above ``confidence_threshold`` are kept under
+    ``accepted_prefix``, the rest are copied to ``review_prefix`` for a person to label.
+
+    Attributes:
+        input_prefix / accepted_prefix / review_prefix: S3 prefixes in ``aws.bucket`` (placeholders allowed).
+        confidence_threshold: the top class probability a prediction needs to be accepted.
+        endpoint: which configured endpoint classifies (``prod`` or ``dev``).
+        class_names: label index -> name, for reports (optional).
+        schedule: cron/preset for the workflow, or null (triggered only).
+    """
+
+    input_prefix: str = Field(default="{model}/inference/incoming/", min_length=1)
+    accepted_prefix: str = Field(default="{model}/inference/accepted/", min_length=1)
+    review_prefix: str = Field(default="{model}/inference/review/", min_length=1)
+    confidence_threshold: float = Field(default=0.8, gt=0, le=1)
+    endpoint: Literal["prod", "dev"] = "prod"
+    class_names: list[str] = Field(default_factory=list)
+    schedule: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _is_cron(cls, value: str | None) -> str | None:
+        return Schedules._is_cron(value)
+
+
 class PipelineConfig(_Section):
     """The merged, validated configuration of one model in one stage."""
 
@@ -452,12 +621,24 @@ class PipelineConfig(_Section):
     endpoint: EndpointSettings
     transform: TransformSettings
     evaluation: EvaluationSettings
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
     schedules: Schedules
     registry: RegistrySettings
     run: RunSettings = Field(default_factory=RunSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     janitor: JanitorSettings = Field(default_factory=JanitorSettings)
+    image_inference: ImageInferenceSettings | None = None
+
+    @model_validator(mode="after")
+    def _default_prefixes(self) -> PipelineConfig:
+        """Defaults of ``image_inference`` prefixes name the model too (templating saw only the files)."""
+        inf = self.image_inference
+        if inf is not None:
+            keys = ("input_prefix", "accepted_prefix", "review_prefix")
+            filled = {k: getattr(inf, k).replace("{model}", self.model) for k in keys}
+            object.__setattr__(self, "image_inference", inf.model_copy(update=filled))
+        return self
 
     @property
     def model_slug(self) -> str:
@@ -825,7 +1006,8 @@ def _cross_checks(cfg: PipelineConfig) -> list[tuple[KeyPath, str]]:
         problems.append(
             (("tuning", "parameter_ranges"), "at least one range is required when tuning.enabled is true")
         )
-    if tuning.objective is not None and tuning.objective.metric not in metric_names:
+    builtin = is_builtin_image(cfg.training.image_uri) and not metric_names
+    if tuning.objective is not None and not builtin and tuning.objective.metric not in metric_names:
         problems.append(
             (
                 ("tuning", "objective", "metric"),

@@ -206,12 +206,35 @@ def open_source(
             yield body
         finally:
             body.close()
+    elif uri.startswith("sklearn://"):
+        yield sklearn_dataset_csv(uri)
     elif uri.startswith(("https://", "http://")):
         request = urllib.request.Request(uri, headers={"User-Agent": "mlpipeline-etl"})
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
             yield response
     else:
-        raise ValueError(f"unsupported data source {uri!r}: use file://, s3://, http:// or https://")
+        raise ValueError(f"unsupported data source {uri!r}: use file://, s3://, http://, https:// or sklearn://")
+
+
+#: data sets scikit-learn ships inside its wheel (no download), by ``sklearn://<name>``
+SKLEARN_DATASETS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
+
+
+def sklearn_dataset_csv(uri: str) -> BinaryIO:
+    """A data set scikit-learn ships (``sklearn://digits``) as CSV with a header; the label is
+    ``target``. Column names are the set's own (``pixel_0_0``..., ``mean radius``...)."""
+    name = uri[len("sklearn://") :].strip("/")
+    if name not in SKLEARN_DATASETS:
+        raise ValueError(f"{uri}: unknown scikit-learn data set; choose one of {list(SKLEARN_DATASETS)}")
+    from sklearn import datasets
+
+    frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+    if name == "diabetes":  # the scaled variant is the only one with as_frame; keep it honest
+        frame = datasets.load_diabetes(as_frame=True, scaled=False).frame
+    buf = io.BytesIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    buf.seek(0)
+    return buf
 
 
 def iter_csv_chunks(
@@ -483,6 +506,86 @@ def write_split_chunk(
         outputs.append(f"test_labels/{DATA_FILE}", test, label=label, features=[])
 
 
+# ------------------------------------------------------------------------------ format conversion
+
+#: prefixes written besides OUTPUT_PREFIXES, per data.format
+EXTRA_PREFIXES: dict[str, tuple[str, ...]] = {
+    "csv": (),
+    "recordio-protobuf": ("train_csv",),
+    "image": ("train_lst", "validation_lst", "test_lst"),
+}
+LAYOUTS = {
+    "csv": "label first, no header, no index (text/csv)",
+    "recordio-protobuf": "train/validation/test: RecordIO-protobuf records (features + label); "
+    "train_csv, test_features, test_labels: CSV",
+    "image": "train/validation/test: PNG images; <channel>_lst: .lst files (index, label, path); "
+    "test_labels: CSV",
+}
+
+
+def convert_channels(outputs: LocalOutputs, data: Any) -> None:
+    """Rewrite the label-first CSV channel files in ``data.format`` (in place, before upload).
+
+    ``test_features``/``test_labels`` stay CSV: evaluation and batch scoring send CSV rows (the
+    built-ins read CSV at inference) and score against the labels in order.
+    """
+    if data.format == "csv":
+        return
+    import numpy as np
+
+    for relative in sorted(outputs.files):
+        channel = relative.split("/", 1)[0]
+        if channel not in CHANNELS:
+            continue
+        path = outputs.files[relative]
+        rows = np.loadtxt(path, delimiter=",", dtype=np.float64, ndmin=2) if path.stat().st_size else None
+        del outputs.files[relative]
+        n = outputs.rows.pop(relative, 0)
+        if data.format == "recordio-protobuf":
+            if channel == "train":  # the baseline's CSV copy
+                outputs.files[f"train_csv/{relative.split('/', 1)[1]}"] = path
+                outputs.rows[f"train_csv/{relative.split('/', 1)[1]}"] = n
+            from .formats.recordio import write_recordio_protobuf
+
+            target = path.with_suffix(".rec")
+            with open(target, "wb") as fh:
+                if rows is not None:
+                    write_recordio_protobuf(fh, rows[:, 1:], rows[:, 0])
+            new = relative[: -len(".csv")] + ".rec"
+            outputs.files[new] = target
+            outputs.rows[new] = n
+        elif data.format == "image":
+            _write_images(outputs, channel, relative, rows, data.image)
+
+
+def _write_images(outputs: LocalOutputs, channel: str, relative: str, rows: Any, layout: Any) -> None:
+    """One PNG per row under ``<channel>/`` and a ``<channel>_lst/<channel>.lst`` listing them."""
+    import numpy as np
+
+    from .formats.imagelist import LstEntry, save_png, write_lst
+
+    if rows is None:
+        return
+    stem = Path(relative).stem
+    h, w = layout.source_shape
+    channels, out_h, out_w = layout.shape
+    entries = []
+    for i, row in enumerate(rows):
+        name = f"{stem}-{i:06d}.png"
+        rel = f"{channel}/{name}"
+        target = outputs.root / "images" / rel
+        grey = np.clip(np.asarray(row[1:], dtype=np.float64).reshape(h, w) / layout.value_max, 0.0, 1.0)
+        save_png(target, grey, size=(out_w, out_h), mode="RGB" if channels == 3 else "L")
+        outputs.files[rel] = target
+        outputs.rows[rel] = 1
+        entries.append(LstEntry(index=i, label=int(row[0]), path=name))
+    lst = outputs.root / "images" / f"{channel}_lst" / f"{channel}.lst"
+    lst.parent.mkdir(parents=True, exist_ok=True)
+    write_lst(lst, entries)
+    outputs.files[f"{channel}_lst/{channel}.lst"] = lst
+    outputs.rows[f"{channel}_lst/{channel}.lst"] = len(entries)
+
+
 # ------------------------------------------------------------------------------------- upload
 
 
@@ -556,7 +659,7 @@ def run_etl(
     key_columns = [data.id_column] if data.id_column else list(data.columns)
     prefix = run_prefix(cfg, ctx)
 
-    total = bad = 0
+    total = bad = filtered = 0
     examples: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mlpipeline-etl-") as tmp:
         outputs = LocalOutputs(Path(tmp))
@@ -568,13 +671,18 @@ def run_etl(
                     bad += len(checked.bad)
                     outputs.append_with_header(QUARANTINE_FILE, checked.bad)
                     examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
-                if len(checked.good):
-                    keys = row_keys(checked.good, key_columns)
+                good = checked.good
+                if data.label_values is not None and len(good):  # a subset of the classes
+                    keep = good[data.label_column].isin(data.label_values)
+                    filtered += int((~keep).sum())
+                    good = good[keep]
+                if len(good):
+                    keys = row_keys(good, key_columns)
                     channels = assign_channels(keys, data.split)
                     shard_ids = assign_shards(keys, data.split.seed, shard_count)
                     write_split_chunk(
                         outputs,
-                        checked.good,
+                        good,
                         channels,
                         label=data.label_column,
                         features=features,
@@ -582,6 +690,8 @@ def run_etl(
                         shard_count=shard_count,
                     )
 
+        if filtered:
+            log.info("left out %d rows whose label is not in data.label_values %s", filtered, data.label_values)
         quarantine_uri = None
         if bad:
             quarantine_uri = upload_file(s3_client, outputs.files[QUARANTINE_FILE], prefix + QUARANTINE_FILE)
@@ -601,12 +711,16 @@ def run_etl(
                     f"the {channel} channel is empty: {total - bad} good rows are too few for split "
                     f"{data.split.train}/{data.split.validation}/{data.split.test}"
                 )
+        convert_channels(outputs, data)
         train_files = sum(1 for rel in outputs.files if rel.startswith("train/"))
         for relative, path in sorted(outputs.files.items()):
             if relative != QUARANTINE_FILE:
                 upload_file(s3_client, path, prefix + relative)
 
     channels = {name: f"{prefix}{name}/" for name in OUTPUT_PREFIXES}
+    channels.update({name: f"{prefix}{name}/" for name in EXTRA_PREFIXES[data.format]})
+    # the monitoring baseline profiles tabular training data: the CSV copy when channels aren't CSV
+    channels["baseline"] = channels.get("train_csv", channels["train"])
     manifest_uri = prefix + MANIFEST_FILE
     result = EtlResult(
         prefix=prefix,
@@ -629,7 +743,7 @@ def run_etl(
             "run_id": ctx.run_id,
             "source_uri": uri,
             "split": data.split.model_dump(),
-            "layout": "label first, no header, no index (text/csv)",
+            "layout": LAYOUTS[data.format],
         },
         manifest_uri,
     )

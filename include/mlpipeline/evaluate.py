@@ -26,13 +26,102 @@ from .requests import METRIC_PROPERTY_PREFIX
 from .run import split_s3_uri
 
 #: Metrics where a larger value is better; all others are errors (smaller is better).
-HIGHER_IS_BETTER = frozenset({"r2"})
+HIGHER_IS_BETTER = frozenset({"r2", "accuracy", "f1", "auc", "purity"})
 METRICS_FILE = "evaluation.json"
 MODEL_QUALITY_FILE = "model_quality.json"
 PLOT_FILE = "predicted_vs_actual.png"
 
 
 # ------------------------------------------------------------------------------------ metrics
+
+
+def _pairs(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> tuple[Any, Any]:
+    import numpy as np
+
+    true = np.asarray(y_true, dtype=np.float64).ravel()
+    pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if true.size == 0:
+        raise ValueError("no predictions to evaluate")
+    if true.shape != pred.shape:
+        raise ValueError(f"{true.size} labels but {pred.size} predictions")
+    if not (np.isfinite(true).all() and np.isfinite(pred).all()):
+        raise ValueError(f"non-finite values: {int((~np.isfinite(pred)).sum())} predictions")
+    return true, pred
+
+
+def _macro_f1(true: Any, pred: Any) -> float:
+    import numpy as np
+
+    scores = []
+    for c in np.unique(true):
+        tp = float(np.sum((pred == c) & (true == c)))
+        fp = float(np.sum((pred == c) & (true != c)))
+        fn = float(np.sum((pred != c) & (true == c)))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def _auc(true: Any, score: Any) -> float:
+    """Area under the ROC curve by the rank statistic (ties averaged); 0.5 with one class only."""
+    import numpy as np
+
+    pos, neg = true == 1, true != 1
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    sorted_scores = score[order]
+    i = 0
+    while i < len(score):  # average ranks over ties
+        j = i
+        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def classification_metrics(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any, *, binary: bool) -> dict[str, float]:
+    """``accuracy``, macro ``f1`` (and ``auc`` for binary) of predictions against class labels.
+
+    For ``binary`` the predictions may be probabilities (XGBoost's ``binary:logistic``): the class
+    is ``p >= 0.5`` and ``auc`` ranks the probabilities.
+    """
+    import numpy as np
+
+    true, pred = _pairs(y_true, y_pred)
+    if binary:
+        label = (pred >= 0.5).astype(np.float64)
+        out = {"accuracy": float(np.mean(label == true)), "f1": _macro_f1(true, label), "auc": _auc(true, pred)}
+    else:
+        label = np.rint(pred)
+        out = {"accuracy": float(np.mean(label == true)), "f1": _macro_f1(true, label)}
+    out["n"] = float(true.size)
+    return out
+
+
+def clustering_metrics(y_true: Sequence[float] | Any, clusters: Sequence[float] | Any) -> dict[str, float]:
+    """``purity``: the share of rows whose cluster's most common label is their own label."""
+    import numpy as np
+
+    true, pred = _pairs(y_true, clusters)
+    hits = 0
+    for c in np.unique(pred):
+        _, counts = np.unique(true[pred == c], return_counts=True)
+        hits += int(counts.max())
+    return {"purity": hits / true.size, "clusters": float(np.unique(pred).size), "n": float(true.size)}
+
+
+def metrics_for_task(task: str, y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, float]:
+    """The metrics of ``evaluation.task`` (regression, binary, multiclass, clustering)."""
+    if task == "regression":
+        return regression_metrics(y_true, y_pred)
+    if task in ("binary", "multiclass"):
+        return classification_metrics(y_true, y_pred, binary=task == "binary")
+    if task == "clustering":
+        return clustering_metrics(y_true, y_pred)
+    raise ValueError(f"unknown evaluation task {task!r}")
 
 
 def regression_metrics(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, float]:
@@ -311,6 +400,44 @@ def parse_predictions(text: str, *, joined: bool = False) -> Predictions:
     return Predictions(preds, first)
 
 
+def prediction_value(text: str, field: str | None = None) -> float:
+    """One prediction from one output record: a number, a JSON object's ``field``
+    (``{"closest_cluster": 3}``), ``{"predictions": [one]}``, or a JSON list of class
+    probabilities (image classification), read as its most probable class."""
+    text = text.strip()
+    if not text.startswith(("{", "[")):
+        return float(text.split(",")[-1])
+    doc = json.loads(text)
+    if isinstance(doc, dict) and "predictions" in doc and isinstance(doc["predictions"], list):
+        if len(doc["predictions"]) != 1:
+            raise ValueError(f"expected one prediction per record, got {len(doc['predictions'])}")
+        doc = doc["predictions"][0]
+    if isinstance(doc, dict):
+        key = field or ("score" if "score" in doc else None)
+        if key is None or key not in doc:
+            raise ValueError(f"prediction field {field!r} not in {sorted(doc)} (inference.prediction_field)")
+        doc = doc[key]
+    if isinstance(doc, list):
+        if not doc:
+            raise ValueError("empty prediction list")
+        if len(doc) == 1:
+            return float(doc[0])
+        return float(max(range(len(doc)), key=lambda i: float(doc[i])))
+    return float(doc)
+
+
+def read_prediction_values(s3_client: Any, output_uri: str, field: str | None = None) -> list[float]:
+    """Every record of every ``.out`` object under ``output_uri`` in key order, one value each."""
+    values = []
+    for number, line in enumerate(_read_text(s3_client, output_uri, ".out").splitlines(), start=1):
+        if line.strip():
+            try:
+                values.append(prediction_value(line, field))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{output_uri}: record {number}: {exc}: {line[:80]!r}") from None
+    return values
+
+
 def _objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
     bucket, prefix = split_s3_uri(uri)
     keys: list[str] = []
@@ -355,21 +482,21 @@ def read_labels(s3_client: Any, labels_uri: str) -> list[float]:
 
 
 def evaluation_pairs(
-    s3_client: Any, predictions_uri: str, labels_uri: str | None = None
+    s3_client: Any, predictions_uri: str, labels_uri: str | None = None, field: str | None = None
 ) -> tuple[list[float], list[float]]:
     """``(y_true, y_pred)`` from a transform's output: joined ``label,prediction`` lines when
     ``labels_uri`` is ``None``, else predictions aligned line by line with ETL's ``test_labels``."""
     if labels_uri is None:
         predictions = read_predictions(s3_client, predictions_uri, joined=True)
         return predictions.labels, predictions.y_pred
-    predictions = read_predictions(s3_client, predictions_uri)
+    y_pred = read_prediction_values(s3_client, predictions_uri, field)
     labels = read_labels(s3_client, labels_uri)
-    if len(labels) != len(predictions.y_pred):
+    if len(labels) != len(y_pred):
         raise ValueError(
-            f"{len(labels)} labels under {labels_uri} but {len(predictions.y_pred)} predictions under "
+            f"{len(labels)} labels under {labels_uri} but {len(y_pred)} predictions under "
             f"{predictions_uri}: the transform dropped or split records"
         )
-    return labels, predictions.y_pred
+    return labels, y_pred
 
 
 # ------------------------------------------------------------------------------------- report
@@ -438,6 +565,61 @@ def model_quality_statistics(
     }
 
 
+def plot_confusion(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any, path: str | Path, *, task: str) -> Path:
+    """Counts of (actual, predicted) classes - or (label, cluster) - as a PNG heatmap."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    true = np.asarray(y_true, dtype=float)
+    pred = np.asarray(y_pred, dtype=float)
+    if task == "binary":
+        pred = (pred >= 0.5).astype(float)
+    else:
+        pred = np.rint(pred)
+    rows, cols = np.unique(true), np.unique(pred)
+    counts = np.array([[np.sum((true == r) & (pred == c)) for c in cols] for r in rows])
+    figure = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot(1, 1, 1)
+    ax.imshow(counts, cmap="Blues")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cols)), [f"{c:g}" for c in cols])
+    ax.set_yticks(range(len(rows)), [f"{r:g}" for r in rows])
+    ax.set_xlabel("cluster" if task == "clustering" else "predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"n={true.size}")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
+
+
+def task_quality_statistics(task: str, y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, Any]:
+    """Model-quality JSON for the registry: SageMaker's regression / binary / multiclass shapes
+    (``{"<kind>_classification_metrics": {"accuracy": {"value", "standard_deviation"}}}``)."""
+    if task == "regression":
+        return model_quality_statistics(y_true, y_pred)
+    import numpy as np
+
+    true, pred = _pairs(y_true, y_pred)
+    point = metrics_for_task(task, true, pred)
+    rng = np.random.default_rng(0)
+    keys = [k for k in point if k not in ("n", "clusters")]
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(50):
+        idx = rng.integers(0, true.size, size=min(true.size, 10_000))
+        m = metrics_for_task(task, true[idx], pred[idx])
+        for k in keys:
+            samples[k].append(m[k])
+    section = {"binary": "binary_classification_metrics", "multiclass": "multiclass_classification_metrics",
+               "clustering": "clustering_metrics"}[task]
+    return {section: {k: {"value": point[k], "standard_deviation": float(np.std(samples[k]))} for k in keys}}
+
+
 @dataclass(frozen=True)
 class ReportUris:
     """Where :func:`write_report` put the report."""
@@ -460,12 +642,13 @@ def write_report(
     decision: GateDecision | None = None,
     champion: Mapping[str, float] | None = None,
     extra: Mapping[str, Any] | None = None,
+    task: str = "regression",
 ) -> ReportUris:
     """Upload ``evaluation.json`` (metrics, gate decision, champion), ``model_quality.json`` (the
     registry's format) and ``predicted_vs_actual.png`` under the ``report_uri`` prefix."""
     import tempfile
 
-    metrics = dict(metrics) if metrics is not None else regression_metrics(y_true, y_pred)
+    metrics = dict(metrics) if metrics is not None else metrics_for_task(task, y_true, y_pred)
     bucket, key_prefix = split_s3_uri(report_uri if report_uri.endswith("/") else report_uri + "/")
     document = {
         "metrics": metrics,
@@ -482,11 +665,14 @@ def write_report(
     s3_client.put_object(
         Bucket=bucket,
         Key=key_prefix + MODEL_QUALITY_FILE,
-        Body=json.dumps(model_quality_statistics(y_true, y_pred), indent=2).encode(),
+        Body=json.dumps(task_quality_statistics(task, y_true, y_pred), indent=2).encode(),
         ContentType="application/json",
     )
     with tempfile.TemporaryDirectory(prefix="mlpipeline-report-") as tmp:
-        png = plot_predicted_vs_actual(y_true, y_pred, Path(tmp) / PLOT_FILE)
+        if task == "regression":
+            png = plot_predicted_vs_actual(y_true, y_pred, Path(tmp) / PLOT_FILE)
+        else:
+            png = plot_confusion(y_true, y_pred, Path(tmp) / PLOT_FILE, task=task)
         s3_client.upload_file(
             str(png), bucket, key_prefix + PLOT_FILE, ExtraArgs={"ContentType": "image/png"}
         )

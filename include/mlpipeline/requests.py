@@ -130,6 +130,51 @@ def _algorithm(cfg: PipelineConfig) -> dict[str, Any]:
     return spec
 
 
+def sourcedir_uri(cfg: PipelineConfig, ctx: RunContext) -> str:
+    """Where script mode's packaged ``source_dir`` lives for this run (see :mod:`.sourcedir`)."""
+    return f"{run_output_uri(cfg, ctx, 'code')}sourcedir.tar.gz"
+
+
+def script_mode_hyperparameters(cfg: PipelineConfig, ctx: RunContext) -> dict[str, str]:
+    """The framework toolkit's ``sagemaker_*`` hyperparameters, JSON-encoded as the SDK sends them."""
+    if not cfg.training.entry_point:
+        return {}
+    import json
+
+    return {
+        "sagemaker_program": json.dumps(cfg.training.entry_point),
+        "sagemaker_submit_directory": json.dumps(sourcedir_uri(cfg, ctx)),
+        "sagemaker_region": json.dumps(cfg.aws.region),
+        "sagemaker_container_log_level": "20",
+    }
+
+
+def serving_environment(cfg: PipelineConfig, ctx: RunContext) -> dict[str, str]:
+    """What a framework container needs to find the user's inference code (script mode)."""
+    if not cfg.training.entry_point:
+        return {}
+    return {
+        "SAGEMAKER_PROGRAM": cfg.training.entry_point,
+        "SAGEMAKER_SUBMIT_DIRECTORY": sourcedir_uri(cfg, ctx),
+        "SAGEMAKER_REGION": cfg.aws.region,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    }
+
+
+def data_hyperparameters(params: Mapping[str, Any], rows: Mapping[str, int]) -> dict[str, Any]:
+    """Fill ``{rows.train}``-style placeholders with ETL's row counts (image classification's
+    ``num_training_samples`` must equal the training set size)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, str) and value.startswith("{rows.") and value.endswith("}"):
+            channel = value[len("{rows.") : -1]
+            if channel not in rows:
+                raise ValueError(f"hyperparameter {key}: {value} names no channel (have {sorted(rows)})")
+            value = rows[channel]
+        out[key] = value
+    return out
+
+
 def _channel(name: str, uri: str, content_type: str, *, sharded: bool) -> dict[str, Any]:
     return {
         "ChannelName": name,
@@ -146,12 +191,17 @@ def _channel(name: str, uri: str, content_type: str, *, sharded: bool) -> dict[s
 
 
 def _input_channels(cfg: PipelineConfig, ctx: RunContext) -> list[dict[str, Any]]:
-    """train (sharded across hosts when there are several) and validation (every host sees all)."""
+    """The configured channels: train sharded across hosts when there are several, the others
+    whole on every host; image data adds each channel's ``<channel>_lst`` list."""
     sharded = cfg.training.instance_count > 1
-    return [
-        _channel("train", channel_uri(cfg, ctx, "train"), cfg.training.content_type, sharded=sharded),
-        _channel("validation", channel_uri(cfg, ctx, "validation"), cfg.training.content_type, sharded=False),
-    ]
+    ctype = cfg.training.content_type
+    out = []
+    for name in cfg.training.channels:
+        out.append(_channel(name, channel_uri(cfg, ctx, name), ctype, sharded=sharded and name == "train"))
+        if cfg.data.format == "image":
+            lst = f"{name}_lst"
+            out.append(_channel(lst, channel_uri(cfg, ctx, lst), ctype, sharded=False))
+    return out
 
 
 def _resources(cfg: PipelineConfig) -> dict[str, Any]:
@@ -173,7 +223,11 @@ def training_job_request(
 ) -> dict[str, Any]:
     """``CreateTrainingJob``; ``hyperparameters`` are merged over the configured ones."""
     _check(cfg, ctx)
-    params = {**cfg.training.hyperparameters, **(hyperparameters or {})}
+    params = {
+        **cfg.training.hyperparameters,
+        **(hyperparameters or {}),
+        **script_mode_hyperparameters(cfg, ctx),
+    }
     request: dict[str, Any] = {
         "TrainingJobName": training_job_name(cfg, ctx),
         "AlgorithmSpecification": _algorithm(cfg),
@@ -212,7 +266,9 @@ def _parameter_ranges(cfg: PipelineConfig) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def tuning_job_request(cfg: PipelineConfig, ctx: RunContext) -> dict[str, Any]:
+def tuning_job_request(
+    cfg: PipelineConfig, ctx: RunContext, *, hyperparameters: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """``CreateHyperParameterTuningJob``: ranges from ``tuning``, every other hyperparameter static.
 
     Tuned names are removed from ``StaticHyperParameters`` (SageMaker rejects a name in both).
@@ -239,7 +295,13 @@ def tuning_job_request(cfg: PipelineConfig, ctx: RunContext) -> dict[str, Any]:
     }
     definition: dict[str, Any] = {
         "StaticHyperParameters": {
-            k: hyperparameter_value(v) for k, v in cfg.training.hyperparameters.items() if k not in tuned
+            k: hyperparameter_value(v)
+            for k, v in {
+                **cfg.training.hyperparameters,
+                **(hyperparameters or {}),
+                **script_mode_hyperparameters(cfg, ctx),
+            }.items()
+            if k not in tuned
         },
         "AlgorithmSpecification": _algorithm(cfg),
         "RoleArn": cfg.aws.role_arn,
@@ -272,8 +334,9 @@ def model_request(
     """``CreateModel`` from a training job's ``model.tar.gz``; the training image serves it."""
     _check(cfg, ctx)
     container: dict[str, Any] = {"Image": image_uri or cfg.training.image_uri, "ModelDataUrl": model_data_url}
-    if environment:
-        container["Environment"] = dict(environment)
+    env = {**serving_environment(cfg, ctx), **(environment or {})}
+    if env:
+        container["Environment"] = env
     return {
         "ModelName": model_name(cfg, ctx),
         "PrimaryContainer": container,
@@ -410,8 +473,10 @@ def transform_job_request(
     data_processing: Mapping[str, str] | None = None,
     content_type: str = CSV,
     accept: str = CSV,
+    split_type: Literal["Line", "None", "RecordIO"] = "Line",
 ) -> dict[str, Any]:
-    """``CreateTransformJob`` scoring every object under ``input_uri`` line by line.
+    """``CreateTransformJob`` scoring every object under ``input_uri`` line by line (or, with
+    ``split_type="None"``, each object as one record: images).
 
     ``purpose`` names the job and its output prefix (``batch``, ``eval``...). Pass
     :data:`BATCH_DATA_PROCESSING` or :data:`EVALUATION_DATA_PROCESSING` to carry the id or the label
@@ -428,12 +493,12 @@ def transform_job_request(
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
             "ContentType": content_type,
             "CompressionType": "None",
-            "SplitType": "Line",
+            "SplitType": split_type,
         },
         "TransformOutput": {
             "S3OutputPath": output_path or run_output_uri(cfg, ctx, f"transform/{purpose}"),
             "Accept": accept,
-            "AssembleWith": "Line",
+            "AssembleWith": "Line" if split_type != "None" else "None",
         },
         "TransformResources": {"InstanceType": tr.instance_type, "InstanceCount": tr.instance_count},
         "Tags": _tags(cfg, ctx),
@@ -443,6 +508,22 @@ def transform_job_request(
     if data_processing:
         request["DataProcessing"] = dict(data_processing)
     return request
+
+
+def evaluation_transform_request(cfg: PipelineConfig, ctx: RunContext, *, model: str) -> dict[str, Any]:
+    """Scoring the held-out test set on SageMaker: ETL's ``test_features`` CSV rows (every tabular
+    format; the built-ins read CSV at inference) or the test images one by one. Predictions come
+    back in order and are scored against ``test_labels``."""
+    inf = cfg.inference
+    if cfg.data.format == "image":
+        return transform_job_request(
+            cfg, ctx, model=model, input_uri=channel_uri(cfg, ctx, "test"), purpose="eval",
+            content_type=inf.content_type, accept=inf.accept, split_type="None",
+        )
+    return transform_job_request(
+        cfg, ctx, model=model, input_uri=channel_uri(cfg, ctx, "test_features"), purpose="eval",
+        content_type=inf.content_type, accept=inf.accept,
+    )
 
 
 # ------------------------------------------------------------------------------------- registry
@@ -493,9 +574,15 @@ def model_package_request(
         "ModelPackageGroupName": cfg.registry.model_package_group_name,
         "ModelPackageDescription": f"{cfg.model} {cfg.stage} run {ctx.run_id}",
         "InferenceSpecification": {
-            "Containers": [{"Image": image_uri or cfg.training.image_uri, "ModelDataUrl": model_data_url}],
-            "SupportedContentTypes": [CSV],
-            "SupportedResponseMIMETypes": [CSV, JSON],
+            "Containers": [
+                {
+                    "Image": image_uri or cfg.training.image_uri,
+                    "ModelDataUrl": model_data_url,
+                    **({"Environment": serving_environment(cfg, ctx)} if cfg.training.entry_point else {}),
+                }
+            ],
+            "SupportedContentTypes": [cfg.inference.content_type],
+            "SupportedResponseMIMETypes": sorted({cfg.inference.accept, JSON}),
             "SupportedRealtimeInferenceInstanceTypes": sorted({cfg.endpoint.instance_type}),
             "SupportedTransformInstanceTypes": sorted({cfg.transform.instance_type}),
         },

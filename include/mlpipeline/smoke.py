@@ -1,73 +1,134 @@
-"""Smoke test of a freshly deployed endpoint: real requests, checked answers, measured latency."""
+"""Smoke test of a freshly deployed endpoint: real requests, checked answers, measured latency.
+
+Requests are what the model's users send (``inference.content_type``: CSV feature rows, or image
+bytes for an image model) and answers are read as ``inference.accept`` says (CSV numbers, the
+built-ins' ``{"predictions": [...]}`` / JSON Lines, or a class-probability list).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any
 
 from .config import PipelineConfig
+from .evaluate import metrics_for_task, prediction_value
 from .run import split_s3_uri
+
+IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")
 
 
 class SmokeTestError(RuntimeError):
     pass
 
 
-def test_rows(s3_client: Any, test_uri: str, n: int) -> tuple[list[str], list[float]]:
-    """The first ``n`` rows of the test channel as (feature CSV lines, labels); label is column 0."""
-    bucket, prefix = split_s3_uri(test_uri)
-    keys = sorted(
+def _keys(s3_client: Any, uri: str) -> list[str]:
+    bucket, prefix = split_s3_uri(uri)
+    return sorted(
         o["Key"]
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for o in page.get("Contents", [])
+        if not o["Key"].endswith("/")
     )
+
+
+def _lines(s3_client: Any, uri: str, n: int) -> list[str]:
+    bucket, _ = split_s3_uri(uri)
+    out: list[str] = []
+    for key in _keys(s3_client, uri):
+        for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
+            if line.strip():
+                out.append(line)
+                if len(out) >= n:
+                    return out
+    return out
+
+
+def test_rows(s3_client: Any, test_uri: str, n: int) -> tuple[list[str], list[float]]:
+    """The first ``n`` rows of a label-first CSV channel as (feature CSV lines, labels)."""
     rows: list[str] = []
     labels: list[float] = []
-    for key in keys:
-        for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
-            if not line.strip():
-                continue
-            label, _, features = line.partition(",")
-            rows.append(features)
-            labels.append(float(label))
-            if len(rows) >= n:
-                return rows, labels
+    for line in _lines(s3_client, test_uri, n):
+        label, _, features = line.partition(",")
+        rows.append(features)
+        labels.append(float(label))
     if not rows:
         raise SmokeTestError(f"no test rows under {test_uri}")
     return rows, labels
 
 
+def test_requests(
+    cfg: PipelineConfig, s3_client: Any, channels: dict[str, str], n: int
+) -> tuple[list[bytes], list[float]]:
+    """Request bodies and their labels: feature rows of ``test_features`` (ETL writes them CSV for
+    every format) or, for image models, the test images themselves."""
+    labels = [float(line.split(",")[0]) for line in _lines(s3_client, channels["test_labels"], n)]
+    if cfg.inference.content_type in IMAGE_TYPES:
+        bucket, _ = split_s3_uri(channels["test"])
+        keys = _keys(s3_client, channels["test"])[:n]
+        bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+    else:
+        bodies = [line.encode() for line in _lines(s3_client, channels["test_features"], n)]
+    if not bodies:
+        raise SmokeTestError(f"no test data under {channels.get('test_features') or channels.get('test')}")
+    return bodies, labels[: len(bodies)]
+
+
+def read_predictions(body: bytes, accept: str, field: str | None, what: str) -> list[float]:
+    """Predictions in one response: CSV lines, JSON Lines, ``{"predictions": [...]}`` or a single
+    JSON prediction (an image model's probability list counts as one prediction)."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        if accept == "application/json":
+            doc = json.loads(text)
+            if isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
+                values = [prediction_value(json.dumps(p), field) for p in doc["predictions"]]
+            else:
+                values = [prediction_value(text, field)]
+        else:
+            values = [prediction_value(line, field) for line in text.splitlines() if line.strip()]
+    except (ValueError, TypeError) as exc:
+        raise SmokeTestError(f"{what}: cannot read a prediction from {text[:200]!r}: {exc}") from None
+    for value in values:
+        if not math.isfinite(value):
+            raise SmokeTestError(f"{what}: the endpoint answered {value}")
+    return values
+
+
 def smoke_test_endpoint(
-    cfg: PipelineConfig, runtime_client: Any, s3_client: Any, test_uri: str, endpoint: str
+    cfg: PipelineConfig, runtime_client: Any, s3_client: Any, channels: dict[str, str], endpoint: str
 ) -> dict[str, Any]:
-    """One request per row (latency as a client sees it) and one batch request (the same answers).
+    """One request per row (latency as a client sees it) and, for row data, one batch request
+    (which must give the same answers).
 
     Fails when any answer is missing or not finite, when batch and single answers disagree, or
     when the median single-row latency exceeds ``endpoint.smoke_test_max_latency_ms``.
     """
-    rows, labels = test_rows(s3_client, test_uri, cfg.endpoint.smoke_test_rows)
+    inf = cfg.inference
+    bodies, labels = test_requests(cfg, s3_client, channels, cfg.endpoint.smoke_test_rows)
     latencies: list[float] = []
     singles: list[float] = []
-    for i, row in enumerate(rows, start=1):
+    for i, body in enumerate(bodies, start=1):
         t0 = time.perf_counter()
-        body = runtime_client.invoke_endpoint(
-            EndpointName=endpoint, Body=row.encode(), ContentType="text/csv", Accept="text/csv"
+        answer = runtime_client.invoke_endpoint(
+            EndpointName=endpoint, Body=body, ContentType=inf.content_type, Accept=inf.accept
         )["Body"].read()
         latencies.append((time.perf_counter() - t0) * 1000)
-        values = _numbers(body, f"row {i}")
+        values = read_predictions(answer, inf.accept, inf.prediction_field, f"{endpoint}: request {i}")
         if len(values) != 1:
-            raise SmokeTestError(f"{endpoint}: row {i}: expected 1 prediction, got {len(values)}: {body[:200]!r}")
+            raise SmokeTestError(f"{endpoint}: request {i}: expected 1 prediction, got {len(values)}: {answer[:200]!r}")
         singles.append(values[0])
-    batch_body = runtime_client.invoke_endpoint(
-        EndpointName=endpoint, Body=("\n".join(rows) + "\n").encode(), ContentType="text/csv", Accept="text/csv"
-    )["Body"].read()
-    batch = _numbers(batch_body, "batch request")
-    if len(batch) != len(rows):
-        raise SmokeTestError(f"{endpoint}: batch of {len(rows)} rows answered {len(batch)} predictions")
-    worst = max(abs(a - b) for a, b in zip(singles, batch, strict=True))
-    if worst > 1e-3 * max(1.0, max(abs(x) for x in singles)):
-        raise SmokeTestError(f"{endpoint}: single-row and batch predictions differ by up to {worst:g}")
+    if inf.content_type not in IMAGE_TYPES:
+        batch_body = runtime_client.invoke_endpoint(
+            EndpointName=endpoint, Body=b"\n".join(bodies) + b"\n", ContentType=inf.content_type, Accept=inf.accept
+        )["Body"].read()
+        batch = read_predictions(batch_body, inf.accept, inf.prediction_field, f"{endpoint}: batch request")
+        if len(batch) != len(bodies):
+            raise SmokeTestError(f"{endpoint}: batch of {len(bodies)} rows answered {len(batch)} predictions")
+        worst = max(abs(a - b) for a, b in zip(singles, batch, strict=True))
+        if worst > 1e-3 * max(1.0, max(abs(x) for x in singles)):
+            raise SmokeTestError(f"{endpoint}: single-row and batch predictions differ by up to {worst:g}")
     ordered = sorted(latencies)
     p50 = ordered[len(ordered) // 2]
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -76,20 +137,10 @@ def smoke_test_endpoint(
             f"{endpoint}: median latency {p50:.1f} ms exceeds endpoint.smoke_test_max_latency_ms "
             f"({cfg.endpoint.smoke_test_max_latency_ms} ms)"
         )
-    mae = sum(abs(p - y) for p, y in zip(singles, labels, strict=True)) / len(rows)
-    return {"rows": len(rows), "latency_ms_p50": round(p50, 2), "latency_ms_p99": round(p99, 2), "mae": mae}
-
-
-def _numbers(body: bytes, what: str) -> list[float]:
-    values = []
-    for line in body.decode("utf-8", errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            value = float(line.split(",")[-1])
-        except ValueError:
-            raise SmokeTestError(f"{what}: the endpoint answered a non-number: {line[:100]!r}") from None
-        if not math.isfinite(value):
-            raise SmokeTestError(f"{what}: the endpoint answered {value}")
-        values.append(value)
-    return values
+    quality = metrics_for_task(cfg.evaluation.task, labels, singles)
+    return {
+        "rows": len(bodies),
+        "latency_ms_p50": round(p50, 2),
+        "latency_ms_p99": round(p99, 2),
+        **{k: v for k, v in quality.items() if k != "n"},
+    }
