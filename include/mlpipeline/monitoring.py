@@ -349,6 +349,11 @@ def baseline_processing_request(
     """
     _check(cfg, ctx)
     names = [cfg.data.label_column, *cfg.data.feature_columns]
+    naming = {"feature_names": ",".join(names), "label_column": cfg.data.label_column}
+    if len(naming["feature_names"]) > MAX_ENV_VALUE:
+        # Too many names for one environment value (SageMaker allows 256 characters, e.g. 64
+        # pixel columns): columns keep Model Monitor's positional names _c0.._cN, the label is _c0.
+        naming = {"label_column": "_c0"}
     return _job(
         cfg,
         ctx,
@@ -360,8 +365,7 @@ def baseline_processing_request(
             "dataset_source": BASELINE_INPUT,
             "output_path": OUTPUT_PATH,
             "dataset_format": CSV_NO_HEADER,
-            "feature_names": ",".join(names),
-            "label_column": cfg.data.label_column,
+            **naming,
             "drift_threshold": repr(monitor_settings(cfg).drift_threshold),
         },
         purpose="monitoring-baseline",
