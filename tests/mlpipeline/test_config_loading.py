@@ -74,7 +74,7 @@ def test_models_and_stages_are_listed_from_files(config_dir: Path) -> None:
     assert list_models() == shipped and MODEL in shipped
     assert list_stages() == ["dev", "prod"]
     (config_dir / "models" / "other_model.yaml").write_text((config_dir / MODEL_FILE).read_text())
-    assert list_models(config_dir) == [MODEL, "other_model"]
+    assert list_models(config_dir) == sorted([*shipped, "other_model"])
     assert load_config("other_model", "dev", config_dir=config_dir).model_slug == "other-model"
 
 
@@ -442,6 +442,8 @@ def test_default_stage_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 def test_shipped_yaml_files_only_hold_known_sections() -> None:
     """Guard against a stray file under include/config being read as a model or stage."""
     for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        if path.parent.name == "byom":  # bring-your-own-model files: include/mlpipeline/byom.py's schema
+            continue
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict), path
         assert set(data) <= set(PipelineConfig.model_fields) - {"model", "stage"}, path
