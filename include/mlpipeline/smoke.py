@@ -75,19 +75,26 @@ def test_requests(
     return bodies, labels[: len(bodies)]
 
 
-def read_predictions(body: bytes, accept: str, field: str | None, what: str) -> list[float]:
+def read_predictions(body: bytes, accept: str, field: str | None, what: str, expected: int = 1) -> list[float]:
     """Predictions in one response: CSV lines, JSON Lines, ``{"predictions": [...]}`` or a single
-    JSON prediction (an image model's probability list counts as one prediction)."""
+    JSON prediction (an image model's probability list counts as one prediction).
+
+    A CSV answer to ``expected`` rows may also be one comma-joined line: the real XGBoost
+    container answers real-time requests that way (one value a line only in batch transform).
+    """
     text = body.decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
     try:
-        if accept == "application/json":
+        if accept == "text/csv" and expected > 1 and len(lines) == 1 and len(lines[0].split(",")) == expected:
+            values = [float(v) for v in lines[0].split(",")]
+        elif accept == "application/json":
             doc = json.loads(text)
             if isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
                 values = [prediction_value(json.dumps(p), field) for p in doc["predictions"]]
             else:
                 values = [prediction_value(text, field)]
         else:
-            values = [prediction_value(line, field) for line in text.splitlines() if line.strip()]
+            values = [prediction_value(line, field) for line in lines]
     except (ValueError, TypeError) as exc:
         raise SmokeTestError(f"{what}: cannot read a prediction from {text[:200]!r}: {exc}") from None
     for value in values:
@@ -123,7 +130,9 @@ def smoke_test_endpoint(
         batch_body = runtime_client.invoke_endpoint(
             EndpointName=endpoint, Body=b"\n".join(bodies) + b"\n", ContentType=inf.content_type, Accept=inf.accept
         )["Body"].read()
-        batch = read_predictions(batch_body, inf.accept, inf.prediction_field, f"{endpoint}: batch request")
+        batch = read_predictions(
+            batch_body, inf.accept, inf.prediction_field, f"{endpoint}: batch request", expected=len(bodies)
+        )
         if len(batch) != len(bodies):
             raise SmokeTestError(f"{endpoint}: batch of {len(bodies)} rows answered {len(batch)} predictions")
         worst = max(abs(a - b) for a, b in zip(singles, batch, strict=True))

@@ -203,5 +203,8 @@ def test_smoke_test_reads_each_accept_type() -> None:
     assert read_predictions(b"0.1\n0.2\n", "text/csv", None, "x") == [0.1, 0.2]
     assert read_predictions(b'{"predictions": [{"closest_cluster": 2}]}', "application/json", "closest_cluster", "x") == [2.0]
     assert read_predictions(b"[0.2, 0.8]", "application/json", None, "x") == [1.0]
+    # XGBoost's real-time CSV answer to 3 rows is one comma-joined line
+    assert read_predictions(b"0.1,0.9,0.5\n", "text/csv", None, "x", expected=3) == [0.1, 0.9, 0.5]
+    assert read_predictions(b"7,0.5\n", "text/csv", None, "x") == [0.5]  # a joined id,prediction line
     with pytest.raises(SmokeTestError, match="cannot read a prediction"):
         read_predictions(b"<html>", "text/csv", None, "x")
