@@ -138,14 +138,12 @@ def build_batch_transform_dag(model: str) -> DAG:
             date = _run_date(context)
             model_req = rq.model_request(cfg, ctx, champ["model_data_url"], image_uri=champ["image"])
             model_req["ModelName"] = sagemaker_name(cfg.model_slug, cfg.stage, "batch", ctx.ts_nodash)
-            request = rq.transform_job_request(
+            request = rq.batch_transform_request(
                 cfg,
                 ctx,
                 model=model_req["ModelName"],
                 input_uri=batch["uri"],
                 output_path=s3_uri(cfg.aws.bucket, cfg.model, "predictions", date),
-                purpose="batch",
-                data_processing=rq.BATCH_DATA_PROCESSING,
             )
             return {"Model": model_req, "Transform": request}
 
@@ -170,9 +168,17 @@ def build_batch_transform_dag(model: str) -> DAG:
         def summarise(batch: dict[str, Any], req: dict[str, Any], **context: Any) -> dict[str, Any]:
             from include.mlpipeline.batch import summarise_predictions
 
+            cfg, _ = cfg_ctx(model, context)
             s3, _ = clients()
             output = req["Transform"]["TransformOutput"]["S3OutputPath"]
-            summary = summarise_predictions(s3, output, expected_rows=batch["rows"])
+            joined = "JoinSource" in req["Transform"].get("DataProcessing", {})
+            summary = summarise_predictions(
+                s3,
+                output,
+                expected_rows=batch["rows"],
+                input_uri=None if joined else batch["uri"],
+                field=cfg.inference.prediction_field,
+            )
             print(f"batch summary: {summary}")
             return summary
 

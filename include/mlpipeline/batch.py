@@ -45,9 +45,40 @@ def distribution(values: list[float]) -> dict[str, float]:
     return {"min": ordered[0], "p05": q(0.05), "p50": q(0.5), "p95": q(0.95), "max": ordered[-1], "mean": mean, "std": std}
 
 
-def summarise_predictions(s3_client: Any, output_uri: str, *, expected_rows: int) -> dict[str, Any]:
+def pair_by_position(ids_text: str, output_text: str, where: str, field: str | None) -> list[tuple[str, float]]:
+    """Unjoined output (one answer a line, e.g. k-means' JSON Lines) paired with the ids of the
+    input lines it answers, in order."""
+    from .evaluate import prediction_value
+
+    ids = [line.split(",", 1)[0] for line in ids_text.splitlines() if line.strip()]
+    answers = [line for line in output_text.splitlines() if line.strip()]
+    if len(ids) != len(answers):
+        raise BatchOutputError(f"{where}: {len(answers)} answers for {len(ids)} input lines")
+    pairs = []
+    for number, (record_id, line) in enumerate(zip(ids, answers, strict=True), start=1):
+        try:
+            pairs.append((record_id, prediction_value(line, field)))
+        except (ValueError, TypeError) as exc:
+            raise BatchOutputError(f"{where}: line {number}: {exc}: {line[:80]!r}") from None
+    return pairs
+
+
+def summarise_predictions(
+    s3_client: Any,
+    output_uri: str,
+    *,
+    expected_rows: int,
+    input_uri: str | None = None,
+    field: str | None = None,
+) -> dict[str, Any]:
     """Read every ``.out`` object under ``output_uri``; fail unless each input row has exactly one
-    prediction; write ``summary.json`` next to the predictions and return it."""
+    prediction; write ``summary.json`` next to the predictions and return it.
+
+    Joined output holds ``id,prediction`` lines. With ``input_uri`` (the batch input prefix) the
+    output is unjoined: each ``<name>.out`` is paired line by line with the input object
+    ``<name>``'s ids (``field`` picks the value from JSON answers), and ``predictions.csv`` with
+    ``id,prediction`` lines is written next to it.
+    """
     bucket, prefix = split_s3_uri(output_uri.rstrip("/") + "/")
     keys = sorted(
         o["Key"]
@@ -58,7 +89,16 @@ def summarise_predictions(s3_client: Any, output_uri: str, *, expected_rows: int
     pairs: list[tuple[str, float]] = []
     for key in keys:
         text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-        pairs.extend(parse_joined_lines(text, f"s3://{bucket}/{key}"))
+        if input_uri is None:
+            pairs.extend(parse_joined_lines(text, f"s3://{bucket}/{key}"))
+            continue
+        in_bucket, in_prefix = split_s3_uri(input_uri.rstrip("/") + "/")
+        source = in_prefix + key[len(prefix) : -len(".out")]
+        ids_text = s3_client.get_object(Bucket=in_bucket, Key=source)["Body"].read().decode("utf-8")
+        pairs.extend(pair_by_position(ids_text, text, f"s3://{bucket}/{key}", field))
+    if input_uri is not None:
+        body = "".join(f"{i},{v!r}\n" for i, v in pairs).encode()
+        s3_client.put_object(Bucket=bucket, Key=prefix + "predictions.csv", Body=body, ContentType="text/csv")
     ids = [p[0] for p in pairs]
     duplicates = len(ids) - len(set(ids))
     if len(pairs) != expected_rows or duplicates:

@@ -222,7 +222,8 @@ SKLEARN_DATASETS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
 
 def sklearn_dataset_csv(uri: str) -> BinaryIO:
     """A data set scikit-learn ships (``sklearn://digits``) as CSV with a header; the label is
-    ``target``. Column names are the set's own (``pixel_0_0``..., ``mean radius``...)."""
+    ``target``, ``row_id`` (0, 1, ...) a stable key usable as ``id_column`` / ``batch_id_column``.
+    Other column names are the set's own (``pixel_0_0``..., ``mean radius``...)."""
     name = uri[len("sklearn://") :].strip("/")
     if name not in SKLEARN_DATASETS:
         raise ValueError(f"{uri}: unknown scikit-learn data set; choose one of {list(SKLEARN_DATASETS)}")
@@ -231,6 +232,7 @@ def sklearn_dataset_csv(uri: str) -> BinaryIO:
     frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
     if name == "diabetes":  # the scaled variant is the only one with as_frame; keep it honest
         frame = datasets.load_diabetes(as_frame=True, scaled=False).frame
+    frame.insert(0, "row_id", range(len(frame)))
     buf = io.BytesIO()
     frame.to_csv(buf, index=False, lineterminator="\n")
     buf.seek(0)

@@ -510,6 +510,25 @@ def transform_job_request(
     return request
 
 
+#: Batch scoring for models that answer JSON (k-means, linear learner...): the id cannot be
+#: joined into a CSV line, so it is dropped going in and paired with the output by position.
+BATCH_UNJOINED_DATA_PROCESSING: dict[str, str] = {"InputFilter": "$[1:]"}
+
+
+def batch_transform_request(
+    cfg: PipelineConfig, ctx: RunContext, *, model: str, input_uri: str, output_path: str
+) -> dict[str, Any]:
+    """Scoring ``id,features...`` lines with the champion: ``id,prediction`` lines when the model
+    answers CSV; otherwise one answer a line in input order (see :data:`BATCH_UNJOINED_DATA_PROCESSING`)."""
+    inf = cfg.inference
+    joined = inf.accept == CSV
+    return transform_job_request(
+        cfg, ctx, model=model, input_uri=input_uri, output_path=output_path, purpose="batch",
+        data_processing=BATCH_DATA_PROCESSING if joined else BATCH_UNJOINED_DATA_PROCESSING,
+        content_type=inf.content_type, accept=inf.accept,
+    )
+
+
 def evaluation_transform_request(cfg: PipelineConfig, ctx: RunContext, *, model: str) -> dict[str, Any]:
     """Scoring the held-out test set on SageMaker: ETL's ``test_features`` CSV rows (every tabular
     format; the built-ins read CSV at inference) or the test images one by one. Predictions come

@@ -98,6 +98,16 @@ def test_digits_kmeans_on_recordio_protobuf(env: dict[str, Any]) -> None:
     assert 0 <= record["closest_cluster"] < 10 and record["distance_to_cluster"] >= 0
     assert len(_approved(p)) == 1
 
+    # batch scoring with the champion: JSON Lines answers paired with the ids by position
+    result = p.run("digits_kmeans_batch_transform", timeout=900)
+    assert run_succeeded(result), output_tail(result)
+    keys = p.keys("digits_kmeans/predictions/")
+    summary = json.loads(p.read_text(next(k for k in keys if k.endswith("summary.json"))))
+    assert summary["rows_in"] == summary["rows_out"] == 1797
+    lines = p.read_text(next(k for k in keys if k.endswith("predictions.csv"))).splitlines()
+    assert len(lines) == 1797 and lines[0].split(",")[0] == "0"
+    assert {float(line.split(",")[1]) for line in lines} <= {float(c) for c in range(10)}
+
 
 def test_breast_cancer_xgboost_tuned(env: dict[str, Any]) -> None:
     p = _pipeline(env, "breast_cancer_xgboost")

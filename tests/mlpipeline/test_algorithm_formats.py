@@ -208,3 +208,27 @@ def test_smoke_test_reads_each_accept_type() -> None:
     assert read_predictions(b"7,0.5\n", "text/csv", None, "x") == [0.5]  # a joined id,prediction line
     with pytest.raises(SmokeTestError, match="cannot read a prediction"):
         read_predictions(b"<html>", "text/csv", None, "x")
+
+
+def test_batch_scoring_joins_csv_answers_and_pairs_json_answers_by_position() -> None:
+    kmeans = rq.batch_transform_request(
+        load_config("digits_kmeans", "dev"), ctx("digits_kmeans"), model="m", input_uri="s3://b/in/", output_path="s3://b/out/"
+    )
+    assert kmeans["DataProcessing"] == {"InputFilter": "$[1:]"}  # ids cannot be joined into JSON Lines
+    assert kmeans["TransformOutput"]["Accept"] == "application/jsonlines"
+    dnn = rq.batch_transform_request(
+        load_config("diabetes_dnn", "dev"), ctx("diabetes_dnn"), model="m", input_uri="s3://b/in/", output_path="s3://b/out/"
+    )
+    assert dnn["DataProcessing"] == rq.BATCH_DATA_PROCESSING
+
+
+def test_sklearn_sources_carry_a_row_id() -> None:
+    from include.mlpipeline.etl import open_source
+
+    with open_source("sklearn://iris") as stream:
+        header, first = stream.read().decode().splitlines()[:2]
+    assert header.startswith("row_id,sepal length (cm)") and header.endswith(",target")
+    assert first.startswith("0,5.1,")
+    with pytest.raises(ValueError, match="unknown scikit-learn data set"):
+        with open_source("sklearn://mnist"):
+            pass

@@ -47,3 +47,21 @@ def test_schedule_with_asset_handles_null_presets_and_refuses_once():
     assert schedule_with_asset("0 2 * * *", asset).timetable is not None
     with pytest.raises(ValueError, match="cannot be combined with an asset trigger"):
         schedule_with_asset("@once", asset)
+
+
+@mock_aws
+def test_unjoined_json_lines_are_paired_with_input_ids_by_position():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="bkt1")
+    s3.put_object(Bucket="bkt1", Key="in/batch_input/data.csv", Body=b"a,1,2\nb,3,4\nc,5,6\n")
+    s3.put_object(Bucket="bkt1", Key="p/d/data.csv.out",
+                  Body=b'{"closest_cluster": 2.0}\n{"closest_cluster": 0.0}\n{"closest_cluster": 2.0}\n')
+    summary = summarise_predictions(s3, "s3://bkt1/p/d", expected_rows=3, input_uri="s3://bkt1/in/batch_input/",
+                                    field="closest_cluster")
+    assert summary["rows_out"] == 3 and summary["predictions"]["max"] == 2.0
+    body = s3.get_object(Bucket="bkt1", Key="p/d/predictions.csv")["Body"].read().decode()
+    assert body.splitlines() == ["a,2.0", "b,0.0", "c,2.0"]
+    s3.put_object(Bucket="bkt1", Key="p/e/data.csv.out", Body=b'{"closest_cluster": 1}\n')
+    s3.put_object(Bucket="bkt1", Key="in2/data.csv", Body=b"a,1\nb,2\n")
+    with pytest.raises(BatchOutputError, match="1 answers for 2 input lines"):
+        summarise_predictions(s3, "s3://bkt1/p/e", expected_rows=2, input_uri="s3://bkt1/in2/")
