@@ -232,3 +232,17 @@ def test_sklearn_sources_carry_a_row_id() -> None:
     with pytest.raises(ValueError, match="unknown scikit-learn data set"):
         with open_source("sklearn://mnist"):
             pass
+
+
+def test_the_iris_script_decodes_one_row_requests_as_two_dimensional() -> None:
+    import importlib.util
+
+    from include.mlpipeline.config import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("iris_train", PROJECT_ROOT / "include/scripts/iris_sklearn/train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.input_fn(b"5.1,3.5,1.4,0.2", "text/csv").shape == (1, 4)
+    assert module.input_fn('{"instances": [[5.1, 3.5, 1.4, 0.2], [6, 3, 4, 1]]}', "application/json").shape == (2, 4)
+    with pytest.raises(ValueError, match="expected 4 features"):
+        module.input_fn(b"1,2", "text/csv")

@@ -56,5 +56,29 @@ def model_fn(model_dir: str):  # noqa: ANN201 - the container's hook signature
     return joblib.load(os.path.join(model_dir, MODEL_FILE))
 
 
+def input_fn(request_body, content_type: str):  # noqa: ANN001, ANN201 - the container's hook signature
+    """CSV rows or ``{"instances": [[...], ...]}`` as a 2-D array.
+
+    The container's default decodes a one-row CSV to a 1-D array, which scikit-learn's
+    ``predict`` refuses ("Expected 2D array"): one-row requests are the common case online.
+    """
+    import io
+    import json
+
+    if isinstance(request_body, bytes):
+        request_body = request_body.decode("utf-8")
+    if content_type.startswith("text/csv"):
+        rows = np.loadtxt(io.StringIO(request_body), delimiter=",", ndmin=2)
+    elif content_type.startswith("application/json"):
+        doc = json.loads(request_body)
+        rows = np.asarray(doc["instances"] if isinstance(doc, dict) else doc, dtype=float)
+    else:
+        raise ValueError(f"content type {content_type} is not supported: send text/csv or application/json")
+    rows = np.atleast_2d(rows)
+    if rows.shape[1] != 4:
+        raise ValueError(f"expected 4 features per row (sepal/petal length/width), got {rows.shape[1]}")
+    return rows
+
+
 if __name__ == "__main__":
     main()
