@@ -343,32 +343,3 @@ def test_execution_parameters(client: Any, monkeypatch: pytest.MonkeyPatch) -> N
 def test_unknown_route_and_method(client: Any) -> None:
     assert client.get("/nope").status_code == 404
     assert client.get("/invocations").status_code == 405
-
-
-def _wsgi(app: Any, body: bytes, headers: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
-    import io
-
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "wsgi.input": io.BytesIO(body),
-               "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http", **headers}
-    seen: dict[str, Any] = {}
-    out = b"".join(app(environ, lambda status, hdrs, exc=None: seen.update(status=status, headers=dict(hdrs))))
-    return seen["status"], seen["headers"], out
-
-
-def test_invocations_hot_path_reads_chunked_bodies_and_matches_the_flask_view(regressor: Any, rows: np.ndarray) -> None:
-    from dnn_regressor.predictor import ModelHolder, create_app
-
-    app = create_app(holder=ModelHolder.ready(regressor))
-    body = _csv(rows).encode()
-    # no Content-Length (chunked transfer): the middleware reads to the end of the stream
-    status, headers, fast = _wsgi(app.wsgi_app, body, {"CONTENT_TYPE": "text/csv", "HTTP_ACCEPT": "text/csv"})
-    assert status == "200 OK" and headers["Content-Type"] == "text/csv; charset=utf-8"
-    assert len(fast.decode().split()) == len(rows)
-    # the Flask view behind it (what runs if the middleware is bypassed) answers the same bytes
-    status, _, slow = _wsgi(app.wsgi_app.app, body, {"CONTENT_TYPE": "text/csv", "CONTENT_LENGTH": str(len(body))})
-    assert status.startswith("200") and slow == fast
-    # errors keep their statuses and messages on the hot path
-    status, _, text = _wsgi(app.wsgi_app, b"1,2\n", {"CONTENT_TYPE": "text/csv", "CONTENT_LENGTH": "4"})
-    assert status.startswith("400") and b"row 1" in text
-    status, _, _ = _wsgi(app.wsgi_app, b"x", {"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "1"})
-    assert status.startswith("415")

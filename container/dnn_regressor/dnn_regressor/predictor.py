@@ -9,11 +9,6 @@ that appears late (or a fixed one) is picked up without restarting the server.
 Requests are validated in the order a client can act on: size (413), Content-Type (415),
 Accept (406), then the rows themselves (400 naming row and column). All rows of a request go
 through the network in one forward pass.
-
-``POST /invocations`` is answered by :class:`InvocationsMiddleware` in front of Flask: the hot path
-reads the body straight from ``wsgi.input`` and skips Flask's request context, routing and
-response objects, which cost as much as the forward pass of a 1,000-row request. Everything else
-(``/ping``, ``/execution-parameters``, errors) stays in Flask.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -120,82 +114,26 @@ def _text(body: str, status: int) -> Response:
     return Response(body if body.endswith("\n") else body + "\n", status=status, mimetype="text/plain")
 
 
-def _workers() -> int:
-    """Worker count ``serve`` started (it exports it), else one per CPU like ``serve``'s default."""
-    raw = os.environ.get("MODEL_SERVER_WORKERS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
+def _drain(length: int) -> None:
+    """Read and drop an oversized body so the client, still sending, gets our 413 and not a reset.
 
-
-_REASONS = {200: "OK", 400: "Bad Request", 406: "Not Acceptable", 413: "Payload Too Large",
-            415: "Unsupported Media Type", 500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-class InvocationsMiddleware:
-    """``POST /invocations`` as plain WSGI; every other request goes to the wrapped (Flask) app.
-
-    Same checks, statuses and messages as the Flask view it replaces; ``text/*`` answers carry
-    ``charset=utf-8`` as Flask's would.
+    Bodies beyond ``DRAIN_LIMIT_BYTES`` are not read; the connection then just closes.
     """
-
-    def __init__(self, app: Callable, holder: ModelHolder, invocation_wait: float | None) -> None:
-        self.app = app
-        self.holder = holder
-        self.invocation_wait = invocation_wait
-
-    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
-        if environ.get("PATH_INFO") != "/invocations" or environ.get("REQUEST_METHOD") != "POST":
-            return self.app(environ, start_response)
-        try:
-            status, body, mimetype = self._invoke(environ)
-        except Exception as exc:  # noqa: BLE001 - a bug answers 500 with its name, as the Flask handler does
-            traceback.print_exc()
-            status, body, mimetype = 500, f"internal error: {type(exc).__name__}: {exc}\n".encode(), "text/plain"
-        ctype = f"{mimetype}; charset=utf-8" if mimetype.startswith("text/") else mimetype
-        start_response(f"{status} {_REASONS.get(status, 'Error')}",
-                       [("Content-Type", ctype), ("Content-Length", str(len(body)))])
-        return [body]
-
-    def _invoke(self, environ: dict) -> tuple[int, bytes, str]:
-        raw_length = environ.get("CONTENT_LENGTH") or ""
-        length = int(raw_length) if raw_length.strip().isdigit() else None
-        try:
-            if length is not None and length > MAX_PAYLOAD_BYTES:
-                _drain_stream(environ.get("wsgi.input"), length)
-                raise PayloadError(
-                    413,
-                    f"the payload is {length} bytes, over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; "
-                    f"send fewer rows per request (batch transform: MaxPayloadInMB <= 6, SplitType Line)",
-                )
-            content_type = check_content_type(environ.get("CONTENT_TYPE", ""))
-            accept = negotiate_accept(environ.get("HTTP_ACCEPT"))
-            try:
-                model = self.holder.get(wait=self.invocation_wait)
-            except ModelUnavailable as exc:
-                return 503, f"model unavailable: {exc}\n".encode(), "text/plain"
-            stream = environ["wsgi.input"]
-            if length is None:  # chunked: read at most one byte past the limit
-                body = stream.read(MAX_PAYLOAD_BYTES + 1)
-                if len(body) > MAX_PAYLOAD_BYTES:
-                    raise PayloadError(413, f"the payload is over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; send fewer rows")
-            else:
-                body = stream.read(length) if length else b""
-            predictions = model.predict(decode(body, content_type, model.feature_names))
-        except PayloadError as exc:
-            message = exc.message if exc.message.endswith("\n") else exc.message + "\n"
-            return exc.status, message.encode(), "text/plain"
-        return 200, encode(predictions, accept), accept
-
-
-def _drain_stream(stream: Any, length: int) -> None:
-    """Read and drop an oversized body so the client, still sending, gets our 413 and not a reset."""
-    if stream is None or length > DRAIN_LIMIT_BYTES:
+    if length > DRAIN_LIMIT_BYTES:
         return
+    stream = request.environ.get("wsgi.input")
     remaining = length
-    while remaining > 0:
+    while stream is not None and remaining > 0:
         chunk = stream.read(min(remaining, 1 << 16))
         if not chunk:
             break
         remaining -= len(chunk)
+
+
+def _workers() -> int:
+    """Worker count ``serve`` started (it exports it), else one per CPU like ``serve``'s default."""
+    raw = os.environ.get("MODEL_SERVER_WORKERS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else (os.cpu_count() or 1)
 
 
 def create_app(
@@ -228,17 +166,28 @@ def create_app(
             {"MaxConcurrentTransforms": _workers(), "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
         )
 
-    fast = InvocationsMiddleware(app.wsgi_app, holder, invocation_wait)
-
     @app.post("/invocations")
     def invocations() -> Response:
-        """Reached only when something calls ``app.wsgi_app``'s original directly; the route also
-        gives ``GET /invocations`` its 405."""
-        status, body, mimetype = fast._invoke(request.environ)
-        return Response(body, status=status, mimetype=mimetype)
-
-    # POST /invocations is answered before Flask's request machinery: see InvocationsMiddleware
-    app.wsgi_app = fast  # type: ignore[method-assign]
+        try:
+            length = request.content_length
+            if length is not None and length > MAX_PAYLOAD_BYTES:
+                _drain(length)
+                raise PayloadError(
+                    413,
+                    f"the payload is {length} bytes, over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; "
+                    f"send fewer rows per request (batch transform: MaxPayloadInMB <= 6, SplitType Line)",
+                )
+            content_type = check_content_type(request.mimetype)
+            accept = negotiate_accept(request.headers.get("Accept"))
+            try:
+                model = holder.get(wait=invocation_wait)
+            except ModelUnavailable as exc:
+                return _text(f"model unavailable: {exc}", 503)
+            rows = decode(request.get_data(cache=False), content_type, model.feature_names)
+            predictions = model.predict(rows)
+        except PayloadError as exc:
+            return _text(exc.message, exc.status)
+        return Response(encode(predictions, accept), status=200, mimetype=accept)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
