@@ -98,7 +98,7 @@ def test_sklearn_source_to_recordio_channels_with_csv_copies(s3: Any) -> None:
     assert result.channels["baseline"].endswith("train_csv/")
 
 
-def test_image_format_writes_pngs_and_lst_files_for_a_subset_of_classes(s3: Any) -> None:
+def test_image_format_writes_pngs_and_lst_files_for_a_subset_of_classes(s3: Any, tmp_path: Path) -> None:
     from PIL import Image
 
     cfg = load_config("image_classifier", "dev")
@@ -110,7 +110,7 @@ def test_image_format_writes_pngs_and_lst_files_for_a_subset_of_classes(s3: Any)
     assert len(pngs) == result.rows["train"]
     image = Image.open(io.BytesIO(objects[pngs[0]]))
     assert image.size == (32, 32) and image.mode == "RGB"
-    lst_path = Path("/tmp") / "train.lst"
+    lst_path = tmp_path / "train.lst"
     lst_path.write_bytes(objects["train_lst/train.lst"])
     entries = read_lst(lst_path)
     assert {e.label for e in entries} == {0, 1, 2}
