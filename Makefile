@@ -26,7 +26,7 @@ localmaker: setup
 	$(PY) -m localmaker --images container/images.yaml
 
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --model $(or $(MODEL),diabetes_dnn)
 
 # localmaker + the Airflow 3 UI in the background (docs/ui.md); AIRFLOW_PORT, LOCALMAKER_PORT, UP_HOME
 up: setup

@@ -72,12 +72,19 @@ def main() -> int:
         baselines = [o["Key"] for o in s3.list_objects_v2(Bucket=cfg.aws.bucket, Prefix=f"{args.model}/baselines/").get("Contents", [])]
         print(f"monitoring baseline: {', '.join(k.rsplit('/', 1)[1] for k in baselines if k.endswith('.json'))} "
               f"under s3://{cfg.aws.bucket}/{args.model}/baselines/")
-        row = "59,2,32.1,101,157,93.2,38,4,4.8598,87"  # age,sex,bmi,bp,s1..s6 of a patient
+        # one held-out example of this run, sent as the model's users send it (CSV row or image)
+        from include.mlpipeline.smoke import test_requests
+
+        run_uri = f"s3://{cfg.aws.bucket}/{report_key.split('evaluation/')[0]}"
+        channels = {c: f"{run_uri}{c}/" for c in ("test", "test_features", "test_labels")}
+        (body,), (label,) = test_requests(cfg, s3, channels, 1)
+        shown = body.decode().strip() if cfg.inference.content_type == "text/csv" else f"<{len(body)}-byte image>"
         t = time.perf_counter()
-        pred = rt.invoke_endpoint(EndpointName=cfg.endpoint.prod_name, Body=row.encode(), ContentType="text/csv")
+        pred = rt.invoke_endpoint(EndpointName=cfg.endpoint.prod_name, Body=body,
+                                  ContentType=cfg.inference.content_type, Accept=cfg.inference.accept)
         ms = (time.perf_counter() - t) * 1000
-        print(f"live prediction from {cfg.endpoint.prod_name} for [{row}]: "
-              f"{pred['Body'].read().decode().strip()} ({ms:.1f} ms)")
+        print(f"live prediction from {cfg.endpoint.prod_name} for [{shown[:80]}] (label {label:g}): "
+              f"{pred['Body'].read().decode().strip()[:200]} ({ms:.1f} ms)")
         print(f"\ndemo done in {time.monotonic() - t0:.0f} s")
         return 0
     finally:
