@@ -46,12 +46,18 @@ class JobRunner:
             run = self._runs.get(name)
         return run is not None and run.thread.is_alive()
 
-    def shutdown(self, timeout: float = 15.0) -> None:
+    def begin_shutdown(self) -> None:
+        """Tell every run it is a shutdown (not a user's stop) without waiting for any of them."""
         with self._lock:
             runs = list(self._runs.values())
         for r in runs:
             r.shutdown.set()
             r.stop_requested.set()
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        self.begin_shutdown()
+        with self._lock:
+            runs = list(self._runs.values())
         deadline = time.monotonic() + timeout
         for r in runs:
             r.thread.join(max(0.1, deadline - time.monotonic()))

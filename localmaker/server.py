@@ -154,6 +154,12 @@ class LocalMaker:
         # clean stop takes the longest shutdown, not their sum. Hosting flushes data capture into
         # S3 while the edge still serves, so the edge closes only after all of them.
         parts = [*self._stop_hooks, self.training.shutdown, self.hosting.shutdown]
+        # First every runner learns it is a shutdown (tuning before training: a tuner must not read
+        # its trials' shutdown failures as results and launch more), then all wait in parallel.
+        for fn in parts:
+            begin = getattr(getattr(fn, "__self__", None), "begin_shutdown", None)
+            if begin is not None:
+                begin()
         threads = [threading.Thread(target=_logged(fn), daemon=True, name="localmaker-stop") for fn in parts]
         for t in threads:
             t.start()

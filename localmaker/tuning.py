@@ -622,12 +622,18 @@ class TuningApi:
             for t in [k for k, v in self._owner.items() if v is tuner]:
                 self._owner.pop(t, None)
 
-    def shutdown(self, timeout: float = 10.0) -> None:
+    def begin_shutdown(self) -> None:
+        """Tell every tuner it is a shutdown, so none reacts to its trials failing by launching more."""
         with self._lock:
             tuners = list(self._tuners.values())
         for t in tuners:
             t.shutdown.set()
             t.wake.set()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        self.begin_shutdown()
+        with self._lock:
+            tuners = list(self._tuners.values())
         deadline = time.monotonic() + timeout
         for t in tuners:
             t.thread.join(max(0.1, deadline - time.monotonic()))

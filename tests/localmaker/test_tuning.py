@@ -398,8 +398,10 @@ def test_server_stop_fails_a_running_tuning_job_and_the_state_survives(tmp_path)
         job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
         assert job["HyperParameterTuningJobStatus"] == "Failed"
         assert "localmaker shut down" in job["FailureReason"]
-        assert job["TrainingJobStatusCounters"]["NonRetryableError"] == 2
-        assert len(trials(sm, name)) == 2
+        found = trials(sm, name)
+        statuses = {t["TrainingJobName"]: (t["TrainingJobStatus"], t.get("FailureReason")) for t in found}
+        assert job["TrainingJobStatusCounters"]["NonRetryableError"] == 2, (job["TrainingJobStatusCounters"], statuses)
+        assert len(found) == 2
     finally:
         srv.stop()
 
