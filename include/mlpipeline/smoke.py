@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .config import PipelineConfig
-from .evaluate import metrics_for_task, prediction_value
+from .evaluate import _objects_under, metrics_for_task, prediction_value
 from .run import split_s3_uri
 
 IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")
@@ -24,13 +24,7 @@ class SmokeTestError(RuntimeError):
 
 
 def _keys(s3_client: Any, uri: str) -> list[str]:
-    bucket, prefix = split_s3_uri(uri)
-    return sorted(
-        o["Key"]
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-        if not o["Key"].endswith("/")
-    )
+    return _objects_under(s3_client, uri)
 
 
 def _lines(s3_client: Any, uri: str, n: int) -> list[str]:

@@ -9,7 +9,6 @@ the row/column; it never becomes a 500.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -274,7 +273,3 @@ def serve(load: Loader, invoke: Invoker) -> None:
             return app
 
     _Gunicorn().run()
-
-
-def read_all(stream: io.BufferedIOBase) -> bytes:
-    return stream.read()
