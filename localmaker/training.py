@@ -140,14 +140,14 @@ class _Run:
             jobdir = self.ctx.home / "jobs" / "training" / self.name
             shutil.rmtree(jobdir, ignore_errors=True)
             if self._stopping():
-                return self._finish("Stopped", "Stopped", None, None)
+                return self._end_stopped("Stopped", None)
 
             self.secondary("Downloading")
             bases = {h: jobdir / h for h in hosts}
             for i, h in enumerate(hosts):
                 self._prepare_host(job, bases[h], h, hosts, i)
             if self._stopping():
-                return self._finish("Stopped", "Stopped", None, None)
+                return self._end_stopped("Stopped", None)
 
             self.secondary("Training")
             started = now()
@@ -177,12 +177,7 @@ class _Run:
                 if not self.shutdown.is_set():
                     self.secondary("Uploading")
                     self._upload(job, bases[hosts[0]], allow_missing=True)
-                secondary = "MaxRuntimeExceeded" if outcome == "timeout" else "Stopped"
-                reason = None
-                if self.shutdown.is_set():
-                    reason = "InternalServerError: localmaker shut down while the job was running."
-                    return self._finish("Failed", "Failed", reason, started)
-                return self._finish("Stopped", secondary, reason, started)
+                return self._end_stopped("MaxRuntimeExceeded" if outcome == "timeout" else "Stopped", started)
             self.secondary("Uploading")
             self._upload(job, bases[hosts[0]], allow_missing=False)
             self._finish("Completed", "Completed", None, started)
@@ -201,6 +196,13 @@ class _Run:
 
     def _stopping(self) -> bool:
         return self.stop_requested.is_set()
+
+    def _end_stopped(self, secondary: str, started: float | None) -> None:
+        """A stopped job ends Stopped, unless the stop is localmaker shutting down: then it failed."""
+        if self.shutdown.is_set():
+            reason = "InternalServerError: localmaker shut down while the job was running."
+            return self._finish("Failed", "Failed", reason, started)
+        return self._finish("Stopped", secondary, None, started)
 
     def _prepare_host(self, job: dict[str, Any], base: Path, host: str, hosts: list[str], index: int) -> None:
         for sub in ("input/config", "input/data", "model", "output/data", "output/intermediate", "checkpoints"):

@@ -179,6 +179,7 @@ class TransformRunner:
         self.ctx = lm.ctx
         self._stops: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._shutting_down = threading.Event()
 
     def start(self, name: str) -> None:
         ev = threading.Event()
@@ -192,9 +193,14 @@ class TransformRunner:
         if ev:
             ev.set()
 
-    def shutdown(self) -> None:
-        for ev in self._stops.values():
+    def begin_shutdown(self) -> None:
+        """A shutdown stops every job, which then fails (nobody asked to stop it) instead of ending Stopped."""
+        self._shutting_down.set()
+        for ev in list(self._stops.values()):
             ev.set()
+
+    def shutdown(self) -> None:
+        self.begin_shutdown()
         for t in list(self._threads.values()):
             t.join(15)
 
@@ -223,16 +229,16 @@ class TransformRunner:
             params = self._execution_parameters(instances[0])
             self._transform(name, job, instances, params, stop)
             if stop.is_set():
-                self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
+                self._end_stopped(name)
             else:
                 self._update(name, TransformJobStatus="Completed", TransformEndTime=now())
         except (DeployError, TransformFailed, s3io.ChannelError) as exc:
-            status = "Stopped" if stop.is_set() else "Failed"
-            fields: dict[str, Any] = {"TransformJobStatus": status, "TransformEndTime": now()}
-            if status == "Failed":
+            if stop.is_set():
+                self._end_stopped(name)
+            else:
                 prefix = "ClientError: " if not isinstance(exc, DeployError) else ""
-                fields["FailureReason"] = (prefix + str(exc))[:1024]
-            self._update(name, **fields)
+                self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
+                             FailureReason=(prefix + str(exc))[:1024])
         except Exception as exc:  # noqa: BLE001 - a bug must show as a failed job, not a hang
             log.exception("transform job %s crashed", name)
             self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
@@ -243,6 +249,13 @@ class TransformRunner:
                     inst.child.stop(self.ctx.settings.stop_grace)
             self._stops.pop(name, None)
             self._threads.pop(name, None)
+
+    def _end_stopped(self, name: str) -> None:
+        if self._shutting_down.is_set():
+            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
+                         FailureReason="InternalServerError: localmaker shut down while the job was running.")
+        else:
+            self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
 
     def _execution_parameters(self, inst: Instance) -> dict[str, Any]:
         try:
