@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean localmaker up down browser-deps
+.PHONY: setup test lint demo bench clean localmaker up down system-deps
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: setup
 	$(VENV)/bin/ruff check .
 
-test: setup browser-deps
+test: setup system-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -35,9 +35,10 @@ up: setup
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/down.py; else python3 scripts/down.py; fi
 
-# Chromium for the browser test (tests/ui): Debian's package when root; never fails the build
-browser-deps:
-	@bash scripts/ensure_chromium.sh
+# chromium, nginx and shellcheck for the tests that drive them: Debian's packages when root;
+# never fails the build (those tests then skip, saying why)
+system-deps:
+	@bash scripts/ensure_system_deps.sh
 
 bench: setup
 	$(PY) bench/localmaker_overhead.py

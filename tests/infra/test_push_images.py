@@ -42,7 +42,7 @@ def test_bash_syntax() -> None:
 def test_shellcheck_if_available() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck is not installed")
+        pytest.skip("shellcheck is not installed (make system-deps installs it as root)")
     result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

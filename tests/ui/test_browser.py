@@ -9,7 +9,7 @@ boto3 and stops everything with ``scripts/down.py``, asserting that no process i
 Every step is done in the UI; the REST API is not used (an earlier fallback was not needed).
 Screenshots of each step: ``test-artifacts/ui/NN-<step>.png``.
 
-Chromium: Debian's ``/usr/bin/chromium`` (``make browser-deps`` installs it when root); Playwright's own
+Chromium: Debian's ``/usr/bin/chromium`` (``make system-deps`` installs it when root); Playwright's own
 browser download is not used. The test skips only when that Chromium is missing and cannot be installed.
 """
 
@@ -59,16 +59,16 @@ down_mod = _load_down()
 
 
 def chromium_or_skip() -> str:
-    """Debian's Chromium, installed by scripts/ensure_chromium.sh when missing (and we are root)."""
+    """Debian's Chromium, installed by scripts/ensure_system_deps.sh when missing (and we are root)."""
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
     result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure_chromium.sh")], env={**os.environ, "CHROMIUM": CHROMIUM},
+        ["bash", str(ROOT / "scripts" / "ensure_system_deps.sh")], env={**os.environ, "CHROMIUM": CHROMIUM},
         capture_output=True, text=True, timeout=900,
     )
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"no Chromium at {CHROMIUM} and it could not be installed: "
-                    f"{(result.stdout + result.stderr).strip() or 'scripts/ensure_chromium.sh said nothing'}")
+                    f"{(result.stdout + result.stderr).strip() or 'scripts/ensure_system_deps.sh said nothing'}")
     return CHROMIUM
 
 
