@@ -342,4 +342,50 @@ def test_execution_parameters(client: Any, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_unknown_route_and_method(client: Any) -> None:
     assert client.get("/nope").status_code == 404
-    assert client.get("/invocations").status_code == 405
+    response = client.get("/invocations")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def test_response_headers_are_exact(client: Any, rows: np.ndarray) -> None:
+    response = _post(client, _csv(rows), "text/csv")
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert int(response.headers["Content-Length"]) == len(response.data) and response.data.count(b"\n") == len(rows)
+    response = _post(client, _csv(rows), "text/csv", accept="application/json")
+    assert response.headers["Content-Type"] == "application/json"
+    error = _post(client, "1,2\n", "text/csv")
+    assert error.headers["Content-Type"] == "text/plain; charset=utf-8" and error.text.endswith("\n")
+
+
+def test_chunked_body_without_content_length(client: Any, rows: np.ndarray, regressor: Any) -> None:
+    import io
+
+    body = _csv(rows).encode()
+    response = client.post("/invocations", input_stream=io.BytesIO(body), content_type="text/csv",
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 200, response.text
+    assert [float(v) for v in response.text.split()] == pytest.approx(regressor.predict(rows).tolist(), rel=1e-6)
+    big = io.BytesIO(b"1.0,2.0,3.0\n" * 600_000)
+    response = client.post("/invocations", input_stream=big, content_type="text/csv",
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413 and "6 MB" in response.text
+
+
+def test_bad_content_length_is_400(client: Any) -> None:
+    response = client.post("/invocations", data=b"1,2,3\n", content_type="text/csv",
+                           environ_overrides={"CONTENT_LENGTH": "lots"})
+    assert response.status_code == 400 and "Content-Length 'lots' is not a number" in response.text
+
+
+def test_a_bug_in_the_model_is_a_500_naming_it(regressor: Any, rows: np.ndarray) -> None:
+    from dnn_regressor.predictor import ModelHolder, create_app
+
+    class Broken:
+        feature_names = regressor.feature_names
+
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            raise RuntimeError("weights went missing")
+
+    client = create_app(holder=ModelHolder.ready(Broken())).test_client()  # type: ignore[arg-type]
+    response = _post(client, _csv(rows), "text/csv")
+    assert response.status_code == 500
+    assert response.text == "internal error: RuntimeError: weights went missing\n"

@@ -95,6 +95,15 @@ def test_gunicorn_serves_and_stops_cleanly_on_sigterm(trained_model: TrainedMode
             {"Content-Type": "application/json", "Accept": "application/json"},
         )
         assert status == 200 and len(json.loads(body)["predictions"]) == 3
+        # a chunked body (no Content-Length), as streaming clients send it, split mid-row
+        csv_body = "\n".join(",".join(map(str, r)) for r in rows).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/invocations", body=iter([csv_body[:7], csv_body[7:]]),
+                     headers={"Content-Type": "text/csv"}, encode_chunked=True)
+        chunked = conn.getresponse()
+        assert chunked.status == 200
+        assert [float(v) for v in chunked.read().split()] == pytest.approx(regressor.predict(rows).tolist(), rel=1e-6)
+        conn.close()
         status, _, body = _request(port, "POST", "/invocations", "1,2", {"Content-Type": "text/csv"})
         assert status == 400 and "expected 3 features" in body
         status, _, body = _request(port, "GET", "/execution-parameters")
@@ -138,7 +147,7 @@ def test_bad_serving_settings_exit_with_a_message() -> None:
     assert "MODEL_SERVER_WORKERS='many' must be an integer" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed on this machine")
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (make system-deps installs it as root)")
 def test_nginx_fronts_gunicorn_when_installed(trained_model: TrainedModel) -> None:
     port = free_port()
     proc = _start(trained_model.model_dir, port, SERVE_WITH_NGINX="true", MODEL_SERVER_WORKERS="1")
