@@ -110,12 +110,23 @@ def apply_path(value: Any, steps: list[tuple[str, Any]]) -> Any:
 
 
 def _csv_fields(record: bytes) -> list[str]:
-    return next(csv.reader([record.decode("utf-8")]), [])
+    """A CSV record's fields. Without quotes a record is plain comma-separated text: split it
+    directly (with _csv_line's shortcut this halves the per-record cost of a joined transform;
+    the csv module was most of its time)."""
+    text = record.decode("utf-8")
+    if '"' not in text and "\r" not in text and "\n" not in text:
+        return text.split(",") if text else []
+    return next(csv.reader([text]), [])
 
 
 def _csv_line(fields: Any) -> bytes:
+    """One CSV record, quoted exactly as ``csv.writer`` would (plain fields are joined directly)."""
     if not isinstance(fields, list):
         fields = [fields]
+    if all(type(f) is str for f in fields):
+        text = ",".join(fields)
+        if text and text.count(",") == len(fields) - 1 and '"' not in text and "\r" not in text and "\n" not in text:
+            return text.encode()
     buf = io.StringIO()
     csv.writer(buf, lineterminator="").writerow(fields)
     return buf.getvalue().encode()
@@ -332,6 +343,7 @@ class TransformRunner:
             if stop.is_set():
                 return
             where = f"s3://{bucket}/{key}"
+            self.ctx.logs.put(GROUP, f"{name}/data-log", [f"{where}: reading"])
             data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             if tin.get("CompressionType") == "Gzip":
                 try:
@@ -341,7 +353,7 @@ class TransformRunner:
             records = split_records(data, split, where)
             try:
                 payloads = [filters.filter_input(r) for r in records] if filters.input else records
-            except (ValueError, KeyError, IndexError, TypeError) as exc:
+            except (ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
                 idx = next(i for i, r in enumerate(records) if not _filter_ok(filters, r))
                 raise TransformFailed(
                     f"InputFilter failed on object {where}, record {idx + 1}: {type(exc).__name__}: {exc}"
@@ -373,7 +385,7 @@ class TransformRunner:
                     for i, line in enumerate(lines):
                         try:
                             outputs.append(filters.finish(records[start + i], line.encode()))
-                        except (ValueError, KeyError, IndexError, TypeError) as exc:
+                        except (ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
                             raise TransformFailed(
                                 f"OutputFilter/JoinSource failed on object {where}, record {start + i + 1}: {exc}"
                             ) from exc
@@ -430,7 +442,7 @@ def _filter_ok(filters: Filters, record: bytes) -> bool:
     try:
         filters.filter_input(record)
         return True
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, csv.Error):
         return False
 
 
