@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import s3io
+from . import csvbulk, s3io
 from .aws import arn, now
 from .errors import in_use, validation
 from .hosting import DeployError, Instance, await_ping, prepare_instance, spawn
@@ -145,6 +145,22 @@ class Filters:
             raise ValueError(
                 f"DataProcessing filters and joins need ContentType text/csv or JSON, not '{content_type}'"
             )
+
+    def filter_inputs(self, records: list[bytes]) -> list[bytes]:
+        """The payload of every record: a whole batch at once where csvbulk applies."""
+        if not self.input:
+            return records
+        if self.in_csv:
+            bulk = csvbulk.select(records, self.input)
+            if bulk is not None:
+                return bulk
+        return [self.filter_input(r) for r in records]
+
+    def finish_batch(self, sources: list[bytes], outputs: list[bytes]) -> list[bytes] | None:
+        """Every record's output line at once (CSV in and out), or None: then finish() each."""
+        if self.in_csv and self.out_csv and (self.join or self.output):
+            return csvbulk.select(outputs, self.output, sources if self.join else None)
+        return None
 
     def filter_input(self, record: bytes) -> bytes:
         if not self.input:
@@ -352,7 +368,7 @@ class TransformRunner:
                     raise TransformFailed(f"object {where} is not gzip data") from exc
             records = split_records(data, split, where)
             try:
-                payloads = [filters.filter_input(r) for r in records] if filters.input else records
+                payloads = filters.filter_inputs(records)
             except (ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
                 idx = next(i for i, r in enumerate(records) if not _filter_ok(filters, r))
                 raise TransformFailed(
@@ -376,6 +392,12 @@ class TransformRunner:
                 if status >= 400:
                     raise TransformFailed(self._explain(where, start, end, status, body, payloads, post))
                 if per_record:
+                    bulk = None
+                    if end - start > 1 and body.isascii():
+                        bulk = filters.finish_batch(records[start:end], body.rstrip(b"\r\n").split(b"\n"))
+                    if bulk is not None and len(bulk) == end - start:
+                        outputs.extend(bulk)
+                        continue
                     lines = body.decode("utf-8", errors="replace").rstrip("\r\n").split("\n") if end - start > 1 else [body.decode("utf-8", errors="replace")]
                     if len(lines) != end - start:
                         raise TransformFailed(

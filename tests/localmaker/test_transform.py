@@ -126,3 +126,15 @@ def test_api_errors(sm, bucket, model, csv_data):
                                 TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
     assert e.value.response["Error"]["Code"] == "ResourceInUse"
     assert any(j["TransformJobName"] == name for j in sm.list_transform_jobs(NameContains=name)["TransformJobSummaries"])
+
+
+def test_filters_that_do_not_fit_a_record_fail_naming_it(sm, s3, bucket, model):
+    s3.put_object(Bucket=bucket, Key="txin/ragged/x.csv", Body=b"1,2,3\n4,5,6\n7\n8,9,10\n")
+    _, job = run(sm, model, bucket, "txin/ragged/", DataProcessing={"InputFilter": "$[2]"})
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"] == (f"ClientError: InputFilter failed on object s3://{bucket}/txin/ragged/x.csv, "
+                                    "record 3: IndexError: list index out of range")
+    s3.put_object(Bucket=bucket, Key="txin/even/x.csv", Body=b"1,2\n3,4\n")
+    _, job = run(sm, model, bucket, "txin/even/", DataProcessing={"JoinSource": "Input", "OutputFilter": "$[7]"})
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith(f"ClientError: OutputFilter/JoinSource failed on object s3://{bucket}/txin/even/x.csv, record 1:")
