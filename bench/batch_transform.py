@@ -15,11 +15,13 @@ import importlib.util
 import io
 import json
 import os
+import statistics
 import sys
 import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -31,6 +33,7 @@ spec.loader.exec_module(serving)
 
 N_ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
 PAYLOAD = 6 * 1024 * 1024
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 
 def chunks(lines: list[bytes], limit: int) -> list[bytes]:
@@ -97,9 +100,11 @@ def main() -> None:
     model_dir, _ = serving.train_model(False)
     rows = serving._rows(N_ROWS, 9)[:, 1:]
     lines = [",".join(f"{v:.6f}" for v in r).encode() for r in rows]
-    # the in-process side is measured before, between and after the two jobs (median): this VM's
-    # speed drifts by 2x within seconds, so one measurement at the start flatters or sinks a ratio
-    rates_in = [in_process(model_dir, lines)]
+    # Each job is followed at once by an in-process measurement, and its ratio is taken against
+    # that one; the run repeats REPEATS times and reports the median ratio with its range (this
+    # VM's speed drifts by 2x within seconds, so single measurements flatter or sink a ratio).
+    in_process(model_dir, lines)  # warm-up: imports, first-touch allocations
+    runs: dict[str, list[dict[str, float]]] = {"transform_plain": [], "transform_join": []}
     with tempfile.TemporaryDirectory() as home:
         server = start(Path(home))
         try:
@@ -117,31 +122,36 @@ def main() -> None:
                             PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/dnn-regressor:latest",
                                               "ModelDataUrl": "s3://bench/model/model.tar.gz",
                                               "Environment": {"MODEL_SERVER_WORKERS": "2"}})
-            plain = transform(server, "bench-plain", "plain/", join=False)
-            rates_in.append(in_process(model_dir, lines))
-            joined = transform(server, "bench-join", "ids/", join=True)
-            rates_in.append(in_process(model_dir, lines))
+            for i in range(REPEATS):
+                for key, prefix, join in (("transform_plain", "plain/", False), ("transform_join", "ids/", True)):
+                    job = transform(server, f"bench-{key[10:]}-{i}", prefix, join=join)
+                    rate_in = in_process(model_dir, lines)
+                    runs[key].append({**job, "in_process_rows_per_s": rate_in,
+                                      "ratio_scoring": N_ROWS / job["scoring_s"] / rate_in,
+                                      "ratio_wall": N_ROWS / job["wall_s"] / rate_in})
         finally:
             server.stop()
-    rate_in = sorted(rates_in)[1]
-    results = {
-        "rows": N_ROWS,
-        "in_process_rows_per_s": rate_in,
-        "in_process_rows_per_s_runs": rates_in,
-        "transform_plain": {**plain, "rows_per_s_wall": N_ROWS / plain["wall_s"], "rows_per_s_scoring": N_ROWS / plain["scoring_s"]},
-        "transform_join": {**joined, "rows_per_s_wall": N_ROWS / joined["wall_s"], "rows_per_s_scoring": N_ROWS / joined["scoring_s"]},
-    }
-    for k in ("transform_plain", "transform_join"):
-        results[k]["ratio_scoring"] = results[k]["rows_per_s_scoring"] / rate_in
-        results[k]["ratio_wall"] = results[k]["rows_per_s_wall"] / rate_in
-    print(f"{'measure (' + str(N_ROWS) + ' rows)':<52}{'rows/s':>12}{'ratio':>8}")
-    print(f"{'in-process (decode + forward + encode), median of 3':<52}{rate_in:>12,.0f}{1.0:>8.2f}"
-          f"   (runs: {', '.join(f'{r:,.0f}' for r in rates_in)})")
-    for k, label in (("transform_plain", "transform, plain"), ("transform_join", "transform, id joined")):
-        r = results[k]
-        print(f"{label + ', scoring phase':<52}{r['rows_per_s_scoring']:>12,.0f}{r['ratio_scoring']:>8.2f}")
-        print(f"{label + ', end to end (incl. serve start ' + format(r['wall_s'] - r['scoring_s'], '.1f') + ' s)':<52}"
-              f"{r['rows_per_s_wall']:>12,.0f}{r['ratio_wall']:>8.2f}")
+    results: dict[str, Any] = {"rows": N_ROWS, "repeats": REPEATS}
+    for key, found in runs.items():
+        scoring = sorted(r["ratio_scoring"] for r in found)
+        wall = sorted(r["ratio_wall"] for r in found)
+        results[key] = {
+            "runs": found,
+            "ratio_scoring_median": float(statistics.median(scoring)),
+            "ratio_scoring_min": scoring[0],
+            "ratio_scoring_max": scoring[-1],
+            "ratio_wall_median": float(statistics.median(wall)),
+            "serve_start_s_median": float(statistics.median(r["wall_s"] - r["scoring_s"] for r in found)),
+        }
+    rates = [r["in_process_rows_per_s"] for found in runs.values() for r in found]
+    print(f"in-process (decode + forward + encode): {min(rates):,.0f}-{max(rates):,.0f} rows/s over {len(rates)} runs")
+    print(f"{'ratio to the in-process run right after the job':<58}{'median':>8}{'range':>16}")
+    for key, label in (("transform_plain", "transform, plain"), ("transform_join", "transform, id joined")):
+        r = results[key]
+        print(f"{label + ', scoring phase':<58}{r['ratio_scoring_median']:>8.2f}"
+              f"{r['ratio_scoring_min']:>8.2f}-{r['ratio_scoring_max']:.2f}")
+        print(f"{label + ', end to end (serve start ' + format(r['serve_start_s_median'], '.1f') + ' s)':<58}"
+              f"{r['ratio_wall_median']:>8.2f}")
     out = HERE / "results" / "batch_transform.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

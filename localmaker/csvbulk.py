@@ -24,6 +24,14 @@ def select(
     ``records`` and ``left`` hold one record each per item, without line breaks. Returns one CSV
     line per record, or None where the bulk path does not apply.
     """
+    lines = select_lines(records, steps, left)
+    return None if lines is None else lines.split(b"\n")[:-1]
+
+
+def select_lines(
+    records: list[bytes], steps: list[tuple[str, Any]], left: list[bytes] | None = None
+) -> bytes | None:
+    """What :func:`select` returns, as one buffer of newline-terminated lines."""
     if not records or any(kind == "key" for kind, _ in steps):
         return None
     if left is not None and len(left) != len(records):
@@ -50,7 +58,7 @@ def select(
         return None
     if len(columns) == 1 and bool((ends[:, columns[0]] == starts[:, columns[0]]).any()):
         return None  # a lone empty field, which csv.writer writes as ""
-    return _gather(np, arr, starts[:, columns], ends[:, columns]).split(b"\n")[:-1]
+    return _gather(np, arr, starts[:, columns], ends[:, columns])
 
 
 def _table(np: Any, buf: bytes, n: int) -> tuple[Any, Any, Any] | None:

@@ -156,10 +156,11 @@ class Filters:
                 return bulk
         return [self.filter_input(r) for r in records]
 
-    def finish_batch(self, sources: list[bytes], outputs: list[bytes]) -> list[bytes] | None:
-        """Every record's output line at once (CSV in and out), or None: then finish() each."""
+    def finish_batch(self, sources: list[bytes], outputs: list[bytes]) -> bytes | None:
+        """Every record's output line at once (CSV in and out), as newline-terminated lines in one
+        buffer; None where that does not apply: then finish() each."""
         if self.in_csv and self.out_csv and (self.join or self.output):
-            return csvbulk.select(outputs, self.output, sources if self.join else None)
+            return csvbulk.select_lines(outputs, self.output, sources if self.join else None)
         return None
 
     def filter_input(self, record: bytes) -> bytes:
@@ -393,10 +394,10 @@ class TransformRunner:
                     raise TransformFailed(self._explain(where, start, end, status, body, payloads, post))
                 if per_record:
                     bulk = None
-                    if end - start > 1 and body.isascii():
+                    if end - start > 1 and assemble_line and body.isascii():
                         bulk = filters.finish_batch(records[start:end], body.rstrip(b"\r\n").split(b"\n"))
-                    if bulk is not None and len(bulk) == end - start:
-                        outputs.extend(bulk)
+                    if bulk is not None and bulk.count(b"\n") == end - start:
+                        outputs.append(bulk)  # whole lines already: assembled as they are
                         continue
                     lines = body.decode("utf-8", errors="replace").rstrip("\r\n").split("\n") if end - start > 1 else [body.decode("utf-8", errors="replace")]
                     if len(lines) != end - start:

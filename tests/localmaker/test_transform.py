@@ -138,3 +138,10 @@ def test_filters_that_do_not_fit_a_record_fail_naming_it(sm, s3, bucket, model):
     _, job = run(sm, model, bucket, "txin/even/", DataProcessing={"JoinSource": "Input", "OutputFilter": "$[7]"})
     assert job["TransformJobStatus"] == "Failed"
     assert job["FailureReason"].startswith(f"ClientError: OutputFilter/JoinSource failed on object s3://{bucket}/txin/even/x.csv, record 1:")
+
+
+def test_join_with_assemble_none_concatenates_the_records(sm, s3, bucket, model, csv_data):
+    dp = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    name, job = run(sm, model, bucket, csv_data, DataProcessing=dp, assemble="None")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert read(s3, bucket, f"out/{name}/a.csv.out").decode() == "".join(f"{i},{float(i * 10)}" for i in range(1, 8))
