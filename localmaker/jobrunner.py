@@ -12,6 +12,9 @@ from .context import Ctx
 
 log = logging.getLogger("localmaker.jobs")
 
+# Why a job that localmaker's own shutdown ended failed (nobody asked to stop it).
+SHUTDOWN_REASON = "InternalServerError: localmaker shut down while the job was running."
+
 
 class JobRunner:
     """Starts, watches and stops jobs of one kind; ``run_class(runner, name)`` does one job.

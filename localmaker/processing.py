@@ -47,7 +47,7 @@ from .aws import arn, now
 from .context import Ctx
 from .errors import in_use, validation
 from .images import ImageNotMapped, ImageSpec
-from .jobrunner import JobRunner
+from .jobrunner import SHUTDOWN_REASON, JobRunner
 from .procs import Child, clean_env, stop_all
 
 log = logging.getLogger("localmaker.processing")
@@ -308,7 +308,7 @@ class _Run:
         if outcome in ("stopped", "timeout"):
             self._kill_all()
             if self.shutdown.is_set():
-                return self._finish("Failed", "InternalServerError: localmaker shut down while the job was running.")
+                return self._finish("Failed", SHUTDOWN_REASON)
             self._upload(job, continuous_only=True)
             reason = None
             if outcome == "timeout":
@@ -320,7 +320,7 @@ class _Run:
 
     def _stopped(self, job: dict[str, Any]) -> None:
         if self.shutdown.is_set():
-            self._finish("Failed", "InternalServerError: localmaker shut down while the job was running.")
+            self._finish("Failed", SHUTDOWN_REASON)
         else:
             self._finish("Stopped")
 

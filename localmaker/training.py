@@ -28,7 +28,7 @@ from typing import Any
 from . import s3io
 from .aws import arn, now
 from .images import ImageNotMapped
-from .jobrunner import JobRunner
+from .jobrunner import SHUTDOWN_REASON, JobRunner
 from .procs import Child, clean_env, free_port, stop_all
 
 log = logging.getLogger("localmaker.training")
@@ -200,8 +200,7 @@ class _Run:
     def _end_stopped(self, secondary: str, started: float | None) -> None:
         """A stopped job ends Stopped, unless the stop is localmaker shutting down: then it failed."""
         if self.shutdown.is_set():
-            reason = "InternalServerError: localmaker shut down while the job was running."
-            return self._finish("Failed", "Failed", reason, started)
+            return self._finish("Failed", "Failed", SHUTDOWN_REASON, started)
         return self._finish("Stopped", secondary, None, started)
 
     def _prepare_host(self, job: dict[str, Any], base: Path, host: str, hosts: list[str], index: int) -> None:

@@ -28,6 +28,7 @@ from . import csvbulk, s3io
 from .aws import arn, now
 from .errors import in_use, validation
 from .hosting import DeployError, Instance, await_ping, prepare_instance, spawn
+from .jobrunner import SHUTDOWN_REASON
 
 log = logging.getLogger("localmaker.transform")
 
@@ -281,7 +282,7 @@ class TransformRunner:
     def _end_stopped(self, name: str) -> None:
         if self._shutting_down.is_set():
             self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                         FailureReason="InternalServerError: localmaker shut down while the job was running.")
+                         FailureReason=SHUTDOWN_REASON)
         else:
             self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
 

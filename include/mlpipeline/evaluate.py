@@ -438,7 +438,7 @@ def read_prediction_values(s3_client: Any, output_uri: str, field: str | None = 
     return values
 
 
-def _objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
+def objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
     bucket, prefix = split_s3_uri(uri)
     keys: list[str] = []
     paginator = s3_client.get_paginator("list_objects_v2")
@@ -454,7 +454,7 @@ def _objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
 def _read_text(s3_client: Any, uri: str, suffix: str = "") -> str:
     """All objects under ``uri`` (a prefix) or the object ``uri``, concatenated in key order."""
     bucket, _ = split_s3_uri(uri)
-    keys = _objects_under(s3_client, uri, suffix)
+    keys = objects_under(s3_client, uri, suffix)
     if not keys:
         raise FileNotFoundError(f"no objects{f' ending in {suffix}' if suffix else ''} under {uri}")
     parts = []

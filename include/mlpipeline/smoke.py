@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .config import PipelineConfig
-from .evaluate import _objects_under, metrics_for_task, prediction_value
+from .evaluate import metrics_for_task, objects_under, prediction_value
 from .run import split_s3_uri
 
 IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")
@@ -23,14 +23,10 @@ class SmokeTestError(RuntimeError):
     pass
 
 
-def _keys(s3_client: Any, uri: str) -> list[str]:
-    return _objects_under(s3_client, uri)
-
-
 def _lines(s3_client: Any, uri: str, n: int) -> list[str]:
     bucket, _ = split_s3_uri(uri)
     out: list[str] = []
-    for key in _keys(s3_client, uri):
+    for key in objects_under(s3_client, uri):
         for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
             if line.strip():
                 out.append(line)
@@ -60,7 +56,7 @@ def test_requests(
     labels = [float(line.split(",")[0]) for line in _lines(s3_client, channels["test_labels"], n)]
     if cfg.inference.content_type in IMAGE_TYPES:
         bucket, _ = split_s3_uri(channels["test"])
-        keys = _keys(s3_client, channels["test"])[:n]
+        keys = objects_under(s3_client, channels["test"])[:n]
         bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
     else:
         bodies = [line.encode() for line in _lines(s3_client, channels["test_features"], n)]

@@ -150,7 +150,6 @@ def create_app(
     """Build the app; ``preload`` starts loading the model right away (what ``wsgi.py`` does)."""
     holder = holder or ModelHolder(model_dir or default_model_dir())
     app = Flask("dnn_regressor")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_PAYLOAD_BYTES
     app.extensions["model_holder"] = holder
     if preload:
         holder.start()
@@ -172,10 +171,6 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        if exc.code == 413:
-            return _text(
-                f"the payload is over the {MAX_PAYLOAD_BYTES}-byte (6 MB) limit; send fewer rows", 413
-            )
         return _text(f"{exc.name}: {exc.description}", exc.code or 500)
 
     @app.errorhandler(Exception)
@@ -210,7 +205,7 @@ class Invocations:
         if environ.get("REQUEST_METHOD") != "POST":
             return _respond(start_response, 405, "405 Method Not Allowed: send POST /invocations", [("Allow", "POST")])
         try:
-            status, mimetype, body = self._invoke(environ)
+            mimetype, body = self._invoke(environ)
         except PayloadError as exc:
             return _respond(start_response, exc.status, exc.message)
         except ModelUnavailable as exc:
@@ -218,17 +213,17 @@ class Invocations:
         except Exception as exc:
             traceback.print_exc()
             return _respond(start_response, 500, f"internal error: {type(exc).__name__}: {exc}")
-        start_response(_STATUS[status], [("Content-Type", get_content_type(mimetype, "utf-8")),
+        start_response(_STATUS[200], [("Content-Type", get_content_type(mimetype, "utf-8")),
                                          ("Content-Length", str(len(body)))])
         return [body]
 
-    def _invoke(self, environ: dict[str, Any]) -> tuple[int, str, bytes]:
+    def _invoke(self, environ: dict[str, Any]) -> tuple[str, bytes]:
         body = _read_body(environ)
         content_type = check_content_type(environ.get("CONTENT_TYPE", ""))
         accept = negotiate_accept(environ.get("HTTP_ACCEPT"))
         model = self.holder.get(wait=self.wait)
         rows = decode(body, content_type, model.feature_names)
-        return 200, accept, encode(model.predict(rows), accept)
+        return accept, encode(model.predict(rows), accept)
 
 
 _STATUS = {code: f"{code} {HTTP_STATUS_CODES.get(code, 'Unknown')}" for code in (200, 400, 405, 406, 413, 415, 500, 503)}
