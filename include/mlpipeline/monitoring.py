@@ -180,7 +180,10 @@ def analysis_job_name(cfg: PipelineConfig, ctx: RunContext) -> str:
 def _utc(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (got naive {value.isoformat()}); use UTC")
-    return value.astimezone(UTC)
+    u = value.astimezone(UTC)
+    # A plain datetime, not the caller's subclass: pendulum's DateTime (Airflow's data_interval_end)
+    # drops a stdlib tzinfo on subtraction, which made every scheduled run's window naive.
+    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=UTC)
 
 
 def iso_utc(value: datetime) -> str:

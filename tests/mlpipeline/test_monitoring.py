@@ -376,6 +376,18 @@ def test_capture_window() -> None:
     assert mon.capture_window(est, 2)[1].tzinfo == UTC
 
 
+def test_capture_window_of_a_scheduled_run() -> None:
+    """The scheduler hands tasks pendulum times (data_interval_end); the window stays aware UTC."""
+    import pendulum
+
+    end = pendulum.datetime(2026, 12, 6, 10, tz="UTC")
+    start, stop = mon.capture_window(end, 1.0)
+    assert (start.tzinfo, stop.tzinfo) == (UTC, UTC)
+    assert (mon.iso_utc(start), mon.iso_utc(stop)) == ("2026-12-06T09:00:00Z", "2026-12-06T10:00:00Z")
+    berlin = pendulum.datetime(2026, 12, 6, 11, tz="Europe/Berlin")
+    assert mon.capture_window(berlin, 2)[0] == datetime(2026, 12, 6, 8, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("hours", [0, -1, float("nan"), float("inf"), True, "1"])
 def test_capture_window_needs_positive_hours(hours: Any) -> None:
     with pytest.raises(ValueError, match="positive number"):
