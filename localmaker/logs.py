@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import safepath
 from .aws import ACCOUNT
 from .errors import AwsError
 
@@ -30,6 +31,7 @@ class Stream:
     created: int
     events: list[dict[str, Any]] = field(default_factory=list)
     stored_bytes: int = 0
+    path: Path | None = None  # its events file, checked to be inside the group's directory once
 
 
 @dataclass
@@ -40,7 +42,11 @@ class Group:
 
 
 def _q(name: str) -> str:
-    return urllib.parse.quote(name, safe="")
+    """A group or stream name as one file name: '/' is quoted, and so are the dots of a name that is
+    only dots ('.' and '..' are valid AWS names, but as file names they are this directory and the
+    one above it)."""
+    q = urllib.parse.quote(name, safe="")
+    return q.replace(".", "%2E") if q.strip(".") == "" else q
 
 
 class LogStore:
@@ -63,7 +69,7 @@ class LogStore:
             self._groups[gname] = group
             for f in sorted(gdir.glob("*.jsonl")):
                 sname = urllib.parse.unquote(f.name[: -len(".jsonl")])
-                stream = Stream(sname, int(f.stat().st_mtime * 1000))
+                stream = Stream(sname, int(f.stat().st_mtime * 1000), path=f)
                 with f.open(encoding="utf-8") as fh:
                     for line in fh:
                         try:
@@ -76,8 +82,17 @@ class LogStore:
                     stream.created = stream.events[0]["ingestionTime"]
                 group.streams[sname] = stream
 
+    def _group_dir(self, group: str) -> Path:
+        try:
+            return safepath.inside(self.root, _q(group))
+        except safepath.PathEscape as exc:
+            raise AwsError("InvalidParameterException", f"The specified log group name {exc.part} is not valid.") from exc
+
     def _stream_file(self, group: str, stream: str) -> Path:
-        return self.root / _q(group) / (_q(stream) + ".jsonl")
+        try:
+            return safepath.inside(self._group_dir(group), _q(stream) + ".jsonl")
+        except safepath.PathEscape as exc:
+            raise AwsError("InvalidParameterException", f"The specified log stream name {exc.part} is not valid.") from exc
 
     # ---- writing (used by runners) -------------------------------------------------------------
     def ensure_group(self, group: str) -> Group:
@@ -85,7 +100,7 @@ class LogStore:
             g = self._groups.get(group)
             if g is None:
                 g = Group(group, _now_ms())
-                (self.root / _q(group)).mkdir(parents=True, exist_ok=True)
+                self._group_dir(group).mkdir(parents=True, exist_ok=True)
                 self._groups[group] = g
             return g
 
@@ -94,9 +109,10 @@ class LogStore:
             g = self.ensure_group(group)
             s = g.streams.get(stream)
             if s is None:
-                s = Stream(stream, _now_ms())
+                path = self._stream_file(group, stream)
+                path.touch()
+                s = Stream(stream, _now_ms(), path=path)
                 g.streams[stream] = s
-                self._stream_file(group, stream).touch()
             return s
 
     def put(self, group: str, stream: str, messages: list[str], timestamp: int | None = None) -> None:
@@ -109,7 +125,7 @@ class LogStore:
             new = [{"timestamp": ts, "message": m, "ingestionTime": now} for m in messages]
             s.events.extend(new)
             s.stored_bytes += sum(len(m) for m in messages)
-            with self._stream_file(group, stream).open("a", encoding="utf-8") as fh:
+            with (s.path or self._stream_file(group, stream)).open("a", encoding="utf-8") as fh:
                 fh.write("".join(json.dumps(e) + "\n" for e in new))
 
     def text(self, group: str, stream_prefix: str = "") -> str:

@@ -42,7 +42,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import s3io
+from . import s3io, safepath
 from .aws import arn, now
 from .context import Ctx
 from .errors import in_use, validation
@@ -73,10 +73,11 @@ def rewrite(value: str, base: Path) -> str:
 
 
 def local_path(container_path: str, base: Path) -> Path:
-    """Where a container path under /opt/ml lives for the host with this base directory."""
+    """Where a container path under /opt/ml lives for the host with this base directory (resolved;
+    :class:`safepath.PathEscape` if it, or a symbolic link on the way, leads out of ``base``)."""
     norm = posixpath.normpath(container_path)
     rel = posixpath.relpath(norm, OPT_ML)
-    return base / rel
+    return safepath.inside(base, rel)
 
 
 def _check_local_path(where: str, path: str | None) -> str:
@@ -85,6 +86,11 @@ def _check_local_path(where: str, path: str | None) -> str:
     norm = posixpath.normpath(path)
     if not path.startswith("/") or not (norm == PROCESSING_ROOT or norm.startswith(PROCESSING_ROOT + "/")):
         raise validation(f"{where}: LocalPath '{path}' must be an absolute path under {PROCESSING_ROOT}.")
+    if "\x00" in path or ".." in path.split("/"):
+        raise validation(
+            f"{where}: LocalPath {path!r} must be an absolute path under {PROCESSING_ROOT} "
+            "without '..' segments or NUL characters."
+        )
     return norm
 
 
@@ -262,7 +268,7 @@ class _Run:
 
         n = int(job["ProcessingResources"]["ClusterConfig"].get("InstanceCount", 1))
         hosts = [f"algo-{i}" for i in range(1, n + 1)]
-        jobdir = self.ctx.home / "jobs" / "processing" / self.name
+        jobdir = safepath.inside(self.ctx.home / "jobs" / "processing", self.name)
         shutil.rmtree(jobdir, ignore_errors=True)
         self.bases = {h: jobdir / h for h in hosts}
         for i, h in enumerate(hosts):
@@ -359,14 +365,16 @@ class _Run:
             src = inp.get("S3Input")
             if not src:
                 continue
-            dest = local_path(src["LocalPath"], base)
+            dest = _mapped(f"ProcessingInput '{inp['InputName']}'", src["LocalPath"], base)
             objects = s3io.resolve_objects(s3, src)
             mine = s3io.shard(objects, src.get("S3DataDistributionType", "FullyReplicated"), index, len(hosts))
             compression = src.get("S3CompressionType")
             s3io.download_objects(s3, mine, dest, compression if compression == "Gzip" else None)
         for out in (job.get("ProcessingOutputConfig") or {}).get("Outputs", []):
             if "S3Output" in out:
-                local_path(out["S3Output"]["LocalPath"], base).mkdir(parents=True, exist_ok=True)
+                _mapped(f"ProcessingOutput '{out['OutputName']}'", out["S3Output"]["LocalPath"], base).mkdir(
+                    parents=True, exist_ok=True
+                )
 
     def _line_handler(self, stream: str) -> Any:
         logs = self.ctx.logs
@@ -400,10 +408,13 @@ class _Run:
         base = self.bases.get(host)
         if base is None:
             return None
-        f = base / "output" / "message"
-        if f.is_file():
-            text = f.read_text(errors="replace").strip()
-            return text[:1024] or None
+        try:
+            # resolved: a link to a file outside the job's directory is not read into ExitMessage
+            f = safepath.inside(base, "output", "message")
+            if f.is_file():
+                return f.read_text(errors="replace").strip()[:1024] or None
+        except (safepath.PathEscape, OSError):
+            pass
         return None
 
     def _exit_message(self) -> str | None:
@@ -435,14 +446,24 @@ class _Run:
             if continuous_only and dest.get("S3UploadMode") != "Continuous":
                 continue
             prefix = dest["S3Uri"].rstrip("/")
+            what = f"ProcessingOutput '{out['OutputName']}'"
             for base in self.bases.values():
-                root = local_path(dest["LocalPath"], base)
+                root = _mapped(what, dest["LocalPath"], base)
                 if not root.is_dir():
                     continue
                 for f in sorted(root.rglob("*")):
                     if not f.is_file():
                         continue
-                    uri = f"{prefix}/{f.relative_to(root).as_posix()}"
+                    rel = f.relative_to(root).as_posix()
+                    try:
+                        # a link the job made to a file outside its directory is not uploaded
+                        safepath.inside(base, f.relative_to(base.resolve()).as_posix())
+                    except (safepath.PathEscape, ValueError) as exc:
+                        raise JobFailed(
+                            f"ClientError: {what}: {dest['LocalPath'].rstrip('/')}/{rel} is a link to a file "
+                            "outside the job's directory."
+                        ) from exc
+                    uri = f"{prefix}/{rel}"
                     try:
                         s3io.upload_bytes(s3, uri, f.read_bytes())
                     except ClientError as exc:
@@ -465,6 +486,16 @@ def register(lm: Any) -> None:
         }
     )
     lm._stop_hooks.append(runner.shutdown)
+
+
+def _mapped(what: str, container_path: str, base: Path) -> Path:
+    """local_path for a job's LocalPath; one that leads out of the host's directory fails the job."""
+    try:
+        return local_path(container_path, base)
+    except safepath.PathEscape as exc:
+        raise JobFailed(
+            f"ClientError: {what}: LocalPath {container_path!r} leads outside the job's directory ({exc.reason})."
+        ) from exc
 
 
 def _program_in_image(cmd: list[str], workdir: Path) -> list[str]:

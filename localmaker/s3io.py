@@ -18,6 +18,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from . import safepath
+
 log = logging.getLogger("localmaker.s3")
 
 
@@ -52,7 +54,7 @@ def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str,
         if not keys:
             raise ChannelError(f"No S3 objects found under S3 URL \"{uri}\" given in input data source.")
         base = key if key.endswith("/") else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        return [(bucket, k, k[len(base) :] or k.rsplit("/", 1)[-1]) for k in keys]
+        return [(bucket, k, _channel_path(bucket, k, k[len(base) :] or k.rsplit("/", 1)[-1])) for k in keys]
     if data_type == "ManifestFile":
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -66,11 +68,31 @@ def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str,
             raise ChannelError(
                 f"Manifest file {uri} is not a JSON list starting with {{\"prefix\": \"s3://...\"}}"
             ) from exc
+        if not isinstance(prefix_uri, str):
+            raise ChannelError(f"Manifest file {uri}: \"prefix\" must be an s3:// URI string")
         pbucket, pkey = parse_s3_uri(prefix_uri)
-        return [(pbucket, pkey + rel, rel) for rel in rels]
+        out = []
+        for i, rel in enumerate(rels, start=1):
+            if not isinstance(rel, str):
+                raise ChannelError(f"Manifest file {uri}: entry {i} ({json.dumps(rel)[:100]}) is not a string")
+            out.append((pbucket, pkey + rel, _channel_path(pbucket, pkey + rel, rel, f"manifest {uri} entry {rel!r}")))
+        return out
     if data_type == "AugmentedManifestFile":
         raise ChannelError("S3DataType AugmentedManifestFile is not supported by localmaker")
     raise ChannelError(f"Unknown S3DataType '{data_type}'")
+
+
+def _channel_path(bucket: str, key: str, rel: str, what: str | None = None) -> str:
+    """The path of an object relative to its channel directory, which it must not leave (S3 keys
+    like ``p/../../x`` are legal; written under ``/opt/ml/input/data/<channel>`` they are not)."""
+    try:
+        safepath.relative(rel)
+    except safepath.PathEscape as exc:
+        raise ChannelError(
+            f"S3 object s3://{bucket}/{key} ({what or 'relative path ' + repr(rel)}) cannot be downloaded: "
+            f"its local path {exc.reason}."
+        ) from exc
+    return rel
 
 
 def shard(objects: list[Any], distribution: str, host_index: int, n_hosts: int) -> list[Any]:
@@ -86,10 +108,15 @@ def download_objects(
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
     for bucket, key, rel in objects:
-        target = dest / rel
-        if compression == "Gzip" and target.name.endswith(".gz"):
-            target = target.with_name(target.name[:-3])
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if compression == "Gzip" and rel.endswith(".gz") and not rel.endswith("/.gz") and rel != ".gz":
+            rel = rel[:-3]
+        try:
+            # resolved, so a symbolic link or '..' cannot carry the write out of the channel
+            target = safepath.inside(dest, rel)
+        except safepath.PathEscape as exc:
+            raise ChannelError(
+                f"S3 object s3://{bucket}/{key} cannot be downloaded: its local path {exc.part} {exc.reason}."
+            ) from exc
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except client.exceptions.NoSuchKey as exc:
@@ -99,7 +126,11 @@ def download_objects(
                 body = gzip.decompress(body)
             except OSError as exc:
                 raise ChannelError(f"s3://{bucket}/{key} is not gzip data (CompressionType Gzip)") from exc
-        target.write_bytes(body)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+        except OSError as exc:  # e.g. keys 'a' and 'a/b' in one channel: 'a' cannot be a file and a directory
+            raise ChannelError(f"S3 object s3://{bucket}/{key} cannot be written to the channel: {exc.strerror}") from exc
         total += len(body)
     return total
 
@@ -132,7 +163,12 @@ def fetch_model(client: Any, uri: str, dest: Path) -> None:
         except (tarfile.TarError, OSError) as exc:
             raise ChannelError(f"Model data {uri} is not a valid tar.gz archive: {exc}") from exc
     else:
-        (dest / key.rsplit("/", 1)[-1]).write_bytes(body)
+        name = key.rsplit("/", 1)[-1]
+        try:
+            target = safepath.inside(dest, name)
+        except safepath.PathEscape as exc:
+            raise ChannelError(f"Failed to download model data from {uri}: the file name {exc.part} {exc.reason}.") from exc
+        target.write_bytes(body)
 
 
 # ---- persistence of moto's S3 -------------------------------------------------------------------

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import s3io
+from . import s3io, safepath
 from .aws import arn, now
+from .errors import validation
 from .images import ImageNotMapped
 from .jobrunner import SHUTDOWN_REASON, JobRunner
 from .procs import Child, clean_env, free_port, stop_all
@@ -137,7 +138,7 @@ class _Run:
                 cmd = cmd + list(algo["ContainerArguments"])
             n = int(job["ResourceConfig"].get("InstanceCount", 1))
             hosts = [f"algo-{i}" for i in range(1, n + 1)]
-            jobdir = self.ctx.home / "jobs" / "training" / self.name
+            jobdir = _job_dir(self.ctx.home, self.name)
             shutil.rmtree(jobdir, ignore_errors=True)
             if self._stopping():
                 return self._end_stopped("Stopped", None)
@@ -241,11 +242,13 @@ class _Run:
                 raise JobFailed(
                     f"ClientError: channel '{ch['ChannelName']}': only S3DataSource is supported by localmaker"
                 )
+            try:
+                channel_dir = safepath.inside(base / "input" / "data", ch["ChannelName"])
+            except safepath.PathEscape as exc:
+                raise JobFailed(f"ClientError: ChannelName {exc.part} {exc.reason}.") from exc
             objects = s3io.resolve_objects(self.ctx.s3(), src)
             mine = s3io.shard(objects, src.get("S3DataDistributionType", "FullyReplicated"), index, len(hosts))
-            s3io.download_objects(
-                self.ctx.s3(), mine, base / "input" / "data" / ch["ChannelName"], ch.get("CompressionType")
-            )
+            s3io.download_objects(self.ctx.s3(), mine, channel_dir, ch.get("CompressionType"))
         (cfg / "inputdataconfig.json").write_text(json.dumps(idc))
 
     def _sm_env(self, job: dict[str, Any], base: Path, host: str, hosts: list[str]) -> dict[str, str]:
@@ -341,9 +344,8 @@ class _Run:
             if code in (None, 0):
                 continue
             c.wait(10)
-            failure = bases[h] / "output" / "failure"
-            if failure.exists() and failure.read_text(errors="replace").strip():
-                text = failure.read_text(errors="replace").strip()
+            text = _read_inside(bases[h], "output", "failure")
+            if text:
                 # built-in images classify their own failures (ClientError vs AlgorithmError) as on AWS
                 if self.builtin and text.startswith(("ClientError:", "AlgorithmError:")):
                     return text[:1024]
@@ -365,10 +367,46 @@ class _Run:
             for f in sorted((base / "checkpoints").rglob("*")):
                 if f.is_file():
                     rel = f.relative_to(base / "checkpoints").as_posix()
+                    try:
+                        safepath.inside(base, "checkpoints", rel)
+                    except safepath.PathEscape as exc:
+                        raise JobFailed(f"ClientError: checkpoint file {rel} is a link to a file outside the "
+                                        f"job's directory ({exc.reason}).") from exc
                     s3io.upload_bytes(s3, ck["S3Uri"].rstrip("/") + "/" + rel, f.read_bytes())
 
 
+def _job_dir(home: Path, name: str) -> Path:
+    return safepath.inside(home / "jobs" / "training", name)
+
+
+def _read_inside(base: Path, *parts: str) -> str:
+    """The stripped text of a file the job wrote, or '' if it is missing, empty, or a link leading out
+    of the job's directory (a failure reason must not carry a host file's contents)."""
+    try:
+        path = safepath.inside(base, *parts)
+        return path.read_text(errors="replace").strip() if path.is_file() else ""
+    except (safepath.PathEscape, OSError):
+        return ""
+
+
+def check_channel_names(p: dict[str, Any]) -> None:
+    """A channel is the directory /opt/ml/input/data/<ChannelName>: '.' and '..' match the API's
+    pattern but name no directory of its own."""
+    for i, ch in enumerate(p.get("InputDataConfig") or [], start=1):
+        name = ch.get("ChannelName", "")
+        try:
+            safepath.relative(name)
+            if "/" in name or name in (".", ".."):
+                raise safepath.PathEscape(name, "is not a directory name")
+        except safepath.PathEscape as exc:
+            raise validation(
+                f"1 validation error detected: Value '{name}' at 'inputDataConfig.{i}.member.channelName' "
+                f"failed to satisfy constraint: ChannelName {exc.reason}; it must be a single directory name."
+            ) from exc
+
+
 def new_job_doc(p: dict[str, Any], region: str) -> dict[str, Any]:
+    check_channel_names(p)
     t = now()
     doc = dict(p)
     doc.pop("Tags", None)

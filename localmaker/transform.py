@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import csvbulk, s3io
+from . import csvbulk, s3io, safepath
 from .aws import arn, now
 from .errors import in_use, validation
 from .hosting import DeployError, Instance, await_ping, prepare_instance, spawn
@@ -245,7 +245,7 @@ class TransformRunner:
             n = int(job["TransformResources"].get("InstanceCount", 1))
             stamp = int(time.time())
             for i in range(n):
-                base = self.ctx.home / "jobs" / "transform" / name / f"instance-{i + 1}"
+                base = safepath.inside(self.ctx.home / "jobs" / "transform", name, f"instance-{i + 1}")
                 inst = prepare_instance(
                     self.ctx, job["ModelName"], base, f"{name}/i-{i + 1}-{stamp}", i,
                     {**job.get("Environment", {}), "SAGEMAKER_BATCH": "true"},
