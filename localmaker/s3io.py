@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import logging
-import shutil
 import tarfile
 import urllib.parse
 from pathlib import Path
@@ -170,64 +169,3 @@ def fetch_model(client: Any, uri: str, dest: Path) -> None:
             raise ChannelError(f"Failed to download model data from {uri}: the file name {exc.part} {exc.reason}.") from exc
         target.write_bytes(body)
 
-
-# ---- persistence of moto's S3 -------------------------------------------------------------------
-def _backend() -> Any:
-    from moto.s3.models import s3_backends
-
-    from .aws import ACCOUNT
-
-    return s3_backends[ACCOUNT]["global"]
-
-
-def save_s3(root: Path) -> int:
-    """Write every bucket and object (latest version) to ``root``; returns the object count."""
-    backend = _backend()
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    count = 0
-    buckets = []
-    for name, bucket in list(backend.buckets.items()):
-        buckets.append({"name": name, "region": bucket.region_name})
-        bdir = tmp / urllib.parse.quote(name, safe="")
-        bdir.mkdir()
-        index = []
-        for i, (key_name, key) in enumerate(list(bucket.keys.items())):
-            if key is None or getattr(key, "is_delete_marker", False) or not hasattr(key, "value"):
-                continue
-            fname = f"{i:08d}"
-            (bdir / fname).write_bytes(key.value)
-            index.append(
-                {
-                    "key": key_name,
-                    "file": fname,
-                    "metadata": dict(key.metadata or {}),
-                    "content_type": key.content_type if hasattr(key, "content_type") else None,
-                }
-            )
-            count += 1
-        (bdir / "index.json").write_text(json.dumps(index))
-    (tmp / "buckets.json").write_text(json.dumps(buckets))
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return count
-
-
-def load_s3(root: Path) -> int:
-    """Load a snapshot written by :func:`save_s3` into moto's S3; returns the object count."""
-    manifest = root / "buckets.json"
-    if not manifest.exists():
-        return 0
-    backend = _backend()
-    count = 0
-    for b in json.loads(manifest.read_text()):
-        if b["name"] not in backend.buckets:
-            backend.create_bucket(b["name"], b["region"])
-        bdir = root / urllib.parse.quote(b["name"], safe="")
-        for item in json.loads((bdir / "index.json").read_text()):
-            key = backend.put_object(b["name"], item["key"], (bdir / item["file"]).read_bytes())
-            if item.get("metadata"):
-                key.set_metadata(item["metadata"])
-            count += 1
-    return count

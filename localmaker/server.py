@@ -24,7 +24,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import jobs, s3io, training
+from . import jobs, s3durable, training
 from .aws import DEFAULT_REGION, now
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
@@ -115,7 +115,8 @@ class LocalMaker:
         )
         self.port = self._server.server_port
         self.ctx.endpoint_url = self.url
-        n = s3io.load_s3(self.home / "s3")
+        # every acknowledged S3 write is on disk before its response (s3durable); load them back
+        self._moto, n = s3durable.attach(self.home / "s3", self._moto)
         if n:
             log.info("restored %d S3 objects from %s", n, self.home / "s3")
         self._fail_interrupted_jobs()
@@ -171,8 +172,6 @@ class LocalMaker:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-        n = s3io.save_s3(self.home / "s3")
-        log.info("saved %d S3 objects to %s", n, self.home / "s3")
         self.ctx.store.close()
 
     # ---- WSGI -------------------------------------------------------------------------------------------
