@@ -74,6 +74,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from localmaker import safepath
 from localmaker.builtins import runtime, serving
 from localmaker.builtins.runtime import ClientError, TrainingEnv
 from localmaker.builtins.serving import HttpError
@@ -484,6 +485,7 @@ def train(env: TrainingEnv) -> None:
     code_dir = env.base / "code"
     fetch_code(submit, code_dir)
     entry = program[3:].strip() if program.startswith("-m ") else program
+    _check_program(entry, code_dir, "sagemaker_program")
     if not program.startswith("-m ") and not (code_dir / entry).exists() and not (code_dir / "setup.py").exists():
         present = sorted(p.name for p in code_dir.iterdir())[:20]
         raise ClientError(
@@ -681,7 +683,11 @@ def resolve_code_dir(submit_dir: str | None, base: Path, model_dir: Path) -> Pat
     ``/opt/ml/...`` paths map into localmaker's per-instance ``/opt/ml``), or ``model.tar.gz``'s ``code/``."""
     if submit_dir and submit_dir.startswith("/opt/ml/"):
         rel = submit_dir[len("/opt/ml/"):]
-        local = model_dir / rel[len("model/"):] if rel == "model" or rel.startswith("model/") else base / rel
+        try:
+            local = (safepath.inside(model_dir, rel[len("model/"):], allow_base=True)
+                     if rel == "model" or rel.startswith("model/") else safepath.inside(base, rel))
+        except safepath.PathEscape as exc:
+            raise ClientError(f"SAGEMAKER_SUBMIT_DIRECTORY {submit_dir} leads outside /opt/ml ({exc.reason})") from exc
         if not local.is_dir():
             raise ClientError(f"SAGEMAKER_SUBMIT_DIRECTORY {submit_dir} does not exist in this container "
                               f"(model.tar.gz holds: {', '.join(sorted(p.name for p in model_dir.iterdir()))})")
@@ -699,9 +705,20 @@ def resolve_code_dir(submit_dir: str | None, base: Path, model_dir: Path) -> Pat
                       "Model's Environment SAGEMAKER_SUBMIT_DIRECTORY to the S3 URI of your sourcedir.tar.gz")
 
 
+def _check_program(program: str, code_dir: Path, what: str) -> None:
+    """The entry point is a file of the code directory: one naming a path outside it is refused (it
+    would be made executable, or imported, wherever it points on this machine)."""
+    try:
+        safepath.inside(code_dir, program)
+    except safepath.PathEscape as exc:
+        raise ClientError(f"The entry point {program!r} ({what}) is not a file of the code directory: "
+                          f"it {exc.reason}") from exc
+
+
 def import_user_module(code_dir: Path, program: str) -> ModuleType:
     """Import the entry point from the code dir (on sys.path first, so its sibling modules import too)."""
     name = module_name_of(program)
+    _check_program(program, code_dir, "SAGEMAKER_PROGRAM")
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
     candidates = [code_dir / f"{name}.py", code_dir / name / "__init__.py"]

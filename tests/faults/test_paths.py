@@ -419,3 +419,24 @@ def test_bad_names_reaching_the_api_are_4xx(env: Any, guard: Any) -> None:
             logs.create_log_group(logGroupName=bad)
         assert e.value.response["Error"]["Code"] in ("InvalidParameterException", "ValidationException")
     assert os.path.isdir(srv.home / "logs")
+
+
+def test_sklearn_entry_points_and_submit_dirs_stay_in_the_code_dir(tmp_path: Path) -> None:
+    from localmaker.builtins import sklearn_framework as skl
+    from localmaker.builtins.runtime import ClientError as AlgoClientError
+
+    base, model_dir = tmp_path / "base", tmp_path / "base" / "model"
+    (base / "code").mkdir(parents=True)
+    model_dir.mkdir()
+    (tmp_path / "evil.py").write_text("raise SystemExit('imported from outside')\n")
+    for program in ("../../evil.py", "/etc/passwd", "../evil"):
+        with pytest.raises(AlgoClientError, match="not a file of the code directory"):
+            skl._check_program(program, base / "code", "sagemaker_program")
+        with pytest.raises(AlgoClientError, match="not a file of the code directory"):
+            skl.import_user_module(base / "code", program)
+    for submit in ("/opt/ml/../..", "/opt/ml/model/../../..", "/opt/ml/code/../../../"):
+        with pytest.raises(AlgoClientError, match="outside"):
+            skl.resolve_code_dir(submit, base, model_dir)
+    assert skl.resolve_code_dir("/opt/ml/code", base, model_dir) == (base / "code").resolve()
+    (model_dir / "code").mkdir()
+    assert skl.resolve_code_dir("/opt/ml/model/code", base, model_dir) == (model_dir / "code").resolve()
