@@ -3,6 +3,12 @@
 A job process never inherits the host's environment (least of all real AWS credentials): it gets
 a minimal base, the image's manifest env, the request's env and the SageMaker variables, with
 localmaker's endpoint and dummy credentials so the AWS SDK inside the job talks to localmaker.
+It is told to bind loopback (``SAGEMAKER_BIND_TO_HOST``), whatever the request says.
+
+No process outlives localmaker: each child runs under :mod:`localmaker.guard`, which holds the read
+end of a pipe whose only write end is this process's, and kills the child's whole tree when that pipe
+closes (localmaker exited, crashed or was SIGKILLed, from whichever thread the child was started).
+Each child is also recorded under its home, for :func:`localmaker.reaper.reap` at the next start.
 """
 
 from __future__ import annotations
@@ -11,10 +17,16 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from . import reaper
+
+GUARD = Path(__file__).with_name("guard.py")
+#: the address every process localmaker starts must bind (the images contract, container/images.yaml)
+BIND_HOST = "127.0.0.1"
 PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
@@ -33,7 +45,21 @@ def clean_env(endpoint_url: str, region: str, *layers: Mapping[str, str]) -> dic
     )
     for layer in layers:
         env.update({str(k): str(v) for k, v in layer.items()})
+    env["SAGEMAKER_BIND_TO_HOST"] = BIND_HOST  # last: no request or manifest can widen it
     return env
+
+
+_lifeline_lock = threading.Lock()
+_lifeline: tuple[int, int] | None = None
+
+
+def lifeline() -> int:
+    """The read end of this process's lifeline pipe (the write end is never closed, never inherited)."""
+    global _lifeline
+    with _lifeline_lock:
+        if _lifeline is None:
+            _lifeline = os.pipe()  # both ends close-on-exec; the guard gets the read end via pass_fds
+        return _lifeline[0]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,15 +79,35 @@ class Child:
         on_line: Callable[[str], None],
     ) -> None:
         self.cmd = cmd
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=str(cwd),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        home = reaper.home_for(env, Path(cwd))
+        if home is not None:
+            env = {**env, reaper.MARKER_ENV: str(home)}
+        life = lifeline()
+        status_r, status_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(GUARD), str(life), str(status_w), *cmd],
+                cwd=str(cwd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(life, status_w),
+            )
+        finally:
+            os.close(status_w)
+        try:
+            failure = _read_all(status_r)  # empty once the guard has started the command
+        finally:
+            os.close(status_r)
+        if failure:
+            self.proc.wait()
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+            code, message, filename = (failure.decode("utf-8", "replace").split("\0") + ["", ""])[:3]
+            raise OSError(int(code) if code.isdigit() else 0, message, filename or cmd[0])
+        self._record = reaper.write_record(home, self.proc.pid, cmd) if home is not None else None
         self._pump = threading.Thread(target=self._read, args=(on_line,), daemon=True)
         self._pump.start()
 
@@ -77,14 +123,27 @@ class Child:
         return self.proc.pid
 
     def poll(self) -> int | None:
-        return self.proc.poll()
+        code = self.proc.poll()
+        if code is not None:
+            self._forget()
+        return code
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.proc.wait(timeout)
+        self._forget()
         self._pump.join(5)
         return code
 
+    def _forget(self) -> None:
+        if self._record is not None:
+            reaper.forget(self._record)
+            self._record = None
+
     def signal(self, sig: int) -> None:
+        if sig == signal.SIGKILL and self.proc.returncode is None:
+            # not reaped yet, so the pid is still ours: kill the whole tree, including whatever left
+            # the process group (daemonized, setsid), before killing the guard orphans it
+            reaper.kill_tree(self.proc.pid)
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -102,8 +161,18 @@ class Child:
         else:
             # the leader is gone; make sure no grandchild lingers in its group
             self.signal(signal.SIGKILL)
+        self._forget()
         self._pump.join(2)
         return self.proc.returncode
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def stop_all(children: Iterable[Child], grace: float) -> None:
