@@ -24,7 +24,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import jobs, s3durable, training
+from . import homelock, jobs, reaper, s3durable, training
 from .aws import DEFAULT_REGION, now
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
@@ -78,6 +78,10 @@ class LocalMaker:
             )
         self.home = Path(home).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
+        # one server per home (a second one gets HomeInUse naming this one); then kill what a
+        # killed predecessor on this home left running
+        self._home_lock = homelock.HomeLock(self.home)
+        reaper.reap(self.home)
         self.host, self.port = host, port
         store = Store(self.home / "state.db")
         self.ctx = Ctx(
@@ -115,6 +119,7 @@ class LocalMaker:
         )
         self.port = self._server.server_port
         self.ctx.endpoint_url = self.url
+        self._home_lock.announce(self.url)
         # every acknowledged S3 write is on disk before its response (s3durable); load them back
         self._moto, n = s3durable.attach(self.home / "s3", self._moto)
         if n:
@@ -173,6 +178,7 @@ class LocalMaker:
             self._server.shutdown()
             self._server.server_close()
         self.ctx.store.close()
+        self._home_lock.release()
 
     # ---- WSGI -------------------------------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
