@@ -78,6 +78,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from include.mlpipeline.formats.imagelist import LstEntry, LstError, read_lst  # noqa: E402
+from localmaker import safepath  # noqa: E402
 from localmaker.builtins.runtime import (  # noqa: E402
     HP,
     ClientError,
@@ -518,7 +519,14 @@ def load_split(env: TrainingEnv, images: str, lst: str, hp: dict[str, Any]) -> t
     shape = hp["image_shape"]
     out = np.empty((len(entries), *shape), dtype=np.uint8)
     for i, e in enumerate(entries):
-        f = root / e.path
+        try:
+            f = safepath.inside(root, e.path)
+        except safepath.PathEscape as exc:
+            raise ClientError(
+                f"Image '{e.path}' listed in channel '{lst}' ({lst_file.name}, index {e.index}) is not a path "
+                f"inside channel '{images}': it {exc.reason}. Paths in a .lst file are relative to the image "
+                "channel's S3 prefix."
+            ) from None
         if not f.is_file():
             raise ClientError(
                 f"Image '{e.path}' listed in channel '{lst}' ({lst_file.name}, index {e.index}) was not found in "

@@ -440,3 +440,26 @@ def test_sklearn_entry_points_and_submit_dirs_stay_in_the_code_dir(tmp_path: Pat
     assert skl.resolve_code_dir("/opt/ml/code", base, model_dir) == (base / "code").resolve()
     (model_dir / "code").mkdir()
     assert skl.resolve_code_dir("/opt/ml/model/code", base, model_dir) == (model_dir / "code").resolve()
+
+
+def test_image_classification_lst_paths_stay_in_the_image_channel(tmp_path: Path) -> None:
+    from include.mlpipeline.formats.imagelist import LstEntry, write_lst
+    from localmaker.builtins import image_classification as ic
+    from localmaker.builtins.runtime import ClientError as AlgoClientError
+    from localmaker.builtins.runtime import TrainingEnv
+
+    (tmp_path / "outside.png").write_bytes(b"not even a png")
+    base = tmp_path / "opt_ml"
+    data = base / "input" / "data"
+    for ch in ("train", "validation"):
+        (data / ch).mkdir(parents=True)
+        (data / ch / "link").symlink_to(tmp_path)  # '..' and absolute paths the .lst reader refuses itself
+        write_lst(data / f"{ch}_lst" / f"{ch}.lst", [LstEntry(0, 0, "link/outside.png")])
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
+        {"num_classes": "3", "num_training_samples": "1", "image_shape": "3,32,32", "epochs": "1"}))
+    (base / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(
+        {ch: {"ContentType": "application/x-image"} for ch in ("train", "validation", "train_lst", "validation_lst")}))
+    with pytest.raises(AlgoClientError, match=r"Image 'link/outside\.png' .* is not a path inside "
+                                              r"channel 'train'"):
+        ic.train(TrainingEnv.load(base))
