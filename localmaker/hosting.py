@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import s3io
+from . import s3io, safepath
 from .aws import ACCOUNT, arn, iso, now
 from .context import Ctx
 from .errors import AwsError
@@ -276,7 +276,7 @@ class HostingManager:
 
     def _start_instance(self, endpoint: str, gen: int, pv: dict[str, Any], index: int) -> Instance:
         vname = pv["VariantName"]
-        base = self.ctx.home / "endpoints" / endpoint / str(gen) / f"{vname}-{index + 1}"
+        base = safepath.inside(self.ctx.home / "endpoints", endpoint, str(gen), f"{vname}-{index + 1}")
         inst = prepare_instance(
             self.ctx, pv["ModelName"], base, vname, index,
             {"SAGEMAKER_ENDPOINT_NAME": endpoint, "SAGEMAKER_VARIANT_NAME": vname},
