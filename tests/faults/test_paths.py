@@ -28,6 +28,7 @@ from tests.localmaker.conftest import training_request, unique, wait_for, wait_t
 TINY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1"
 PROC = "123456789012.dkr.ecr.us-east-1.amazonaws.com/proc-algo:1"
 BUCKET = "lm-paths"
+SERVER_DIRS = ("logs", "s3", "children")  # the home's own stores: log streams, durable S3, child records
 
 
 # ---- safepath -----------------------------------------------------------------------------------------
@@ -172,13 +173,18 @@ def guard(env: Any) -> Any:
     allowed: list[str] = []
     yield sentinel, allowed
     new = _tree(outer) - before
-    home = "home/"
-    stray = [
-        p for p in new
-        if not any(p == a or p.startswith(a + "/") for a in [home + "logs", *(home + a for a in allowed)])
-        and not p.startswith(home + "state")
-        and p not in (home + "jobs", *(home + "jobs/" + k for k in ("training", "processing", "transform")))
-    ]
+    stray = []
+    for p in sorted(new):
+        parts = p.split("/")
+        if parts[0] != "home" or len(parts) == 1:
+            stray.append(p)  # beside the home: outside everything localmaker owns
+        elif parts[1] == "jobs":
+            if len(parts) > 2 and parts[2] not in ("training", "processing", "transform"):
+                stray.append(p)
+            elif len(parts) > 3 and "/".join(parts[1:4]) not in allowed:
+                stray.append(p)  # in another job's directory, or a job kind's directory itself
+        elif parts[1] not in SERVER_DIRS and not parts[1].startswith("state"):
+            stray.append(p)  # at the top of the home, where no store lives
     assert stray == [], f"files outside the job directories: {stray}"
     assert not Path("/tmp", sentinel).exists()
     assert not any(sentinel in p for p in new if "logs/" not in p)
