@@ -131,7 +131,10 @@ def bench_endpoint(sm, n: int) -> tuple[list[float], list[float]]:
 
 def timed_posts(host: str, port: int, path: str, body: bytes, n: int) -> list[float]:
     c = http.client.HTTPConnection(host, port)
-    headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+    # localmaker wants a SigV4-shaped Authorization header (it checks the shape, not the signature)
+    headers = {"Content-Type": "text/csv", "Accept": "text/csv", "Authorization": (
+        "AWS4-HMAC-SHA256 Credential=bench/20240101/us-east-1/sagemaker/aws4_request, "
+        "SignedHeaders=host, Signature=" + "0" * 64)}
     out = []
     for _ in range(n + 50):
         t0 = time.perf_counter()

@@ -23,6 +23,14 @@ class Settings:
         max_payload: InvokeEndpoint's request size limit (AWS: 6 MB).
         capture_flush_interval: seconds data capture buffers records before writing a file.
         supervise_interval: how often endpoint processes are checked and restarted.
+        read_timeout: seconds a request connection may stay silent (a stalled upload, a slow header)
+            before the edge gives its thread back.
+        max_api_body: size limit of a JSON API request body (SageMaker, CloudWatch Logs).
+        max_instances_per_job: InstanceCount quota of one training, processing or transform job
+            (AWS: a per-instance-type account quota; ResourceLimitExceeded above it).
+        max_instances_per_variant: InitialInstanceCount quota of one endpoint variant.
+        allow_hosts: Host names served besides loopback addresses and localhost (--allow-host).
+        cors_origins: browser origins allowed to call localmaker (--cors-origin); none by default.
     """
 
     health_check_timeout: float = 120.0
@@ -31,6 +39,12 @@ class Settings:
     max_payload: int = 6 * 1024 * 1024
     capture_flush_interval: float = 1.0
     supervise_interval: float = 1.0
+    read_timeout: float = 60.0
+    max_api_body: int = 16 * 1024 * 1024
+    max_instances_per_job: int = 8
+    max_instances_per_variant: int = 8
+    allow_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass

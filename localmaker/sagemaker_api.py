@@ -53,7 +53,22 @@ class SageMakerApi:
                 "UnknownOperationException", f"The operation {action} is not supported by localmaker.", status=400
             )
         validate(op.input_shape, params)
+        self._check_quotas(action, params)
         return fn(params)
+
+    # ---- quotas ----------------------------------------------------------------------------------------
+    def _check_quotas(self, action: str, p: dict[str, Any]) -> None:
+        """Instance counts above the configured quota are ResourceLimitExceeded, with AWS's message."""
+        s = self.ctx.settings
+        for usage, instance_type, count, limit in _instance_requests(action, p, s.max_instances_per_job,
+                                                                     s.max_instances_per_variant):
+            if isinstance(count, int) and not isinstance(count, bool) and count > limit:
+                raise AwsError(
+                    "ResourceLimitExceeded",
+                    f"The account-level service limit '{instance_type} for {usage}' is {limit} Instances, with "
+                    f"current utilization of 0 Instances and a request delta of {count} Instances. Please use "
+                    "AWS Service Quotas to request an increase for this quota.",
+                )
 
     # ---- common helpers -------------------------------------------------------------------------
     def arn(self, resource: str) -> str:
@@ -539,6 +554,33 @@ class SageMakerApi:
         return self._paginate(
             [{k: d[k] for k in keys if k in d} for d in docs], p, "ModelPackageSummaryList"
         )
+
+
+def _instance_requests(
+    action: str, p: dict[str, Any], per_job: int, per_variant: int
+) -> list[tuple[str, str, Any, int]]:
+    """(usage, instance type, requested count, quota) for every instance count an operation asks for."""
+    out: list[tuple[str, str, Any, int]] = []
+
+    def add(usage: str, cfg: Any, key: str, limit: int) -> None:
+        if isinstance(cfg, dict) and key in cfg:
+            out.append((usage, str(cfg.get("InstanceType") or "ml.m5.large"), cfg[key], limit))
+
+    if action == "CreateTrainingJob":
+        add("training job usage", p.get("ResourceConfig"), "InstanceCount", per_job)
+    elif action == "CreateProcessingJob":
+        add("processing job usage", (p.get("ProcessingResources") or {}).get("ClusterConfig"), "InstanceCount", per_job)
+    elif action == "CreateTransformJob":
+        add("transform job usage", p.get("TransformResources"), "InstanceCount", per_job)
+    elif action == "CreateHyperParameterTuningJob":
+        for d in [p.get("TrainingJobDefinition"), *(p.get("TrainingJobDefinitions") or [])]:
+            if isinstance(d, dict):
+                add("training job usage", d.get("ResourceConfig"), "InstanceCount", per_job)
+                add("training job usage", d.get("HyperParameterTuningResourceConfig"), "InstanceCount", per_job)
+    elif action == "CreateEndpointConfig":
+        for v in [*(p.get("ProductionVariants") or []), *(p.get("ShadowProductionVariants") or [])]:
+            add("endpoint usage", v, "InitialInstanceCount", per_variant)
+    return out
 
 
 def _capture_summary(cfg: dict[str, Any]) -> dict[str, Any]:

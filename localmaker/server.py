@@ -13,18 +13,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
+import os
 import socket
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import homelock, jobs, reaper, s3durable, training
+from . import edge, homelock, jobs, reaper, s3durable, training
 from .aws import DEFAULT_REGION, now
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
@@ -38,7 +37,6 @@ from .validation import validate
 
 log = logging.getLogger("localmaker")
 
-INVOKE_RE = re.compile(r"^/endpoints/([^/]+)/invocations$")
 JSON_TYPE = "application/x-amz-json-1.1"
 # a clean stop waits at most this long for runners (their children get Settings.stop_grace each)
 STOP_DEADLINE = 30.0
@@ -77,12 +75,13 @@ class LocalMaker:
                 "pass --allow-remote if you really mean to expose it"
             )
         self.home = Path(home).resolve()
-        self.home.mkdir(parents=True, exist_ok=True)
+        _prepare_home(self.home)
         # one server per home (a second one gets HomeInUse naming this one); then kill what a
         # killed predecessor on this home left running
         self._home_lock = homelock.HomeLock(self.home)
         reaper.reap(self.home)
         self.host, self.port = host, port
+        self._policy = edge.EdgePolicy.build(settings or Settings(), host)  # ValueError: a bad --cors-origin
         store = Store(self.home / "state.db")
         self.ctx = Ctx(
             home=self.home,
@@ -110,15 +109,20 @@ class LocalMaker:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         return f"http://{host}:{self.port}"
 
+    @property
+    def internal_url(self) -> str:
+        """The URL localmaker's own clients and jobs use: loopback when bound to every address."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{host if ':' not in host else f'[{host}]'}:{self.port}"
+
     # ---- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-
         self._server = make_server(
-            self.host, self.port, self.wsgi, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, edge.EdgeGuard(self.wsgi, self._policy), threaded=True,
+            request_handler=edge.request_handler(self.ctx.settings.read_timeout),
         )
         self.port = self._server.server_port
-        self.ctx.endpoint_url = self.url
+        self.ctx.endpoint_url = self.internal_url
         self._home_lock.announce(self.url)
         # every acknowledged S3 write is on disk before its response (s3durable); load them back
         self._moto, n = s3durable.attach(self.home / "s3", self._moto)
@@ -184,15 +188,13 @@ class LocalMaker:
     def wsgi(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
         if target.startswith("SageMaker."):
             return self._json_api(environ, start_response, target.split(".", 1)[1], self.sagemaker.handle)
         if target.startswith("Logs_20140328."):
             return self._json_api(environ, start_response, target.split(".", 1)[1], self._logs)
-        if method == "POST":
-            m = INVOKE_RE.match(path)
-            if m:
-                return self._invoke(environ, start_response, urllib.parse.unquote(m.group(1)))
+        endpoint = edge.invocation_endpoint(environ)
+        if endpoint is not None:
+            return self._invoke(environ, start_response, endpoint)
         if path == "/_localmaker/health":
             return _respond(start_response, 200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
         return self._moto(environ, start_response)
@@ -212,12 +214,9 @@ class LocalMaker:
         action: str,
         handler: Callable[[str, dict[str, Any]], dict[str, Any]],
     ) -> Iterable[bytes]:
-        body = _read_body(environ)
         try:
-            try:
-                params = json.loads(body) if body.strip() else {}
-            except ValueError as exc:
-                raise AwsError("SerializationException", "Request body is not valid JSON.") from exc
+            body = _read_body(environ, self.ctx.settings.max_api_body, "RequestEntityTooLargeException")
+            params = _parse_json(body)
             result = handler(action, params)
             payload = json.dumps(result).encode()
             return _respond(start_response, 200, {"Content-Type": JSON_TYPE}, payload)
@@ -226,13 +225,16 @@ class LocalMaker:
             return _respond(
                 start_response, err.status, {"Content-Type": JSON_TYPE, "x-amzn-ErrorType": err.code}, json.dumps(doc).encode()
             )
+        except RecursionError:  # a structure nested deeper than the checks below can walk
+            doc = {"__type": "SerializationException", "message": "Request body is nested too deeply."}
+            return _respond(start_response, 400, {"Content-Type": JSON_TYPE, "x-amzn-ErrorType": doc["__type"]},
+                            json.dumps(doc).encode())
         except Exception as exc:  # noqa: BLE001 - answer like AWS's InternalFailure, and keep serving
             log.exception("%s failed", action)
             doc = {"__type": "InternalFailure", "message": f"localmaker internal error: {type(exc).__name__}: {exc}"}
             return _respond(start_response, 500, {"Content-Type": JSON_TYPE}, json.dumps(doc).encode())
 
     def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
-        body = _read_body(environ)
         headers = {
             "Content-Type": environ.get("CONTENT_TYPE", ""),
             "Accept": environ.get("HTTP_ACCEPT", ""),
@@ -241,6 +243,13 @@ class LocalMaker:
             "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
         }
         try:
+            if not edge.ENDPOINT_NAME_RE.match(endpoint):
+                raise AwsError(
+                    "ValidationError",
+                    f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy constraint: "
+                    f"Member must satisfy regular expression pattern: {edge.ENDPOINT_NAME_PATTERN}",
+                )
+            body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
             status, out_headers, data = self.hosting.invoke(endpoint, body, headers)
             return _respond(start_response, status, out_headers, data)
         except AwsError as err:
@@ -253,17 +262,63 @@ class LocalMaker:
             )
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def _prepare_home(home: Path) -> None:
+    """Create ``home`` and prove it writable; a ValueError with one clear line otherwise."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot use {str(home)!r} as localmaker's home: {exc.strerror or exc}") from exc
+
+
+def _read_body(environ: dict[str, Any], limit: int, too_large_code: str) -> bytes:
+    """The request body, at most ``limit`` bytes (the guard refuses a larger Content-Length unread)."""
     length = environ.get("CONTENT_LENGTH")
     stream = environ["wsgi.input"]
     if length:
-        return stream.read(int(length))
+        n = int(length)  # the guard has checked that it is a non-negative integer
+        if n > limit:
+            raise AwsError(too_large_code, f"Request payload size {n} bytes exceeds the maximum allowed size of "
+                                           f"{limit} bytes.", status=413)
+        return stream.read(n)
     if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
-        return stream.read()
+        data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise AwsError(too_large_code, f"Request payload exceeds the maximum allowed size of {limit} bytes.",
+                           status=413)
+        return data
     return b""
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error"}
+MAX_JSON_DEPTH = 100  # SageMaker's deepest request shapes are a few dozen levels; nothing legitimate nests deeper
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        params = json.loads(body)
+    except RecursionError as exc:
+        raise AwsError("SerializationException", "Request body is nested too deeply.") from exc
+    except ValueError as exc:
+        raise AwsError("SerializationException", "Request body is not valid JSON.") from exc
+    stack: list[tuple[Any, int]] = [(params, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise AwsError("SerializationException", f"Request body is nested deeper than {MAX_JSON_DEPTH} levels.")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    if not isinstance(params, dict):
+        raise AwsError("SerializationException", "Request body must be a JSON object.")
+    return params
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error"}
 
 
 def _respond(start_response: StartResponse, status: int, headers: dict[str, str], body: bytes) -> list[bytes]:

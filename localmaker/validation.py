@@ -12,7 +12,9 @@ client that works against localmaker gets the same errors it would get from AWS.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import math
 import re
 from typing import Any
 
@@ -115,6 +117,24 @@ def _check(shape: Shape, value: Any, path: str, out: _Collector) -> None:
     elif t == "blob":
         if not isinstance(value, (str, bytes)):
             out.add(value, path, "Member must be a blob")
+    elif t == "timestamp":
+        if not is_timestamp(value):
+            out.add(value, path, "Member must be a timestamp (epoch seconds or ISO 8601)")
+
+
+def is_timestamp(value: Any) -> bool:
+    """What the JSON protocols accept for a timestamp: epoch seconds (what botocore sends) or ISO 8601."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    if not isinstance(value, str) or not value.strip():
+        return False
+    try:
+        dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _join(path: str, name: str) -> str:

@@ -148,6 +148,8 @@ def start_localmaker(s: Settings) -> subprocess.Popen:
            "--images", str(ROOT / "container" / "images.yaml")]
     if s.host not in ("127.0.0.1", "localhost", "::1"):
         cmd.append("--allow-remote")
+        if s.host != "0.0.0.0":  # clients call it by this name (Host header); localmaker refuses unknown names
+            cmd += ["--allow-host", s.host]
     log = s.paths.logs / "localmaker.log"
     offset = log.stat().st_size if log.exists() else 0
     proc = spawn("localmaker", cmd, env, s)

@@ -60,6 +60,7 @@ def test_command_parses_with_localmakers_cli(relpath: str) -> None:
     except SystemExit as exc:  # argparse reports the bad option on stderr, then exits
         pytest.fail(f"{relpath}: `python -m localmaker` rejects the service's arguments (exit {exc.code})")
     assert args.host == "0.0.0.0" and args.allow_remote, "other containers must reach it: bind all + allow"
+    assert "localmaker" in args.allow_host, "other containers call it as localmaker:4566: --allow-host localmaker"
     service = _localmaker(relpath)
     assert _healthcheck_url(service).port == args.port
     assert any(str(p).endswith(f":{args.port}") for p in service.get("ports", []))
@@ -103,6 +104,8 @@ def test_server_started_with_the_service_flags_answers_the_healthcheck(tmp_path:
     cmd = [sys.executable, "-m", "localmaker", "--host", args.host, "--port", str(port), "--home", str(tmp_path)]
     if args.allow_remote:
         cmd.append("--allow-remote")
+    for name in args.allow_host:
+        cmd += ["--allow-host", name]
     for image in args.images:  # the real manifest when it exists; its absence is reported above
         host = _host_path(service, str(image))
         if host is not None and host.is_file():
@@ -119,7 +122,11 @@ def test_server_started_with_the_service_flags_answers_the_healthcheck(tmp_path:
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     assert response.status == 200
-                    return
+                # the other containers' Host header (the connection's endpoint_url) is served too
+                as_service = urllib.request.Request(url, headers={"Host": f"localmaker:{port}"})
+                with urllib.request.urlopen(as_service, timeout=2) as response:
+                    assert response.status == 200
+                return
             except urllib.error.HTTPError as exc:
                 pytest.fail(f"GET {url} answered {exc.code}: the healthcheck path is wrong")
             except OSError as exc:  # not listening yet
