@@ -10,12 +10,16 @@ not, the endpoint stays on the old fleet with ``FailureReason`` set.
 from __future__ import annotations
 
 import base64
+import collections
 import http.client
 import itertools
 import json
 import logging
+import os
 import random
+import select
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -43,6 +47,50 @@ class DeployError(Exception):
     pass
 
 
+#: A pooled keep-alive connection idle longer than this is closed instead of reused. Serve processes
+#: close idle connections after their keep-alive (gunicorn's default, the built-ins' server: 2 s; the
+#: DNN regressor's: 5 s), and a request written into a connection the server is closing fails with a
+#: broken pipe. Kept well below the shortest keep-alive the project's programs use.
+IDLE_REUSE_SECONDS = 1.0
+#: Longest wait between two restarts of a serve process that keeps failing its ping check.
+RESTART_BACKOFF_CAP = 30.0
+#: Pooled connections per instance.
+POOL_SIZE = 32
+
+
+class ExchangeError(Exception):
+    """A request to a serve process got no response. ``sent`` is False when the request never reached
+    any process (the connection was refused), so another instance may take it."""
+
+    def __init__(self, exc: BaseException, sent: bool) -> None:
+        super().__init__(str(exc) or type(exc).__name__)
+        self.exc = exc
+        self.sent = sent
+
+
+def _peer_closed(c: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive socket that is readable has been closed by the server (or holds bytes nobody
+    asked for): either way it must not carry a request."""
+    if c.sock is None:
+        return True
+    try:
+        p = select.poll()
+        p.register(c.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(p.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
+def _no_response_yet(phase: str, exc: BaseException) -> bool:
+    """The failure happened writing the request or before the first byte of the status line."""
+    if phase == "send":
+        return isinstance(exc, OSError)
+    if phase == "status":
+        # RemoteDisconnected is an empty status line (it subclasses ConnectionResetError)
+        return isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
+    return False
+
+
 @dataclass
 class Instance:
     variant: str
@@ -55,31 +103,101 @@ class Instance:
     stream: str
     child: Child | None = None
     restarts: int = 0
-    _pool: list[http.client.HTTPConnection] = field(default_factory=list)
+    #: in rotation: passed its ping check and not known to be down
+    healthy: bool = False
+    #: a restart/health thread owns this instance
+    healing: bool = False
+    _pool: list[tuple[http.client.HTTPConnection, float]] = field(default_factory=list)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: serialises starting and stopping the process (a restart racing an endpoint deletion)
+    _proc_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def conn(self, timeout: float) -> http.client.HTTPConnection:
-        with self._pool_lock:
-            if self._pool:
-                c = self._pool.pop()
-                c.timeout = timeout
-                if c.sock is not None:
-                    c.sock.settimeout(timeout)
-                return c
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def in_rotation(self) -> bool:
+        return self.healthy and self.child is not None and self.child.poll() is None
+
+    def conn(self, timeout: float, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to the serve process and whether it is a reused keep-alive one. A pooled
+        connection idle longer than IDLE_REUSE_SECONDS, or already closed by the server, is discarded."""
+        stale: list[http.client.HTTPConnection] = []
+        found: http.client.HTTPConnection | None = None
+        if not fresh:
+            now_ = time.monotonic()
+            with self._pool_lock:
+                while self._pool:
+                    c, used = self._pool.pop()
+                    if now_ - used <= IDLE_REUSE_SECONDS and not _peer_closed(c):
+                        found = c
+                        break
+                    stale.append(c)
+                if found is None:
+                    # the pool is newest-last: everything older than a stale one is stale too
+                    stale.extend(c for c, used in self._pool if now_ - used > IDLE_REUSE_SECONDS)
+                    self._pool = [(c, used) for c, used in self._pool if now_ - used <= IDLE_REUSE_SECONDS]
+        for c in stale:
+            c.close()
+        if found is not None:
+            found.timeout = timeout
+            if found.sock is not None:
+                found.sock.settimeout(timeout)
+            return found, True
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout), False
 
     def release(self, c: http.client.HTTPConnection) -> None:
         with self._pool_lock:
-            if len(self._pool) < 32:
-                self._pool.append(c)
+            if len(self._pool) < POOL_SIZE:
+                self._pool.append((c, time.monotonic()))
                 return
         c.close()
 
     def drop_pool(self) -> None:
         with self._pool_lock:
-            for c in self._pool:
-                c.close()
-            self._pool.clear()
+            pool, self._pool = self._pool, []
+        for c, _ in pool:
+            c.close()
+
+
+def call(
+    inst: Instance, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP exchange with a serve process over its keep-alive pool.
+
+    A request that fails on a *reused* connection while it is being written, or before any byte of the
+    status line arrives, is the server closing an idle connection under us: it is sent again once, on a
+    brand-new connection that never goes through the pool. Any other failure is final (the process may
+    have handled the request). Raises TimeoutError, or ExchangeError (``sent`` False when nothing
+    reached the process: connection refused).
+    """
+    fresh = False
+    sent = False
+    while True:
+        c, reused = inst.conn(timeout, fresh=fresh)
+        phase = "send"
+        try:
+            if c.sock is None:
+                phase = "connect"
+                c.connect()
+                phase = "send"
+            c.request(method, path, body=body, headers=headers)
+            phase = "status"
+            r = c.getresponse()
+            phase = "body"
+            data = r.read()
+        except TimeoutError:
+            c.close()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            c.close()
+            if reused and not fresh and _no_response_yet(phase, exc):
+                log.debug("stale keep-alive connection to port %d (%s); resending on a new one", inst.port, exc)
+                fresh = sent = True
+                continue
+            raise ExchangeError(exc, sent=sent or phase != "connect") from exc
+        rh = {k.lower(): v for k, v in r.getheaders()}
+        if r.will_close:
+            c.close()
+        else:
+            inst.release(c)
+        return r.status, rh, data
 
 
 @dataclass
@@ -92,9 +210,13 @@ class Fleet:
     weights: dict[str, float]
     ready: threading.Event = field(default_factory=threading.Event)
     stopping: bool = False
+    #: seconds a (re)started serve process has to pass its ping check
+    ping_timeout: float = 120.0
     _rr: dict[str, itertools.count] = field(default_factory=dict)
 
-    def pick(self, target: str | None) -> tuple[str, Instance]:
+    def pick(self, target: str | None) -> tuple[str, Instance | None]:
+        """The variant a request goes to (by weight, or the target) and the next instance of it that is in
+        rotation; None when every instance of that variant is down or being restarted."""
         if target:
             if target not in self.variants:
                 raise AwsError(
@@ -116,9 +238,17 @@ class Fleet:
                     if r <= acc:
                         name = v
                         break
-        instances = self.variants[name]
-        counter = self._rr.setdefault(name, itertools.count())
-        return name, instances[next(counter) % len(instances)]
+        return name, self.next_instance(name)
+
+    def next_instance(self, variant: str, exclude: tuple[Instance, ...] = ()) -> Instance | None:
+        instances = self.variants[variant]
+        counter = self._rr.setdefault(variant, itertools.count())
+        start = next(counter)
+        for k in range(len(instances)):
+            inst = instances[(start + k) % len(instances)]
+            if all(inst is not e for e in exclude) and inst.in_rotation():
+                return inst
+        return None
 
     def all(self) -> list[Instance]:
         return [i for insts in self.variants.values() for i in insts]
@@ -262,8 +392,10 @@ class HostingManager:
                 t = pv.get("ContainerStartupHealthCheckTimeoutInSeconds")
                 if t:
                     timeout = min(timeout, float(t))
+            fleet.ping_timeout = timeout
             for inst in fleet.all():
                 await_ping(inst, timeout)
+                inst.healthy = True
         except DeployError:
             self._stop_fleet(fleet)
             raise
@@ -291,12 +423,24 @@ class HostingManager:
         fleet.stopping = True
         instances = fleet.all()
         for inst in instances:
+            inst.healthy = False
             inst.drop_pool()
-        stop_all([i.child for i in instances if i.child is not None], self.ctx.settings.stop_grace)
+        # under each instance's process lock, so a restart in progress cannot start a process after this
+        locks = [inst._proc_lock for inst in instances]
+        for lock in locks:
+            lock.acquire()
+        try:
+            stop_all([i.child for i in instances if i.child is not None], self.ctx.settings.stop_grace)
+        finally:
+            for lock in locks:
+                lock.release()
         for inst in instances:
             shutil.rmtree(inst.base, ignore_errors=True)
 
     def _supervise(self) -> None:
+        """Every ``supervise_interval``: an instance whose process exited, or that was taken out of
+        rotation, gets its own healing thread, so restarts of different instances and endpoints run in
+        parallel and none waits for another's health check."""
         while not self._closing.wait(self.ctx.settings.supervise_interval):
             with self._lock:
                 items = list(self.fleets.items())
@@ -304,19 +448,68 @@ class HostingManager:
                 if fleet.stopping:
                     continue
                 for inst in fleet.all():
-                    if inst.child is not None and inst.child.poll() is not None and not fleet.stopping:
-                        code = inst.child.poll()
+                    if inst.child is not None and (inst.child.poll() is not None or not inst.healthy):
+                        self._heal(endpoint, fleet, inst)
+
+    def _heal(self, endpoint: str, fleet: Fleet, inst: Instance) -> None:
+        """Take ``inst`` out of rotation and bring it back in a thread of its own (once at a time)."""
+        inst.healthy = False
+        with inst._pool_lock:
+            if inst.healing or fleet.stopping or self._closing.is_set():
+                return
+            inst.healing = True
+        inst.drop_pool()
+        threading.Thread(
+            target=self._restore_instance, args=(endpoint, fleet, inst), name=f"heal-{endpoint}-{inst.stream}", daemon=True
+        ).start()
+
+    def _restore_instance(self, endpoint: str, fleet: Fleet, inst: Instance) -> None:
+        """Restart the process if it exited and wait for its ping; a process that does not pass the ping
+        check within the health-check window is killed and started again after 1, 2, 4 ... s (capped)."""
+        group = group_for(endpoint)
+        delay = 1.0
+        try:
+            while not (fleet.stopping or self._closing.is_set()):
+                with inst._proc_lock:
+                    if fleet.stopping or self._closing.is_set():
+                        return
+                    code = inst.child.poll() if inst.child is not None else -1
+                    if code is not None:
                         inst.restarts += 1
-                        self.ctx.logs.put(
-                            group_for(endpoint),
-                            inst.stream,
-                            [f"localmaker: serve process exited with code {code}; restarting (restart #{inst.restarts})"],
-                        )
-                        try:
-                            self._spawn(endpoint, inst)
-                            await_ping(inst, self.ctx.settings.health_check_timeout)
-                        except DeployError as exc:
-                            self.ctx.logs.put(group_for(endpoint), inst.stream, [f"localmaker: restart failed: {exc}"])
+                        msg = f"serve process exited with code {code}; restarting (restart #{inst.restarts})"
+                        log.warning("endpoint %s, %s: %s", endpoint, inst.stream, msg)
+                        self.ctx.logs.put(group, inst.stream, [f"localmaker: {msg}"])
+                        self._spawn(endpoint, inst)
+                t0 = time.monotonic()
+                try:
+                    await_ping(inst, fleet.ping_timeout)
+                except DeployError as exc:
+                    if fleet.stopping or self._closing.is_set():
+                        return
+                    msg = f"restart failed: {exc} Killing the process; next attempt in {delay:g} s."
+                    log.warning("endpoint %s, %s: %s", endpoint, inst.stream, msg)
+                    self.ctx.logs.put(group, inst.stream, [f"localmaker: {msg}"])
+                    with inst._proc_lock:
+                        if inst.child is not None:
+                            inst.child.signal(signal.SIGKILL)
+                            try:
+                                inst.child.wait(5)
+                            except Exception:  # noqa: BLE001 - unkillable; the next spawn replaces it
+                                log.exception("killing %s failed", inst.stream)
+                    if self._closing.wait(delay):
+                        return
+                    delay = min(delay * 2, RESTART_BACKOFF_CAP)
+                    continue
+                if fleet.stopping:
+                    return
+                inst.healthy = True
+                msg = f"back in service after passing the ping check in {time.monotonic() - t0:.1f} s"
+                log.warning("endpoint %s, %s: %s", endpoint, inst.stream, msg)
+                self.ctx.logs.put(group, inst.stream, [f"localmaker: {msg}"])
+                return
+        finally:
+            with inst._pool_lock:
+                inst.healing = False
 
     # ---- runtime ------------------------------------------------------------------------------------
     def invoke(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -353,7 +546,7 @@ class HostingManager:
         for h in ("X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id"):
             if headers.get(h):
                 fwd[h] = headers[h]
-        status, rheaders, rbody = self._forward(inst, body, fwd)
+        status, rheaders, rbody = self._forward(endpoint, fleet, variant, inst, body, fwd)
         if status >= 400:
             stream_arn = (
                 f"arn:aws:logs:{self.ctx.region}:{ACCOUNT}:log-group:{group_for(endpoint)}"
@@ -380,22 +573,24 @@ class HostingManager:
             self.capture.record(endpoint, variant, cap, body, fwd, rbody, out["Content-Type"], headers)
         return 200, out, rbody
 
-    def _forward(self, inst: Instance, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _forward(
+        self, endpoint: str, fleet: Fleet, variant: str, inst: Instance | None, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the request to ``inst``; a request that reached no process (connection refused: the
+        process died since it was picked) goes to the next instance of the variant in rotation."""
         timeout = self.ctx.settings.invoke_timeout
-        for attempt in range(2):
-            c = inst.conn(timeout)
+        tried: list[Instance] = []
+        while True:
+            if inst is None:
+                raise AwsError(
+                    "ServiceUnavailable",
+                    f"The service is unavailable. Try your call again. (No instance of production variant "
+                    f"{variant} of endpoint {endpoint} is healthy: its serve processes are being restarted.)",
+                    status=503,
+                )
             try:
-                c.request("POST", "/invocations", body=body, headers=headers)
-                r = c.getresponse()
-                data = r.read()
-                rh = {k.lower(): v for k, v in r.getheaders()}
-                if r.will_close:
-                    c.close()
-                else:
-                    inst.release(c)
-                return r.status, rh, data
+                return call(inst, "POST", "/invocations", body, headers, timeout)
             except TimeoutError as exc:
-                c.close()
                 raise AwsError(
                     "ModelError",
                     f"Your invocation timed out while waiting for a response from container primary "
@@ -404,10 +599,15 @@ class HostingManager:
                     OriginalStatusCode=504,
                     OriginalMessage="timeout",
                 ) from exc
-            except (ConnectionError, http.client.HTTPException, OSError) as exc:
-                c.close()
-                if attempt == 0:
-                    continue  # a pooled keep-alive connection the server closed: retry once on a fresh one
+            except ExchangeError as exc:
+                if not exc.sent or (inst.child is not None and inst.child.poll() is not None):
+                    # down or refusing: out of rotation now (not at the next supervisor pass) until it
+                    # answers /ping again
+                    self._heal(endpoint, fleet, inst)
+                if not exc.sent:
+                    tried.append(inst)
+                    inst = fleet.next_instance(variant, exclude=tuple(tried))
+                    continue
                 raise AwsError(
                     "ModelError",
                     f"An error occurred while sending the request to container primary: {exc}",
@@ -415,7 +615,6 @@ class HostingManager:
                     OriginalStatusCode=502,
                     OriginalMessage=str(exc),
                 ) from exc
-        raise AssertionError("unreachable")
 
 
 def prepare_instance(
@@ -512,12 +711,34 @@ def _variant_summaries(fleet: Fleet) -> list[dict[str, Any]]:
     return out
 
 
-class CaptureWriter:
-    """Buffers captured request/response pairs and writes Model Monitor's jsonl files to S3."""
+#: Data capture keeps at most this much unwritten capture data (records are dropped oldest first when
+#: the destination cannot be written); LOCALMAKER_CAPTURE_BUFFER_BYTES overrides it.
+CAPTURE_BUFFER_BYTES = 64 * 1024 * 1024
+CAPTURE_BUFFER_RECORDS = 100_000
+#: seconds between two warnings of the same kind (a failing destination is retried every flush)
+CAPTURE_WARN_EVERY = 10.0
 
-    def __init__(self, ctx: Ctx) -> None:
+
+class CaptureWriter:
+    """Buffers captured request/response pairs and writes Model Monitor's jsonl files to S3.
+
+    The buffer is bounded: while the destination cannot be written (a missing bucket, a full disk),
+    records are kept for the next try up to ``max_bytes`` / ``max_records``, beyond which the oldest are
+    dropped, counted in ``dropped`` and reported in the server log.
+    """
+
+    def __init__(self, ctx: Ctx, max_bytes: int | None = None, max_records: int | None = None) -> None:
         self.ctx = ctx
-        self._buf: dict[str, list[str]] = {}
+        env_bytes = os.environ.get("LOCALMAKER_CAPTURE_BUFFER_BYTES", "")
+        self.max_bytes = max_bytes or (int(env_bytes) if env_bytes.isdigit() else CAPTURE_BUFFER_BYTES)
+        self.max_records = max_records or CAPTURE_BUFFER_RECORDS
+        #: (prefix, jsonl line), oldest first
+        self._buf: collections.deque[tuple[str, str]] = collections.deque()
+        self._bytes = 0
+        #: records dropped because the buffer was full, since the server started
+        self.dropped = 0
+        self._dropped_unreported = 0
+        self._last_warn: dict[str, float] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="data-capture", daemon=True)
@@ -554,20 +775,70 @@ class CaptureWriter:
         hour = time.strftime("%Y/%m/%d/%H", time.gmtime(t))
         prefix = f"{cfg['DestinationS3Uri'].rstrip('/')}/{endpoint}/{variant}/{hour}"
         with self._lock:
-            self._buf.setdefault(prefix, []).append(line)
+            self._buf.append((prefix, line))
+            self._bytes += len(line)
+            self._trim()
+        self._report_drops()
+
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """(records, bytes) waiting to be written."""
+        with self._lock:
+            return len(self._buf), self._bytes
+
+    def _trim(self) -> None:
+        """Drop the oldest records beyond the bounds (the newest one always stays). Holds the lock."""
+        while len(self._buf) > 1 and (self._bytes > self.max_bytes or len(self._buf) > self.max_records):
+            _, line = self._buf.popleft()
+            self._bytes -= len(line)
+            self.dropped += 1
+            self._dropped_unreported += 1
+
+    def _warn_due(self, kind: str) -> bool:
+        t = time.monotonic()
+        with self._lock:
+            if t - self._last_warn.get(kind, -CAPTURE_WARN_EVERY) < CAPTURE_WARN_EVERY:
+                return False
+            self._last_warn[kind] = t
+            return True
+
+    def _report_drops(self, force: bool = False) -> None:
+        if not self._dropped_unreported or not (force or self._warn_due("drop")):
+            return
+        with self._lock:
+            n, self._dropped_unreported = self._dropped_unreported, 0
+            records, size = len(self._buf), self._bytes
+        log.warning(
+            "data capture buffer full (%d records, %.1f MB waiting; limit %d records, %.1f MB): dropped the %d "
+            "oldest records (%d dropped since start) because their destination cannot be written",
+            records, size / 1e6, self.max_records, self.max_bytes / 1e6, n, self.dropped,
+        )
 
     def flush(self) -> None:
         with self._lock:
-            buf, self._buf = self._buf, {}
-        for prefix, lines in buf.items():
+            items, self._buf = list(self._buf), collections.deque()
+            self._bytes = 0
+        groups: dict[str, list[str]] = {}
+        for prefix, line in items:
+            groups.setdefault(prefix, []).append(line)
+        failed: list[tuple[str, str]] = []
+        for prefix, lines in groups.items():
             t = time.time()
             name = time.strftime("%M-%S", time.gmtime(t)) + f"-{int(t * 1000) % 1000:03d}-{uuid.uuid4().hex[:8]}.jsonl"
             try:
                 s3io.upload_bytes(self.ctx.s3(), f"{prefix}/{name}", ("\n".join(lines) + "\n").encode())
-            except Exception:  # noqa: BLE001 - keep the records for the next try
-                log.exception("data capture upload to %s failed; will retry", prefix)
-                with self._lock:
-                    self._buf.setdefault(prefix, [])[:0] = lines
+            except Exception as exc:  # noqa: BLE001 - keep the records for the next try
+                failed.extend((prefix, line) for line in lines)
+                if self._warn_due("upload"):
+                    log.warning("data capture upload to %s failed (%s: %s); keeping %d records for the next try",
+                                prefix, type(exc).__name__, exc, len(lines))
+        if failed:
+            with self._lock:
+                # older than anything recorded meanwhile: back at the front, then the bounds apply
+                self._buf.extendleft(reversed(failed))
+                self._bytes += sum(len(line) for _, line in failed)
+                self._trim()
+        self._report_drops()
 
     def _loop(self) -> None:
         while not self._closing.wait(self.ctx.settings.capture_flush_interval):
@@ -577,6 +848,7 @@ class CaptureWriter:
         self._closing.set()
         self._thread.join(5)
         self.flush()
+        self._report_drops(force=True)
 
 
 def _capture_part(data: bytes, ctype: str, mode: str, csv_types: list[str], json_types: list[str]) -> dict[str, Any]:

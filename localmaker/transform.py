@@ -27,7 +27,7 @@ from typing import Any
 from . import csvbulk, s3io, safepath
 from .aws import arn, now
 from .errors import in_use, validation
-from .hosting import DeployError, Instance, await_ping, prepare_instance, spawn
+from .hosting import DeployError, ExchangeError, Instance, await_ping, call, prepare_instance, spawn
 from .jobrunner import SHUTDOWN_REASON
 
 log = logging.getLogger("localmaker.transform")
@@ -326,35 +326,21 @@ class TransformRunner:
         out_prefix = tout["S3OutputPath"].rstrip("/")
         rr = [0]
         lock = threading.Lock()
-        local = threading.local()
 
-        def conn_for() -> tuple[Instance, http.client.HTTPConnection]:
+        def post(body: bytes) -> tuple[int, bytes]:
+            # each instance's keep-alive pool (hosting.call): an idle connection is never reused past the
+            # server's keep-alive, and one the server closed under us is resent once on a new connection
             with lock:
                 inst = instances[rr[0] % len(instances)]
                 rr[0] += 1
-            conns = getattr(local, "conns", None)
-            if conns is None:
-                conns = local.conns = {}
-            c = conns.get(inst.port)
-            if c is None:
-                c = conns[inst.port] = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=self.ctx.settings.invoke_timeout)
-            return inst, c
-
-        def post(body: bytes) -> tuple[int, bytes]:
-            inst, c = conn_for()
             headers = {"Content-Type": ctype}
             if accept:
                 headers["Accept"] = accept
-            for attempt in range(2):
-                try:
-                    c.request("POST", "/invocations", body=body, headers=headers)
-                    r = c.getresponse()
-                    return r.status, r.read()
-                except (OSError, http.client.HTTPException) as exc:
-                    c.close()
-                    if attempt:
-                        raise TransformFailed(f"the container on {inst.stream} did not answer: {exc}") from exc
-            raise AssertionError("unreachable")
+            try:
+                status, _, data = call(inst, "POST", "/invocations", body, headers, self.ctx.settings.invoke_timeout)
+            except (TimeoutError, ExchangeError) as exc:
+                raise TransformFailed(f"the container on {inst.stream} did not answer: {exc}") from exc
+            return status, data
 
         records_total = 0
         for bucket, key, rel in objects:
