@@ -8,6 +8,7 @@ Events are appended to one JSON-lines file per stream, so logs survive a restart
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -41,12 +42,31 @@ class Group:
     streams: dict[str, Stream] = field(default_factory=dict)
 
 
+MAX_FILE_NAME = 200  # quoted names longer than this (AWS allows 512 characters) are stored hashed
+HASHED = "+"  # quote() never leaves a '+' in a name, so a hashed file name cannot be a quoted one
+NAME_FILE = "+name"  # in a hashed group's directory: the group's name
+
+
 def _q(name: str) -> str:
     """A group or stream name as one file name: '/' is quoted, and so are the dots of a name that is
     only dots ('.' and '..' are valid AWS names, but as file names they are this directory and the
-    one above it)."""
-    q = urllib.parse.quote(name, safe="")
-    return q.replace(".", "%2E") if q.strip(".") == "" else q
+    one above it). A name too long to be a file name becomes '+<sha256>' (the name kept beside it)."""
+    q = urllib.parse.quote(name, safe="", errors="surrogatepass")
+    if q.strip(".") == "":
+        q = q.replace(".", "%2E")
+    if len(q) > MAX_FILE_NAME:
+        q = HASHED + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return q
+
+
+def _unq(file_name: str, name_file: Path) -> str | None:
+    """The name a file name stands for (None: a hashed name whose name file is missing)."""
+    if not file_name.startswith(HASHED):
+        return urllib.parse.unquote(file_name, errors="surrogatepass")
+    try:
+        return name_file.read_text(encoding="utf-8", errors="surrogatepass")
+    except OSError:
+        return None
 
 
 class LogStore:
@@ -64,11 +84,15 @@ class LogStore:
         for gdir in sorted(self.root.iterdir()):
             if not gdir.is_dir():
                 continue
-            gname = urllib.parse.unquote(gdir.name)
+            gname = _unq(gdir.name, gdir / NAME_FILE)
+            if gname is None:
+                continue  # created but never named (a crash between the two): it holds no events
             group = Group(gname, int(gdir.stat().st_mtime * 1000))
             self._groups[gname] = group
             for f in sorted(gdir.glob("*.jsonl")):
-                sname = urllib.parse.unquote(f.name[: -len(".jsonl")])
+                sname = _unq(f.name[: -len(".jsonl")], f.with_suffix(".name"))
+                if sname is None:
+                    continue
                 stream = Stream(sname, int(f.stat().st_mtime * 1000), path=f)
                 with f.open(encoding="utf-8") as fh:
                     for line in fh:
@@ -100,7 +124,10 @@ class LogStore:
             g = self._groups.get(group)
             if g is None:
                 g = Group(group, _now_ms())
-                self._group_dir(group).mkdir(parents=True, exist_ok=True)
+                gdir = self._group_dir(group)
+                gdir.mkdir(parents=True, exist_ok=True)
+                if gdir.name.startswith(HASHED):
+                    (gdir / NAME_FILE).write_text(group, encoding="utf-8", errors="surrogatepass")
                 self._groups[group] = g
             return g
 
@@ -110,6 +137,8 @@ class LogStore:
             s = g.streams.get(stream)
             if s is None:
                 path = self._stream_file(group, stream)
+                if path.name.startswith(HASHED):
+                    path.with_suffix(".name").write_text(stream, encoding="utf-8", errors="surrogatepass")
                 path.touch()
                 s = Stream(stream, _now_ms(), path=path)
                 g.streams[stream] = s

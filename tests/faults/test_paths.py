@@ -149,6 +149,25 @@ def test_log_store_keeps_dot_names_inside_its_root(tmp_path: Path) -> None:
         assert again.text(group, ".").splitlines() == [f"dot of {group}", f"line of {group}"]
 
 
+def test_log_store_takes_names_as_long_as_aws_allows(tmp_path: Path) -> None:
+    # 512 characters each (AWS's limit): quoted, far longer than a file name may be
+    names = ["/" * 512, "a" * 512, "../" * 170 + "xy", "+name", "+" + "0" * 64, "\ud800-lone-surrogate"]
+    store = LogStore(tmp_path / "logs")
+    for group in names:
+        store.api_CreateLogGroup({"logGroupName": group})
+        for stream in names:
+            store.api_CreateLogStream({"logGroupName": group, "logStreamName": stream})
+            store.api_PutLogEvents({"logGroupName": group, "logStreamName": stream,
+                                    "logEvents": [{"timestamp": 1, "message": f"{len(group)}|{stream[:5]}"}]})
+    again = LogStore(tmp_path / "logs")
+    assert sorted(again._groups) == sorted(names)
+    for group in names:
+        assert sorted(again._groups[group].streams) == sorted(names)
+        got = again.api_GetLogEvents({"logGroupName": group, "logStreamName": names[2], "startFromHead": True})
+        assert [e["message"] for e in got["events"]] == [f"{len(group)}|../.."]
+    assert all(len(p.name) <= 255 for p in (tmp_path / "logs").rglob("*"))
+
+
 # ---- a real server ------------------------------------------------------------------------------------
 def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
@@ -387,7 +406,7 @@ def test_transform_keys_leading_out_and_evil_model_tars_fail_the_job(env: Any, g
     assert "tar" in job["FailureReason"]
 
 
-@pytest.mark.parametrize("group", [".", "..", "../x", "../../logs-escape", "/aws/../.."])
+@pytest.mark.parametrize("group", [".", "..", "../x", "../../logs-escape", "/aws/../..", "/" * 512, "a." * 256])
 def test_log_group_names_stay_inside_the_logs_directory(env: Any, guard: Any, group: str) -> None:
     outer, srv = env
     logs = srv.client("logs")
