@@ -53,7 +53,8 @@ def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str,
         if not keys:
             raise ChannelError(f"No S3 objects found under S3 URL \"{uri}\" given in input data source.")
         base = key if key.endswith("/") else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        return [(bucket, k, _channel_path(bucket, k, k[len(base) :] or k.rsplit("/", 1)[-1])) for k in keys]
+        # 'p//x' under 'p/' is the file x of the channel (not the absolute path /x)
+        return [(bucket, k, _channel_path(bucket, k, k[len(base) :].lstrip("/") or k.rsplit("/", 1)[-1])) for k in keys]
     if data_type == "ManifestFile":
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -242,6 +242,21 @@ def test_training_s3prefix_keys_leading_out_fail_the_job(env: Any, guard: Any) -
     assert not list(home.glob("jobs/training/*/algo-1/input/x"))
 
 
+def test_training_keys_that_are_odd_but_stay_inside_still_train(env: Any, guard: Any) -> None:
+    _, srv = env
+    tag = unique("odd")
+    for key in (f"{tag}/ok.csv", f"{tag}//double.csv", f"{tag}/a/../b.csv", f"{tag}/./c.csv"):
+        _put(srv, key)
+    name = unique("todd")
+    guard[1].append(f"jobs/training/{name}")
+    job = _train(srv, name, {"S3Uri": f"s3://{BUCKET}/{tag}/"})
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    body = srv.client("s3").get_object(Bucket=BUCKET, Key=f"output/{name}/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        model = json.load(tar.extractfile("model.json"))  # type: ignore[arg-type]
+    assert model["files"] == ["b.csv", "c.csv", "double.csv", "ok.csv"]
+
+
 def test_training_manifest_entries_leading_out_fail_the_job(env: Any, guard: Any) -> None:
     _, srv = env
     sentinel, allowed = guard
