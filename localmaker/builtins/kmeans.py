@@ -427,9 +427,11 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
 
 def listen(env: TrainingEnv) -> socket.socket:
     """algo-1 listens on its reserved address before training, so peers can report as soon as they finish."""
+    # bind the address the platform passes (localmaker: 127.0.0.1), else the host's own address
+    name, port = _address(env.current_host)
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(_address(env.current_host))
+    srv.bind((os.environ.get("SAGEMAKER_BIND_TO_HOST") or name, port))
     srv.listen(len(env.hosts))
     return srv
 

@@ -252,15 +252,18 @@ def _reply(start_response: Callable[..., Any], status: int, body: bytes, ctype: 
 
 
 def serve(load: Loader, invoke: Invoker) -> None:
-    """Run the app under gunicorn on ``SAGEMAKER_BIND_TO_PORT`` (the real images' model server)."""
+    """Run the app under gunicorn on ``SAGEMAKER_BIND_TO_HOST:SAGEMAKER_BIND_TO_PORT`` (the real images'
+    model server). These programs only ever run on the host, so without an address they bind loopback."""
     from gunicorn.app.base import BaseApplication
 
     app = App(load, invoke)
     port = os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")
+    host = os.environ.get("SAGEMAKER_BIND_TO_HOST") or "127.0.0.1"
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"127.0.0.1:{port}" if os.environ.get("SM_MODEL_DIR") else f"0.0.0.0:{port}")
+            self.cfg.set("bind", bind)
             self.cfg.set("workers", int(os.environ.get("MODEL_SERVER_WORKERS", "1")))
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", 4)

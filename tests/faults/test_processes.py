@@ -27,6 +27,8 @@ from tests.localmaker.conftest import ROOT, wait_endpoint, wait_for
 TINY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1"
 PROC = "123456789012.dkr.ecr.us-east-1.amazonaws.com/proc-algo:1"
 PCA = "382416733822.dkr.ecr.us-east-1.amazonaws.com/pca:1"
+DNN = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dnn-regressor:1"
+PROJECT_IMAGES = ROOT / "container" / "images.yaml"
 
 # a processing job with a side effect after a delay, and a grandchild that leaves the job's session
 # (as a daemon would) with a side effect of its own
@@ -238,16 +240,37 @@ def test_one_server_per_home(tmp_path: Path) -> None:
 
 
 def test_every_child_listens_on_loopback_only(tmp_path: Path) -> None:
-    srv = start_server(tmp_path / "home")
+    srv = start_server(tmp_path / "home", "--images", str(PROJECT_IMAGES))
     try:
         sm = srv.client("sagemaker")
         names = [tiny_endpoint(srv, 1), endpoint(srv, PCA, {"model_algo-1": pca_model()}, 1)]
+        # the project's own serve (gunicorn without nginx, as localmaker runs it): its model is not
+        # loadable, so it never turns healthy, but it listens while the endpoint is Creating
+        endpoint(srv, DNN, {"empty": b""}, 1)
         for name in names:
             ep = wait_endpoint(sm, name, 90)
             assert ep["EndpointStatus"] == "InService", ep.get("FailureReason")
-        sockets = listening([srv.proc.pid, *tree(srv.proc.pid)])
-        children = [s for s in sockets if s[0] != srv.proc.pid]
-        assert len({port for _, _, port in children}) >= 2, sockets
+
+        def child_sockets() -> list[tuple[int, str, int]]:
+            return listening(tree(srv.proc.pid))
+
+        children = wait_for(child_sockets, lambda s: len({port for _, _, port in s}) >= 3, 30)
+        sockets = listening([srv.proc.pid]) + child_sockets()
         assert [s for s in sockets if s[1] != "127.0.0.1"] == [], sockets
+        assert len(children) >= 3
     finally:
         srv.stop()
+
+
+def test_dnn_regressor_serve_binds_the_address_it_is_given() -> None:
+    container = str(ROOT / "container" / "dnn_regressor")
+    if container not in sys.path:
+        sys.path.insert(0, container)
+    from dnn_regressor.supervisor import NGINX_TEMPLATE, render_nginx_conf, settings_from_env
+
+    assert settings_from_env({}).bind == "0.0.0.0:8080"  # SageMaker: every interface of the container
+    given = settings_from_env({"SAGEMAKER_BIND_TO_HOST": "127.0.0.1", "SAGEMAKER_BIND_TO_PORT": "9001"})
+    assert given.bind == "127.0.0.1:9001"
+    conf = render_nginx_conf(NGINX_TEMPLATE.read_text(), port=9001, socket_path=Path("/s"), scratch=Path("/t"),
+                             timeout=60, host=given.host)
+    assert "listen 127.0.0.1:9001 deferred;" in conf

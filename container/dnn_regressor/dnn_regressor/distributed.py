@@ -9,6 +9,12 @@ only one that writes the model. Each worker needs every worker's ``host:port``:
   reserves a port per host.
 * otherwise ``<host>:2222``: on SageMaker the host names resolve through DNS.
 
+Listening address: TensorFlow's gRPC server (``grpc_server_lib.cc``) binds ``0.0.0.0:<port of this
+task>`` whatever host the cluster spec gives, and neither ``TF_CONFIG``, ``ServerDef`` nor the
+``protocol`` argument can change that (TensorFlow 2.21: the worker of ``127.0.0.1:23456`` listens on
+``*:23456``). Under localmaker the cluster addresses are loopback, so the workers talk over
+loopback, but each worker's port is open on every interface while training runs.
+
 Everything else in training talks to :class:`Cluster`, which is the same object for one host
 (a no-op all-reduce) and many, so there is one training code path.
 """

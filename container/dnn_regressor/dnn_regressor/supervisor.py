@@ -3,12 +3,17 @@
 The canonical SageMaker bring-your-own-container shape: nginx terminates client connections on
 ``SAGEMAKER_BIND_TO_PORT`` (default 8080) and proxies to gunicorn on a unix socket; when nginx is
 not installed, or ``SERVE_WITH_NGINX=false`` (localmaker sets it), gunicorn binds the port itself.
+Either listens on every interface, as a container must on SageMaker, unless
+``SAGEMAKER_BIND_TO_HOST`` names the address (localmaker passes 127.0.0.1).
 If any child exits the server is broken, so ``serve`` stops the other and exits non-zero: the
 platform then replaces the container (SageMaker) or the process (localmaker). SIGTERM/SIGINT
 are forwarded as graceful stops, and ``serve`` exits 0 once the children are gone.
 
 Environment:
     SAGEMAKER_BIND_TO_PORT   port to listen on (8080)
+    SAGEMAKER_BIND_TO_HOST   address to listen on (every interface, as a container on SageMaker
+                             must; localmaker passes 127.0.0.1 so nothing it starts is reachable
+                             from the network)
     MODEL_SERVER_WORKERS     gunicorn worker processes (one per CPU)
     MODEL_SERVER_TIMEOUT     seconds a request may take (60)
     MODEL_SERVER_WORKER_CLASS  gunicorn worker class: "gthread" (default) or "sync"
@@ -52,6 +57,7 @@ class ServeSettings:
         worker_class / threads: gunicorn worker model; gthread keeps client connections alive
             when gunicorn faces clients directly.
         use_nginx: nginx is on PATH and not disabled.
+        host: the address to listen on; empty for every interface (the image's default).
     """
 
     port: int
@@ -60,6 +66,13 @@ class ServeSettings:
     worker_class: str
     threads: int
     use_nginx: bool
+    host: str = ""
+
+    @property
+    def bind(self) -> str:
+        """``host:port`` for gunicorn (``0.0.0.0:port`` when no address is given)."""
+        host = self.host or "0.0.0.0"
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int, upper: int) -> int:
@@ -83,6 +96,7 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> ServeSettings:
         worker_class=worker_class,
         threads=_positive_int(environ, "MODEL_SERVER_THREADS", 4, 256),
         use_nginx=nginx_wanted and shutil.which("nginx") is not None,
+        host=(environ.get("SAGEMAKER_BIND_TO_HOST") or "").strip(),
     )
 
 
@@ -119,9 +133,13 @@ def gunicorn_command(settings: ServeSettings, bind: str) -> list[str]:
     return [*command, "wsgi:app"]
 
 
-def render_nginx_conf(template: str, *, port: int, socket_path: Path, scratch: Path, timeout: int) -> str:
+def render_nginx_conf(
+    template: str, *, port: int, socket_path: Path, scratch: Path, timeout: int, host: str = ""
+) -> str:
     """Fill the ``@NAME@`` markers (nginx has no environment substitution of its own)."""
+    listen = str(port) if not host else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     values = {
+        "@LISTEN@": listen,
         "@PORT@": str(port),
         "@SOCKET@": str(socket_path),
         "@SCRATCH@": str(scratch),
@@ -228,13 +246,14 @@ def main(environ: Mapping[str, str] | None = None) -> int:
                     socket_path=socket_path,
                     scratch=scratch,
                     timeout=settings.timeout,
+                    host=settings.host,
                 ),
                 encoding="utf-8",
             )
             supervisor.spawn("gunicorn", gunicorn_command(settings, f"unix:{socket_path}"), environ)
             supervisor.spawn("nginx", ["nginx", "-p", str(scratch), "-e", "stderr", "-c", str(conf)], environ)
         else:
-            supervisor.spawn("gunicorn", gunicorn_command(settings, f"0.0.0.0:{settings.port}"), environ)
+            supervisor.spawn("gunicorn", gunicorn_command(settings, settings.bind), environ)
         return supervisor.watch()
     finally:
         supervisor.stop_children()  # idempotent; covers a failure while spawning
