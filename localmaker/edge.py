@@ -5,7 +5,7 @@ drive it, neither directly (a cross-origin ``fetch``/form post to 127.0.0.1) nor
 rebinding (a hostile name that resolves to 127.0.0.1). Before any handler runs, every request
 passes these checks, in this order:
 
-1. **Host.** The ``Host`` header names a loopback address, ``localhost``, the address the server is
+1. **Host.** The ``Host`` header names a loopback address, ``localhost`` (or ``*.localhost``), the address the server is
    bound to (an IP literal cannot be rebound) or a name given with ``--allow-host``. Anything else
    is 403: that is what a rebinding page sends.
 2. **Origin.** A request with an ``Origin`` header comes from a browser. Unless the origin was
@@ -148,7 +148,8 @@ def host_of(header: str) -> str | None:
 
 
 def _is_loopback_name(name: str) -> bool:
-    if name == "localhost":
+    # *.localhost (S3 virtual-host addressing, bucket.localhost) always means loopback to browsers (RFC 6761)
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(name).is_loopback

@@ -284,7 +284,16 @@ def _read_body(environ: dict[str, Any], limit: int, too_large_code: str) -> byte
                                            f"{limit} bytes.", status=413)
         return stream.read(n)
     if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" or environ.get("wsgi.input_terminated"):
-        data = stream.read(limit + 1)
+        try:
+            buf = bytearray()
+            while len(buf) <= limit:  # a raw stream's read(n) may return one chunk: read to the end
+                chunk = stream.read(limit + 1 - len(buf))
+                if not chunk:
+                    break
+                buf += chunk
+            data = bytes(buf)
+        except OSError as exc:  # werkzeug's dechunker: "Invalid chunk header" (a stall is edge.StalledUpload)
+            raise AwsError("SerializationException", f"Malformed chunked request body: {exc}") from exc
         if len(data) > limit:
             raise AwsError(too_large_code, f"Request payload exceeds the maximum allowed size of {limit} bytes.",
                            status=413)

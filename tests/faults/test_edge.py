@@ -164,7 +164,8 @@ def test_dns_rebinding_host_is_refused(srv: Server) -> None:
 
 def test_loopback_and_allowed_hosts_are_served(srv: Server) -> None:
     port = addr(srv)[1]
-    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{ALLOWED_HOST}:{port}", ALLOWED_HOST.upper()):
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", f"{ALLOWED_HOST}:{port}", ALLOWED_HOST.upper(),
+                 f"bucket.localhost:{port}"):
         status, _, body = call(srv, "SageMaker.ListTrainingJobs", {}, {"Host": host})
         assert status == 200 and "TrainingJobSummaries" in json.loads(body), (host, body)
 
@@ -265,6 +266,18 @@ def test_malformed_inputs_are_4xx_json(srv: Server) -> None:
             head, _, body = _read_all(s).partition(b"\r\n\r\n")
         status = int(head.split()[1])
         assert status == 400 and json.loads(body)["__type"] == "SerializationException", (length, head, body)
+
+    # chunked bodies: several chunks are one body; a broken chunk header is a 400, not a 500
+    for chunks, want in ((b"2\r\n{\"\r\n10\r\nNameContains\": \"\r\n3\r\nx\"}\r\n0\r\n\r\n", 200),
+                         (b"zz\r\n{}\r\n0\r\n\r\n", 400)):
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Amz-Target: SageMaker.ListTrainingJobs\r\n"
+                      f"Content-Type: {JSON}\r\nAuthorization: {AUTH}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                      + chunks)
+            head, _, body = _read_all(s).partition(b"\r\n\r\n")
+        assert int(head.split()[1]) == want, (chunks, head, body)
+        if want == 400:
+            assert json.loads(body)["__type"] == "SerializationException"
 
     deep = b"[" * 5000 + b"]" * 5000
     assert aws_json_error(*call(srv, "SageMaker.ListTrainingJobs", deep)) == "SerializationException"
