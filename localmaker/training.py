@@ -357,22 +357,34 @@ class _Run:
         out = job["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         s3 = self.ctx.s3()
         model_uri = f"{out}/{self.name}/output/model.tar.gz"
-        s3io.upload_bytes(s3, model_uri, s3io.tar_dir(base / "model"))
+        s3io.upload_bytes(s3, model_uri, s3io.tar_dir(_own_dir(base, "model")))
         self.update(lambda d: d.__setitem__("ModelArtifacts", {"S3ModelArtifacts": model_uri}))
-        data_dir = base / "output" / "data"
+        data_dir = _own_dir(base, "output", "data")
         if data_dir.exists() and any(data_dir.iterdir()):
             s3io.upload_bytes(s3, f"{out}/{self.name}/output/output.tar.gz", s3io.tar_dir(data_dir))
         ck = job.get("CheckpointConfig")
-        if ck and (base / "checkpoints").exists():
-            for f in sorted((base / "checkpoints").rglob("*")):
+        ck_dir = _own_dir(base, "checkpoints")
+        if ck and ck_dir.exists():
+            for f in sorted(ck_dir.rglob("*")):
                 if f.is_file():
-                    rel = f.relative_to(base / "checkpoints").as_posix()
+                    rel = f.relative_to(ck_dir).as_posix()
                     try:
                         safepath.inside(base, "checkpoints", rel)
                     except safepath.PathEscape as exc:
                         raise JobFailed(f"ClientError: checkpoint file {rel} is a link to a file outside the "
                                         f"job's directory ({exc.reason}).") from exc
                     s3io.upload_bytes(s3, ck["S3Uri"].rstrip("/") + "/" + rel, f.read_bytes())
+
+
+def _own_dir(base: Path, *parts: str) -> Path:
+    """A directory the job uploads from; replaced by a link out of the job's directory, it fails the job
+    (the files of the machine it points at are not the job's to upload)."""
+    try:
+        return safepath.inside(base, *parts)
+    except safepath.PathEscape as exc:
+        raise JobFailed(
+            f"ClientError: /opt/ml/{'/'.join(parts)} is a link to a directory outside the job's directory."
+        ) from exc
 
 
 def _job_dir(home: Path, name: str) -> Path:

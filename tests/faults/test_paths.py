@@ -303,6 +303,30 @@ def test_training_failure_file_linked_out_is_not_read(env: Any, guard: Any) -> N
     secret.unlink()
 
 
+def test_training_model_dir_linked_out_fails_and_uploads_nothing(env: Any, guard: Any) -> None:
+    outer, srv = env
+    secret_dir = outer / "secret-dir"
+    secret_dir.mkdir()
+    (secret_dir / "key.pem").write_text("TOP-SECRET host file")
+    tag = unique("md")
+    _put(srv, f"{tag}/ok.csv")
+    name = unique("tmodel")
+    guard[1].append(f"jobs/training/{name}")
+    sm = srv.client("sagemaker")
+    req = training_request(name, BUCKET, image=TINY, prefix=f"{tag}/")
+    script = ("import os, shutil; m = os.environ['SM_MODEL_DIR']; shutil.rmtree(m); "
+              f"os.symlink({str(secret_dir)!r}, m)")
+    req["AlgorithmSpecification"]["ContainerEntrypoint"] = ["{python}", "-c", script]
+    sm.create_training_job(**req)
+    job = wait_training(sm, name, timeout=60)
+    assert job["TrainingJobStatus"] == "Failed", job
+    assert job["FailureReason"].startswith("ClientError: ") and "/opt/ml/model" in job["FailureReason"]
+    listed = srv.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"output/{name}/").get("Contents", [])
+    assert listed == []
+    (secret_dir / "key.pem").unlink()
+    secret_dir.rmdir()
+
+
 def _processing(srv: Server, name: str, local_in: str, uri: str, local_out: str = "/opt/ml/processing/output",
                 entry: list[str] | None = None) -> dict[str, Any]:
     req: dict[str, Any] = {
