@@ -89,13 +89,14 @@ def _reap_all(block: bool) -> list[tuple[int, int]]:
         done.append((pid, status))
 
 
-def _kill_everything() -> None:
+def _kill_everything(dying: bool) -> None:
     """SIGKILL every descendant until none is left (orphans come back to us: we are their subreaper)."""
-    if not os.path.isdir(PROC):
-        try:
-            os.killpg(os.getpgrp(), signal.SIGKILL)  # ourselves included
-        except OSError:
-            pass
+    if not os.path.isdir(PROC):  # no /proc (not Linux): only the process group can be reached
+        if dying:
+            try:
+                os.killpg(os.getpgrp(), signal.SIGKILL)  # ourselves included
+            except OSError:
+                pass
         return
     for _ in range(50):
         found = _descendants()
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> None:
             if pid == job.pid:
                 job_status = status
         if job_status is not None:
-            _kill_everything()  # what the command left behind
+            _kill_everything(dying=False)  # what the command left behind
             _exit_like(job_status)
         try:
             ready, _, _ = select.select([lifeline, wake_r], [], [], 1.0)
@@ -159,7 +160,7 @@ def main(argv: list[str]) -> None:
                 pass
         if lifeline in ready:
             # localmaker is gone: no one will read the output or the result
-            _kill_everything()
+            _kill_everything(dying=True)
             os._exit(137)
 
 
