@@ -75,7 +75,8 @@ _POLICY_FIELD = re.compile(rb'name="policy"', re.IGNORECASE)
 _SIGNATURE_FIELD = re.compile(rb'name="(?:x-amz-signature|signature)"', re.IGNORECASE)
 
 _REASONS = {
-    200: "OK", 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 413: "Payload Too Large",
+    200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error",
 }
 _EXPOSE = ", ".join((
     "ETag", "Content-Length", "Content-Type", "x-amz-request-id", "x-amz-id-2", "x-amz-version-id",

@@ -197,7 +197,45 @@ class LocalMaker:
             return self._invoke(environ, start_response, endpoint)
         if path == "/_localmaker/health":
             return _respond(start_response, 200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
-        return self._moto(environ, start_response)
+        return self._moto_shaped(environ, start_response)
+
+    def _moto_shaped(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """moto's answer, except that its Flask HTML error pages become AWS-shaped errors."""
+        captured: list[tuple[str, list[tuple[str, str]], Any]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured.append((status, headers, exc_info))
+
+            def write(data: bytes) -> None:  # Flask never uses write(); WSGI requires that it exists
+                raise RuntimeError("write() is not supported behind localmaker's edge")
+
+            return write
+
+        try:
+            body = self._moto(environ, capture)
+        except Exception:  # noqa: BLE001 - moto lets some exceptions escape Flask: answer, keep serving
+            log.warning("moto failed on %s %s (target %r)", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"),
+                        environ.get("HTTP_X_AMZ_TARGET"), exc_info=True)
+            body, captured[:] = [b""], [("500 INTERNAL SERVER ERROR", [("Content-Type", "text/html")], None)]
+        status, headers, exc_info = captured[-1]
+        code = int(status.split(None, 1)[0])
+        ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if code < 400 or "text/html" not in ctype:
+            start_response(status, headers, exc_info)
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        kind = edge.request_kind(environ)
+        if code >= 500:
+            log.warning("moto answered %s to %s %s (target %r); see moto's log above", status,
+                      environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), environ.get("HTTP_X_AMZ_TARGET"))
+            err = "InternalFailure" if kind in ("json", "runtime") else "InternalError"
+            message = "localmaker could not handle this request (moto failed: unsupported operation or malformed request)."
+        else:
+            err = {"json": "UnknownOperationException", "runtime": "UnknownOperationException",
+                   "query": "InvalidAction"}.get(kind) or {404: "NotFound", 405: "MethodNotAllowed"}.get(code, "InvalidRequest")
+            message = f"localmaker does not serve {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} ({status})."
+        return edge.error_response(environ, start_response, code, err, message, kind)
 
     def _logs(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -205,7 +243,12 @@ class LocalMaker:
         except Exception as exc:
             raise AwsError("UnknownOperationException", f"Unknown operation {action}.") from exc
         validate(op.input_shape, params)
-        return self.ctx.logs.handle(action, params)
+        try:
+            return self.ctx.logs.handle(action, params)
+        except ValueError as exc:  # a nextToken that is not one of ours (CloudWatch Logs' own answer)
+            if params.get("nextToken") is not None:
+                raise AwsError("InvalidParameterException", "The specified nextToken is invalid.") from exc
+            raise
 
     def _json_api(
         self,
