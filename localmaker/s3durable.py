@@ -296,6 +296,8 @@ class DurableS3:
                 "bucket_key_enabled": key.bucket_key_enabled,
                 "checksum_algorithm": key.checksum_algorithm,
                 "checksum_value": key.checksum_value,
+                "checksum_type": key.checksum_type,  # COMPOSITE for a multipart upload's "crc-N"
+                "checksum_parts": key.checksum_parts,
                 "website_redirect_location": key.website_redirect_location,
                 "tags": tags,
             }
@@ -477,6 +479,8 @@ def _load_object(backend: Any, bucket_name: str, path: Path) -> None:
     if h.get("last_modified"):
         key.last_modified = datetime.datetime.fromisoformat(h["last_modified"])
     key.checksum_algorithm = h.get("checksum_algorithm")
+    key.checksum_type = h.get("checksum_type")
+    key.checksum_parts = h.get("checksum_parts")
     key.website_redirect_location = h.get("website_redirect_location")
     if h.get("tags"):
         backend.tagger.tag_resource(key.arn, backend.tagger.convert_dict_to_tags_input(h["tags"]))
