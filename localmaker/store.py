@@ -1,7 +1,12 @@
 """Durable resource state: one SQLite table of JSON documents, cached in memory.
 
 Every change is written through before the API call answers, so whatever a client was told
-exists survives a restart of localmaker (clean or not).
+exists survives a restart of localmaker (clean or not). The database runs in WAL mode with
+``synchronous=FULL``: each commit is fsynced into the WAL before ``put``/``delete`` return, so it
+survives ``kill -9`` (which NORMAL also would: the OS keeps written pages) *and* a power loss or
+kernel crash (which NORMAL would not: it syncs only at checkpoints). A write that fails (``database
+or disk is full``) raises and leaves the cached document as it was, so memory never claims more
+than the disk holds; ``last_error`` keeps the failure for callers that retry.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS resources (kind TEXT NOT NULL, name TEXT NOT NULL, "
             "seq INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, name))"
         )
         self._lock = threading.RLock()
+        self.last_error: str | None = None  # the last write that failed (e.g. "database or disk is full")
         self._cache: dict[str, dict[str, Doc]] = {}
         self._seq = 0
         for kind, name, seq, doc in self._db.execute("SELECT kind, name, seq, doc FROM resources ORDER BY seq"):
@@ -48,7 +54,7 @@ class Store:
         with self._lock:
             self._seq += 1
             stored = copy.deepcopy(doc)
-            self._db.execute(
+            self._write(
                 "INSERT INTO resources (kind, name, seq, doc) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(kind, name) DO UPDATE SET doc = excluded.doc",
                 (kind, name, self._seq, json.dumps(stored)),
@@ -74,8 +80,15 @@ class Store:
 
     def delete(self, kind: str, name: str) -> bool:
         with self._lock:
-            self._db.execute("DELETE FROM resources WHERE kind = ? AND name = ?", (kind, name))
+            self._write("DELETE FROM resources WHERE kind = ? AND name = ?", (kind, name))
             return self._cache.get(kind, {}).pop(name, None) is not None
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            self.last_error = str(exc)
+            raise
 
     def list(self, kind: str) -> list[Doc]:
         """Documents of one kind in insertion order."""
