@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -224,6 +225,30 @@ def test_next_start_kills_recorded_survivors_and_only_them(tmp_path: Path) -> No
         for p in (ours, stray, recycled, unrelated):
             p.kill()
             p.wait()
+
+
+def test_next_start_kills_what_frozen_guards_could_not(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    srv = start_server(home)
+    try:
+        name = tiny_endpoint(srv, 2)
+        assert wait_endpoint(srv.client("sagemaker"), name, 60)["EndpointStatus"] == "InService"
+        children = tree(srv.proc.pid)
+        guards = [p for p in children if "guard.py" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(guards) == 2 and len(children) == 4, children
+        for p in guards:  # a guard that cannot act (stopped) when localmaker dies: only the records are left
+            os.kill(p, signal.SIGSTOP)
+    finally:
+        srv.proc.kill()
+        srv.proc.wait()
+    time.sleep(0.5)
+    assert all(alive(p) for p in children)
+    assert len(list((home / reaper.RECORDS_DIR).glob("*.json"))) == 2
+    again = start_server(home)
+    try:
+        assert wait_for(lambda: [p for p in children if alive(p)], lambda s: not s, 5, 0.01) == []
+    finally:
+        again.stop()
 
 
 def test_one_server_per_home(tmp_path: Path) -> None:
