@@ -262,6 +262,10 @@ class DurableS3:
         """Make the disk agree with memory about one key (its latest version, or its absence)."""
         bdir = _bucket_dir(self.dir, bucket_name)
         path = _key_file(bdir, key_name)
+        if bucket_name in backend.buckets and not (bdir / "bucket.json").exists():
+            # a bucket this store has not seen (moto's memory is per process: another in-process
+            # LocalMaker on another home made it): store it first
+            self.persist_bucket(backend, bucket_name)
         for _ in range(100):
             latest = _latest(backend, bucket_name, key_name)
             if latest is _ABSENT or not hasattr(latest, "_value_buffer"):  # gone, or a delete marker
