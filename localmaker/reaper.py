@@ -12,8 +12,7 @@ guard cannot cover (the guard itself SIGKILLed, a machine without ``/proc``):
   alone), every member of a recorded group or session that carries the home's marker, the
   descendants of those, and any other process carrying the marker.
 
-Linux only in its ``/proc`` parts; elsewhere records are kept and groups killed by pgid alone when the
-leader's start time cannot be checked.
+Linux only: without ``/proc`` a recorded pid cannot be told from a recycled one, so nothing is killed.
 """
 
 from __future__ import annotations
@@ -192,16 +191,19 @@ def reap(home: Path) -> list[int]:
         forget(path)
     for tmp in records_dir.glob("*.tmp") if records_dir.is_dir() else []:
         forget(tmp)
-    me = os.getpid()
-    spare = {me, os.getppid()}
     killed: list[int] = []
     if not PROC.is_dir():
-        for rec in records:
-            with contextlib.suppress(ProcessLookupError, PermissionError, KeyError, TypeError):
-                os.killpg(int(rec["pgid"]), signal.SIGKILL)
-                killed.append(int(rec["pgid"]))
+        # no way to tell a recorded group from a recycled pid: leave them (the guards killed what they could)
+        if records:
+            log.warning("%d process group(s) were recorded by a previous localmaker on %s; not checked "
+                        "(no /proc): %s", len(records), home, [r.get("pgid") for r in records])
         return killed
     table = _table()
+    # never this process or its ancestors (whatever they carry)
+    spare, p = set(), os.getpid()
+    while p > 1 and p not in spare:
+        spare.add(p)
+        p = table.get(p, (0,))[0]
     targets: set[int] = set()
     groups = {}
     for rec in records:
