@@ -6,6 +6,9 @@ Routing follows how botocore addresses each service when ``AWS_ENDPOINT_URL`` po
 * ``POST /endpoints/<name>/invocations`` (rest-json)     -> the hosting runtime
 * ``X-Amz-Target: Logs_20140328.<Op>`` (JSON 1.1)         -> :class:`LogStore`
 * anything else (S3, SNS, STS, IAM, ...)                  -> moto's server app
+
+Every request first passes :class:`localmaker.edge.EdgeGuard` (Host, Origin/CORS, SigV4-shaped
+authentication, Content-Length and size limits, the socket read timeout).
 """
 
 from __future__ import annotations
