@@ -131,7 +131,7 @@ def is_timestamp(value: Any) -> bool:
     if not isinstance(value, str) or not value.strip():
         return False
     try:
-        dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))  # exactly as the handlers parse it
     except ValueError:
         return False
     return True
