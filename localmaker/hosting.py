@@ -62,8 +62,11 @@ class ExchangeError(Exception):
     """A request to a serve process got no response. ``sent`` is False when the request never reached
     any process (the connection was refused), so another instance may take it."""
 
-    def __init__(self, exc: BaseException, sent: bool) -> None:
-        super().__init__(str(exc) or type(exc).__name__)
+    def __init__(self, exc: BaseException, sent: bool, first: BaseException | None = None) -> None:
+        text = str(exc) or type(exc).__name__
+        if first is not None:
+            text = f"{str(first) or type(first).__name__}; sent again on a new connection: {text}"
+        super().__init__(text)
         self.exc = exc
         self.sent = sent
 
@@ -168,7 +171,7 @@ def call(
     reached the process: connection refused).
     """
     fresh = False
-    sent = False
+    first: BaseException | None = None
     while True:
         c, reused = inst.conn(timeout, fresh=fresh)
         phase = "send"
@@ -189,9 +192,9 @@ def call(
             c.close()
             if reused and not fresh and _no_response_yet(phase, exc):
                 log.debug("stale keep-alive connection to port %d (%s); resending on a new one", inst.port, exc)
-                fresh = sent = True
+                fresh, first = True, exc
                 continue
-            raise ExchangeError(exc, sent=sent or phase != "connect") from exc
+            raise ExchangeError(exc, sent=first is not None or phase != "connect", first=first) from exc
         rh = {k.lower(): v for k, v in r.getheaders()}
         if r.will_close:
             c.close()
