@@ -20,7 +20,8 @@ passes these checks, in this order:
    or S3's SigV2 ``AWS key:signature``) or a presigned query (SigV4 ``X-Amz-Algorithm``/
    ``X-Amz-Credential``/``X-Amz-Signature``, or the SigV2 ``AWSAccessKeyId``/``Signature``/
    ``Expires`` that botocore's ``generate_presigned_url`` produces for S3), or are an S3
-   presigned POST (a multipart form with ``policy`` and a signature field). Signatures are not
+   presigned POST (a multipart form with ``policy`` and a signature field). Presigned queries and
+   POSTs count for S3 requests only (not for API actions, not for moto's ``/moto-api/``). Signatures are not
    verified (any keys work, as with moto); expired presigned URLs are refused as S3 refuses them.
    Anything else gets AWS's "missing authentication token" answer. ``/_localmaker/health`` needs
    no signature.
@@ -488,13 +489,17 @@ class EdgeGuard:
             if _SIGV4_HEADER.match(header) or (kind == "s3" and _SIGV2_HEADER.match(header)):
                 return None
             return _missing_auth(kind, malformed=True)
+        # Presigned URLs and POSTs sign S3 requests only: API actions (query, JSON, runtime) and moto's own
+        # control plane (/moto-api/, some of it answers GET) must be signed in a header, so that a page
+        # cannot act through a link it makes someone open.
+        if kind != "s3" or environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return _missing_auth(kind)
         q = _query(environ)
-        if kind != "query":  # a presigned query signs S3 requests; API actions must be signed in a header
-            if q.get("X-Amz-Algorithm") or q.get("X-Amz-Credential") or q.get("X-Amz-Signature"):
-                return _check_presigned_v4(q, kind)
-            if q.get("AWSAccessKeyId") or q.get("Signature"):
-                return _check_presigned_v2(q, kind)
-        if kind == "s3" and method == "POST" and environ.get("CONTENT_TYPE", "").lower().startswith("multipart/form-data"):
+        if q.get("X-Amz-Algorithm") or q.get("X-Amz-Credential") or q.get("X-Amz-Signature"):
+            return _check_presigned_v4(q, kind)
+        if q.get("AWSAccessKeyId") or q.get("Signature"):
+            return _check_presigned_v2(q, kind)
+        if method == "POST" and environ.get("CONTENT_TYPE", "").lower().startswith("multipart/form-data"):
             if self._presigned_post(environ, length):
                 return None
         return _missing_auth(kind)

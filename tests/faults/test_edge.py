@@ -211,6 +211,14 @@ def test_unsigned_calls_get_missing_authentication_token(srv: Server, bucket: st
     status, _, body = raw(srv, "GET", "/?Action=CreateTopic&Name=t&X-Amz-Algorithm=AWS4-HMAC-SHA256"
                                       "&X-Amz-Credential=a%2F20261206%2Fus-east-1%2Fsns%2Faws4_request&X-Amz-Signature=00")
     assert status == 403 and b"MissingAuthenticationToken" in body
+    # nor can SageMaker calls or moto's control plane (its recorder answers GET)
+    presigned = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F20261206%2Fus-east-1%2Fs3%2Faws4_request"
+                 "&X-Amz-Signature=00")
+    status, _, _ = raw(srv, "POST", f"/?{presigned}", {"X-Amz-Target": "SageMaker.ListTrainingJobs",
+                                                        "Content-Type": JSON}, b"{}")
+    assert status == 403
+    status, _, body = raw(srv, "GET", f"/moto-api/recorder/start-recording?{presigned}")
+    assert status == 403 and b"AccessDenied" in body
     # a header that is not an AWS signature
     status, headers, body = call(srv, "SageMaker.ListTrainingJobs", {}, {"Authorization": "Bearer abc"}, auth=False)
     assert status == 403 and aws_json_error(status, headers, body) == "IncompleteSignatureException"
