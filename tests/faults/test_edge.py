@@ -465,6 +465,25 @@ def test_instance_counts_over_the_quota_are_resource_limit_exceeded(srv: Server,
         {"VariantName": "a", "ModelName": "edge-model", "InitialInstanceCount": 3, "InstanceType": "ml.m5.large"}])
 
 
+def test_bound_to_every_address_its_jobs_call_it_on_loopback(tmp_path: Path) -> None:
+    """compose binds 0.0.0.0; the jobs' AWS_ENDPOINT_URL must still be a Host the edge serves."""
+    srv = start_server(tmp_path / "home", "--host", "0.0.0.0", "--allow-remote")
+    try:
+        marker = tmp_path / "endpoint-url"
+        req = processing_request(unique("edge-env"), marker)
+        req["AppSpecification"]["ContainerEntrypoint"] = ["sh", "-c", f'echo "$AWS_ENDPOINT_URL" > {marker}']
+        port = urllib.parse.urlsplit(srv.url).port
+        sm = boto3.client("sagemaker", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="a", aws_secret_access_key="b")
+        sm.create_processing_job(**req)
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.read_text().strip() == f"http://127.0.0.1:{port}"
+    finally:
+        srv.stop()
+
+
 # ---- startup ------------------------------------------------------------------------------------------------
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALMAKER_"))}
