@@ -300,6 +300,42 @@ def test_completed_training_job_survives_kill_9(tmp_path: Path) -> None:
         srv.stop(sig=signal.SIGKILL)
 
 
+def test_job_ending_on_a_full_disk_is_marked_failed_once_space_returns(small_disk: Path) -> None:
+    home = small_disk / "home"
+    srv = start_server(home)
+    try:
+        s3, sm = srv.client("s3"), srv.client("sagemaker")
+        s3.create_bucket(Bucket="jobs")
+        s3.put_object(Bucket="jobs", Key="data/train/a.csv", Body=b"1,2\n")
+        # big hyperparameters make every status write ~100 KB, more than the few pages localmaker's
+        # own clean-up (the process records it deletes when the job's process ends) gives back
+        pad = {f"pad{i}": "x" * 2500 for i in range(40)}
+        sm.create_training_job(**training_request("on-full-disk", "jobs", hps={"mode": "sleep", "seconds": "2", **pad}))
+        deadline = time.monotonic() + 60
+        while sm.describe_training_job(TrainingJobName="on-full-disk")["SecondaryStatus"] != "Training":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        filler = fill(small_disk)
+        time.sleep(6)  # the job ends (it cannot even write its model) and its final status cannot be written
+        job = sm.describe_training_job(TrainingJobName="on-full-disk")
+        assert job["TrainingJobStatus"] == "InProgress", (job.get("FailureReason"), job["SecondaryStatusTransitions"])
+        filler.unlink()
+        deadline = time.monotonic() + 15
+        while job["TrainingJobStatus"] == "InProgress":
+            assert time.monotonic() < deadline, "the job stayed InProgress after space returned"
+            time.sleep(0.2)
+            job = sm.describe_training_job(TrainingJobName="on-full-disk")
+        assert job["TrainingJobStatus"] == "Failed"
+        assert "could not record its outcome (database or disk is full)" in job["FailureReason"], job["FailureReason"]
+        assert job["SecondaryStatus"] == "Failed"
+        srv.stop(sig=signal.SIGKILL)
+        srv = start_server(home)
+        job = srv.client("sagemaker").describe_training_job(TrainingJobName="on-full-disk")
+        assert job["TrainingJobStatus"] == "Failed" and "could not record its outcome" in job["FailureReason"]
+    finally:
+        srv.stop(sig=signal.SIGKILL)
+
+
 class FlakyDb:
     """A sqlite3 connection whose writes fail with "database or disk is full" while ``full`` is set."""
 
