@@ -82,7 +82,7 @@ def _write_atomic(path: Path, chunks: Callable[[Any], None]) -> None:
         with open(tmp, "xb") as f:
             chunks(f)
             f.flush()
-            os.fsync(f.fileno())
+            os.fdatasync(f.fileno()) if hasattr(os, "fdatasync") else os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
