@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/serving.py
 	$(PY) bench/batch_transform.py
 	$(PY) bench/tuning_parallel.py
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf .airflow .localmaker .pytest_cache

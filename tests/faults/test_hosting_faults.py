@@ -28,6 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.faults.conftest import ROLE, Server, start_server
+from tests.faults.report import record
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -232,6 +233,8 @@ def test_idle_gaps_never_fail_an_invocation(tmp_path: Path) -> None:
             results = {name: f.result() for name, f in futures.items()}
         print("\nidle-gap results:", json.dumps(results), "gaps:", {k: [round(g, 1) for g in v] for k, v in plans.items()})
         for name, res in results.items():
+            record(f"idle gaps 1-10 s, {name}", sent=res["sent"], failed=res["failed"])
+        for name, res in results.items():
             assert res["failed"] == 0, (name, res)
     finally:
         stop(srv, reader)
@@ -293,6 +296,8 @@ def test_killing_one_of_two_instances_fails_only_requests_in_flight(flaky: tuple
     failed_after = [(round(w - t_kill, 2), e) for w, e in load.failed]
     print(f"\nkill under load: {len(load.ok)} ok, {len(load.failed)} failed, {in_flight} in flight at the kill, "
           f"restarted instance served again {first_back - t_kill:.2f} s after the kill; failures: {failed_after}")
+    record("kill -9 one of two serve instances under load", sent=len(load.ok) + len(load.failed),
+           failed=len(load.failed), in_flight=in_flight)
     assert len(restarted) == 1
     assert len(load.failed) <= in_flight <= 6, failed_after
     assert all(w - t_kill < 2 for w, _ in load.failed), failed_after

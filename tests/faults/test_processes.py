@@ -23,6 +23,7 @@ import numpy as np
 
 from localmaker import reaper
 from tests.faults.conftest import ROLE, TEST_IMAGES, start_server
+from tests.faults.report import record
 from tests.localmaker.conftest import ROOT, wait_endpoint, wait_for
 
 TINY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1"
@@ -189,11 +190,14 @@ def test_kill_9_takes_every_child_and_its_side_effects_with_it(tmp_path: Path) -
     left = wait_for(lambda: [p for p in children if alive(p)], lambda s: not s, 5, 0.01)
     took = time.monotonic() - killed
     print(f"\n{len(children)} descendants of the killed server gone {took * 1000:.0f} ms after kill -9")
+    time.sleep(max(0.0, started + 9 - time.monotonic()))  # past both side effects' 8 s delay
+    left_over = orphans(home, {os.getpid()})
+    record("kill -9 of localmaker with 2 endpoints and a processing job running", children=len(children),
+           orphans=len(left) + len(left_over), side_effects_after_kill=len(list(out.iterdir())) - 1)
     assert not left
     assert all(port_is_free(p) for p in ports), ports
-    time.sleep(max(0.0, started + 9 - time.monotonic()))  # past both side effects' 8 s delay
     assert sorted(p.name for p in out.iterdir()) == ["started"]
-    assert orphans(home, {os.getpid()}) == []
+    assert left_over == []
 
 
 def test_next_start_kills_recorded_survivors_and_only_them(tmp_path: Path) -> None:
