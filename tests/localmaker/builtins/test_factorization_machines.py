@@ -24,7 +24,7 @@ from localmaker.builtins import factorization_machines as fm
 from localmaker.builtins.runtime import ClientError
 from localmaker.builtins.serving import HttpError
 
-from ..conftest import ROLE, unique, wait_endpoint, wait_training
+from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/factorization-machines:1"
 IMAGE_EU = "438346466558.dkr.ecr.eu-west-1.amazonaws.com/factorization-machines:1"
@@ -96,7 +96,7 @@ def final_metrics(job: dict) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def jobs(sm, s3, bucket) -> dict[str, dict[str, Any]]:
+def root(s3, bucket) -> str:
     root = unique("fm-data")
     put = lambda key, body: s3.put_object(Bucket=bucket, Key=f"{root}/{key}", Body=body)  # noqa: E731
     put("reg/train/part-0", sparse_recordio(X_TR[:3000], R_TR[:3000]))
@@ -105,7 +105,17 @@ def jobs(sm, s3, bucket) -> dict[str, dict[str, Any]]:
     put("clf/train/train", sparse_recordio(X_TR, C_TR))
     put("clf/test/test", rio.to_recordio_protobuf(X_TE.toarray().astype(np.float32), C_TE))  # dense records too
     put("csv/train.csv", b"1,0,1\n0,1,0\n")
-    reg = [channel("train", bucket, f"{root}/reg/train/", None), channel("test", bucket, f"{root}/reg/test/")]
+    return root
+
+
+def regressor_channels(bucket: str, root: str) -> list[dict]:
+    # the train channel names no ContentType: RecordIO-protobuf is the default, as for the SDK's record_set
+    return [channel("train", bucket, f"{root}/reg/train/", None), channel("test", bucket, f"{root}/reg/test/")]
+
+
+@pytest.fixture(scope="module")
+def jobs(sm, bucket, root) -> dict[str, dict[str, Any]]:
+    reg = regressor_channels(bucket, root)
     clf = [channel("train", bucket, f"{root}/clf/train/"), channel("test", bucket, f"{root}/clf/test/")]
     requests = {
         "regressor": job_request(unique("fm-reg"), bucket, reg, {**HPS, "predictor_type": "regressor"}, IMAGE_EU),
@@ -215,6 +225,37 @@ def test_hyperparameter_and_data_errors_fail_with_the_reason(jobs):
     assert "Content type 'text/csv' of channel 'train' is not supported" in reasons["csv"]
     assert "labels must be 0 or 1" in reasons["labels"]
     assert f"has {DIM} features (tensor shape) but feature_dim is {DIM - 1}" in reasons["dim"]
+
+
+def test_tuning_job_minimises_the_builtin_objective_test_rmse(sm, bucket, root, jobs):
+    name = unique("fm-hpo")[:32]
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random", "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": "test:rmse"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {"ContinuousParameterRanges": [
+                {"Name": "factors_lr", "MinValue": "0.001", "MaxValue": "0.05", "ScalingType": "Logarithmic"}]}},
+        TrainingJobDefinition={
+            "StaticHyperParameters": {k: v for k, v in {**HPS, "predictor_type": "regressor", "epochs": "10"}.items()
+                                      if k != "factors_lr"},
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE, "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/fm-hpo"},
+            "InputDataConfig": regressor_channels(bucket, root),
+            "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 300}})
+    hpo = wait_for(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                   lambda d: d["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"), timeout=120)
+    assert hpo["HyperParameterTuningJobStatus"] == "Completed", hpo.get("FailureReason")
+    trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[
+        "TrainingJobSummaries"]
+    scored = {t["TrainingJobName"]: final_metrics(sm.describe_training_job(TrainingJobName=t["TrainingJobName"]))[
+        "test:rmse"] for t in trials}
+    assert len(scored) == 2
+    best = hpo["BestTrainingJob"]
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "test:rmse"
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == min(scored.values())
+    assert scored[best["TrainingJobName"]] == min(scored.values())
 
 
 # ---- serving ----------------------------------------------------------------------------------------------------

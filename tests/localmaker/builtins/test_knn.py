@@ -22,7 +22,7 @@ from localmaker.builtins import knn
 from localmaker.builtins.runtime import ClientError
 from localmaker.builtins.serving import HttpError
 
-from ..conftest import ROLE, unique, wait_endpoint, wait_training
+from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 
 # what sagemaker.core.image_uris.retrieve("knn", region) returns (the provider example's us-east-1 / us-west-2)
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1"
@@ -80,8 +80,8 @@ def final_metrics(job: dict[str, Any]) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def jobs(sm, s3, bucket) -> dict[str, dict[str, Any]]:
-    """Every training job of the module, started together and awaited once."""
+def root(s3, bucket) -> str:
+    """The module's data under one S3 prefix."""
     root = unique("knn-data")
     put = lambda key, body: s3.put_object(Bucket=bucket, Key=f"{root}/{key}", Body=body)  # noqa: E731
     put("input-data/train.csv", TRAIN_DATA.encode())
@@ -90,9 +90,19 @@ def jobs(sm, s3, bucket) -> dict[str, dict[str, Any]]:
     put("reg/train/part-0.csv", csv_bytes(RXTR[:200], RYTR[:200]))
     put("reg/train/part-1.csv", csv_bytes(RXTR[200:], RYTR[200:]))
     put("reg/test/test.csv", csv_bytes(RXTE, RYTE))
+    return root
+
+
+def iris_channels(bucket: str, root: str) -> list[dict[str, Any]]:
+    return [channel("train", bucket, f"{root}/iris/train/", None),  # RecordIO-protobuf is the default
+            channel("test", bucket, f"{root}/iris/test/", "application/x-recordio-protobuf")]
+
+
+@pytest.fixture(scope="module")
+def jobs(sm, bucket, root) -> dict[str, dict[str, Any]]:
+    """Every training job of the module, started together and awaited once."""
     provider = [channel("train", bucket, f"{root}/input-data/train.csv", "text/csv")]
-    iris_ch = [channel("train", bucket, f"{root}/iris/train/", None),  # RecordIO-protobuf is the default
-               channel("test", bucket, f"{root}/iris/test/", "application/x-recordio-protobuf")]
+    iris_ch = iris_channels(bucket, root)
     reg_ch = [channel("train", bucket, f"{root}/reg/train/", "text/csv"),
               channel("test", bucket, f"{root}/reg/test/", "text/csv;label_size=1")]
     iris_hps = {"predictor_type": "classifier", "feature_dim": "4", "k": "5", "sample_size": "500"}
@@ -254,6 +264,36 @@ def test_hyperparameter_errors_fail_the_job_with_the_reason(jobs):
         "hyperparameter(s) when dimension_reduction_type is set (caused by ValidationError)")
     assert "index_metric 'COSINE' is not supported with index_type 'faiss.IVFPQ'" in reasons["ivfpq"]
     assert reasons["k"].startswith("ClientError: k (4) is larger than the number of points in the index (3)")
+
+
+def test_tuning_job_maximises_the_builtin_objective_test_accuracy(sm, bucket, root, jobs):
+    name = unique("knn-hpo")[:32]
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random", "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "test:accuracy"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {"IntegerParameterRanges": [  # within the 110 training points
+                {"Name": "k", "MinValue": "1", "MaxValue": "50", "ScalingType": "Linear"}]}},
+        TrainingJobDefinition={
+            "StaticHyperParameters": {"predictor_type": "classifier", "feature_dim": "4", "sample_size": "2000"},
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE, "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/knn-hpo"},
+            "InputDataConfig": iris_channels(bucket, root),
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 300}})
+    hpo = wait_for(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                   lambda d: d["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"), timeout=120)
+    assert hpo["HyperParameterTuningJobStatus"] == "Completed", hpo.get("FailureReason")
+    trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[
+        "TrainingJobSummaries"]
+    assert len(trials) == 2
+    scored = {t["TrainingJobName"]: final_metrics(sm.describe_training_job(TrainingJobName=t["TrainingJobName"]))[
+        "test:accuracy"] for t in trials}
+    best = hpo["BestTrainingJob"]
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["MetricName"] == "test:accuracy"
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(scored.values())
+    assert scored[best["TrainingJobName"]] == max(scored.values())
 
 
 # ---- unit tests (no server) ---------------------------------------------------------------------------------
