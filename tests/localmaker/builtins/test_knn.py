@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from typing import Any
 
@@ -219,6 +222,67 @@ def test_every_request_and_response_format(runtime, endpoint):
         err = exc.value.response
         assert err["Error"]["Code"] == "ModelError" and err["OriginalStatusCode"] == status
         assert text in err["OriginalMessage"]
+
+
+# the example DAG's tasks (set_up's configs, the four operators, call_endpoint), run as the provider's
+# unmodified operators' execute() in a fresh interpreter pointed at localmaker by AWS_ENDPOINT_URL / aws_default
+PROVIDER_CHAIN = '''
+"""The provider's example_sagemaker_endpoint tasks, run as the operators' execute() against AWS_ENDPOINT_URL."""
+import json, sys
+import boto3
+from airflow.providers.amazon.aws.operators.sagemaker import (SageMakerEndpointConfigOperator,
+    SageMakerEndpointOperator, SageMakerModelOperator, SageMakerTrainingOperator)
+
+env_id, role_arn = sys.argv[1], "arn:aws:iam::123456789012:role/SageMakerRole"
+TRAIN_DATA = "0,4.9,2.5,4.5,1.7\\n1,7.0,3.2,4.7,1.4\\n0,7.3,2.9,6.3,1.8\\n2,5.1,3.5,1.4,0.2\\n"
+bucket_name, input_data_s3_key, training_output_s3_key = f"{env_id}-sagemaker", f"{env_id}/input-data", f"{env_id}/results"
+knn_image_uri = "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1"
+training_job_name, model_name = f"{env_id}-train", f"{env_id}-KNN-model"
+boto3.client("s3").create_bucket(Bucket=bucket_name)
+boto3.client("s3").put_object(Bucket=bucket_name, Key=f"{input_data_s3_key}/train.csv", Body=TRAIN_DATA.encode())
+training_config = {
+    "TrainingJobName": training_job_name, "RoleArn": role_arn,
+    "AlgorithmSpecification": {"TrainingImage": knn_image_uri, "TrainingInputMode": "File"},
+    "HyperParameters": {"predictor_type": "classifier", "feature_dim": "4", "k": "3",
+                        "sample_size": str(TRAIN_DATA.count("\\n") - 1)},
+    "InputDataConfig": [{"ChannelName": "train", "CompressionType": "None", "ContentType": "text/csv",
+                         "DataSource": {"S3DataSource": {"S3DataDistributionType": "FullyReplicated", "S3DataType": "S3Prefix",
+                                                         "S3Uri": f"s3://{bucket_name}/{input_data_s3_key}/train.csv"}}}],
+    "OutputDataConfig": {"S3OutputPath": f"s3://{bucket_name}/{training_output_s3_key}/"},
+    "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 6 * 60},
+}
+model_config = {"ModelName": model_name, "ExecutionRoleArn": role_arn, "PrimaryContainer": {
+    "Mode": "SingleModel", "Image": knn_image_uri,
+    "ModelDataUrl": f"s3://{bucket_name}/{training_output_s3_key}/{training_job_name}/output/model.tar.gz"}}
+endpoint_config = {"EndpointConfigName": f"{env_id}-endpoint-config", "ProductionVariants": [{
+    "VariantName": f"{env_id}-demo", "ModelName": model_name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}]}
+deploy = {"EndpointName": f"{env_id}-endpoint", "EndpointConfigName": f"{env_id}-endpoint-config"}
+SageMakerTrainingOperator(task_id="train_model", config=training_config, print_log=False, check_interval=1).execute({})
+SageMakerModelOperator(task_id="create_model", config=model_config).execute({})
+SageMakerEndpointConfigOperator(task_id="configure_endpoint", config=endpoint_config).execute({})
+SageMakerEndpointOperator(task_id="deploy_endpoint", config=deploy, check_interval=1).execute({})
+# call_endpoint, verbatim
+response = boto3.Session().client("sagemaker-runtime").invoke_endpoint(
+    EndpointName=deploy["EndpointName"], ContentType="text/csv", Body="6.4,3.2,4.5,1.5")
+print("PREDICTIONS " + json.dumps(json.loads(response["Body"].read().decode())["predictions"]))
+boto3.client("sagemaker").delete_endpoint(EndpointName=deploy["EndpointName"])
+'''
+
+
+def test_provider_operators_run_the_example_against_localmaker(server, tmp_path):
+    script = tmp_path / "example_sagemaker_endpoint_tasks.py"
+    script.write_text(PROVIDER_CHAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_"))}
+    env.update({"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": "us-east-1", "AIRFLOW_HOME": str(tmp_path / "airflow"),
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+                    {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": server.url}})})
+    result = subprocess.run([sys.executable, str(script), unique("knn-af")], env=env, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("PREDICTIONS ")]
+    assert json.loads(line.removeprefix("PREDICTIONS ")) == [{"predicted_label": 1.0}]
 
 
 # ---- the test channel and its metrics ----------------------------------------------------------------------
