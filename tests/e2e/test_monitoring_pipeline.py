@@ -289,3 +289,30 @@ def test_c_drifted_bmi_alerts_and_requests_retraining(stack: Stack, champion: di
     assert events[0]["drifted_features"] == ["bmi"]
     assert events[0]["champion"] == champion["arn"]
     print(f"drift monitoring run: {seconds:.1f} s")
+
+
+def test_d_a_run_with_no_conf_analyses_its_data_interval(stack: Stack, champion: dict[str, Any]) -> None:
+    """What the hourly schedule does: no trigger params, the window is the run's data interval.
+
+    Every scheduled run used to fail in ``window`` (a pendulum ``data_interval_end`` turned naive).
+    """
+    start = _now()
+    stack.send(champion["rows"][:5])
+    hour = _now().replace(minute=0, second=0)
+    result = stack.run(DAG_ID, logical_date=hour)
+    assert run_succeeded(result), result.stdout[-8000:]
+    with stack.db() as db:
+        begin, end = db.execute(
+            "select data_interval_start, data_interval_end from dag_run where dag_id = ? order by id desc limit 1",
+            (DAG_ID,),
+        ).fetchone()
+    interval_end = datetime.fromisoformat(str(end)).astimezone(UTC)
+    assert datetime.fromisoformat(str(begin)).astimezone(UTC) == interval_end - timedelta(hours=1)
+    assert stack.last_run_states(DAG_ID)["analyze"] == "success"
+    _, report = _violations_of_last_run(stack)
+    assert report["window"] == {
+        "start_time": mon.iso_utc(interval_end - timedelta(hours=1)),
+        "end_time": mon.iso_utc(interval_end),
+    }
+    if interval_end - timedelta(hours=1) <= start < interval_end:
+        assert report["rows"] >= 5
