@@ -26,6 +26,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError, FlexibleChecksumError
 
+from tests.faults import report
 from tests.faults.conftest import start_server
 from tests.localmaker.conftest import training_request, wait_training
 
@@ -45,15 +46,16 @@ class Writer(threading.Thread):
     The write in flight when the server dies is ``uncertain``: either outcome is fine for its keys.
     """
 
-    def __init__(self, s3: Any, bucket: str, prefix: str, expected: dict[str, str | None], rng: random.Random) -> None:
+    def __init__(self, s3: Any, bucket: str, prefix: str, expected: dict[str, str | None], multipart: set[str],
+                 rng: random.Random) -> None:
         super().__init__(daemon=True)
         self.s3, self.bucket, self.prefix, self.expected, self.rng = s3, bucket, prefix, expected, rng
+        self.multipart = multipart  # md5s of multipart uploads' content (kept across cycles)
         self.acks = 0
         self.counts: dict[str, int] = {}
         self.uncertain: dict[str, str | None] = {}
         self.first_ack = threading.Event()
         self.error: Exception | None = None
-        self.multipart: set[str] = set()
         self.stop = threading.Event()
 
     def key(self) -> str:
@@ -151,6 +153,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     home = tmp_path / "home"
     bucket = "durable"
     expected: list[dict[str, str | None]] = [{}, {}]
+    multipart: set[str] = set()
     made_buckets: list[str] = []
     gone_buckets: list[str] = []
     acks = lost_total = 0
@@ -166,7 +169,8 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         if cycle >= 2:
             s3.delete_bucket(Bucket=f"cycle-{cycle - 2}")
             gone_buckets.append(f"cycle-{cycle - 2}")
-        writers = [Writer(srv.client("s3"), bucket, f"w{i}", expected[i], random.Random(rng.random())) for i in range(2)]
+        writers = [Writer(srv.client("s3"), bucket, f"w{i}", expected[i], multipart, random.Random(rng.random()))
+                   for i in range(2)]
         for w in writers:
             w.start()
         assert writers[0].first_ack.wait(30), f"cycle {cycle}: no write was acknowledged: {writers[0].error!r}"
@@ -192,6 +196,8 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     keys = sum(len(e) for e in expected)
     print(f"\n{CYCLES} kill -9 cycles in {elapsed:.1f} s: {acks} acknowledged object writes {counts}, "
           f"{len(made_buckets) + len(gone_buckets)} bucket writes, {keys} keys checked per restart, lost {lost_total}")
+    report.record("s3-kill-9-cycles", cycles=CYCLES, acknowledged=acks, bucket_writes=len(made_buckets) + len(gone_buckets),
+                  lost=lost_total, seconds=round(elapsed, 1), **counts)
     assert lost_total == 0
 
 
@@ -271,6 +277,7 @@ def test_full_disk_fails_the_write_and_loses_nothing(small_disk: Path) -> None:
         assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="full")["Contents"]) == sorted(before)
         for k, v in before.items():
             assert s3.get_object(Bucket="full", Key=k)["Body"].read() == v
+        report.record("s3-full-disk", refused_writes=4, objects_kept=len(before), lost=0)
     finally:
         srv.stop(sig=signal.SIGKILL)
 
