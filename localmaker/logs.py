@@ -8,8 +8,11 @@ Events are appended to one JSON-lines file per stream, so logs survive a restart
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
+import shutil
 import threading
 import time
 import urllib.parse
@@ -40,11 +43,24 @@ class Group:
     name: str
     created: int
     streams: dict[str, Stream] = field(default_factory=dict)
+    retention: int | None = None  # retentionInDays; None: events never expire
+
+    def cutoff(self) -> int | None:
+        """Events with an older timestamp have expired (retention counted back from now)."""
+        return None if self.retention is None else _now_ms() - self.retention * DAY_MS
+
+
+DAY_MS = 86_400_000
+# PutRetentionPolicy's allowed retentionInDays (CloudWatch Logs API reference)
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                  2922, 3288, 3653)
 
 
 MAX_FILE_NAME = 200  # quoted names longer than this (AWS allows 512 characters) are stored hashed
 HASHED = "+"  # quote() never leaves a '+' in a name, so a hashed file name cannot be a quoted one
 NAME_FILE = "+name"  # in a hashed group's directory: the group's name
+RETENTION_FILE = "+retention"  # in a group's directory: its retentionInDays, when it has a policy
+DELETED = "+deleted-"  # a group directory renamed on its way out (removed on the next start if a crash left it)
 
 
 def _q(name: str) -> str:
@@ -84,10 +100,17 @@ class LogStore:
         for gdir in sorted(self.root.iterdir()):
             if not gdir.is_dir():
                 continue
+            if gdir.name.startswith(DELETED):
+                shutil.rmtree(gdir, ignore_errors=True)  # DeleteLogGroup was interrupted after its rename
+                continue
             gname = _unq(gdir.name, gdir / NAME_FILE)
             if gname is None:
                 continue  # created but never named (a crash between the two): it holds no events
             group = Group(gname, int(gdir.stat().st_mtime * 1000))
+            try:
+                group.retention = int((gdir / RETENTION_FILE).read_text())
+            except (OSError, ValueError):
+                pass
             self._groups[gname] = group
             for f in sorted(gdir.glob("*.jsonl")):
                 sname = _unq(f.name[: -len(".jsonl")], f.with_suffix(".name"))
@@ -210,28 +233,86 @@ class LogStore:
         return {"nextSequenceToken": str(_now_ms())}
 
     def api_DescribeLogGroups(self, p: dict[str, Any]) -> dict[str, Any]:
-        prefix = p.get("logGroupNamePrefix", "")
+        prefix = p.get("logGroupNamePrefix")
         pattern = p.get("logGroupNamePattern")
-        names = sorted(n for n in self._groups if n.startswith(prefix) and (not pattern or pattern in n))
-        page, token = _page(names, p.get("nextToken"), p.get("limit", 50))
+        if prefix is not None and pattern is not None:
+            raise AwsError(
+                "InvalidParameterException", "LogGroupNamePrefix and LogGroupNamePattern are mutually exclusive."
+            )
+        if p.get("logGroupIdentifiers"):
+            wanted = {_group_from_arn(i) for i in p["logGroupIdentifiers"]}
+            names = sorted(n for n in self._groups if n in wanted)
+        else:  # the pattern is a case-sensitive substring search
+            names = sorted(n for n in self._groups if n.startswith(prefix or "") and (pattern or "") in n)
+        if p.get("logGroupClass") not in (None, "STANDARD"):
+            names = []  # every group localmaker keeps is a STANDARD one
+        after = _decode_token(p.get("nextToken"))
+        if after is not None:
+            if not isinstance(after, str):
+                raise ValueError("not a DescribeLogGroups token")
+            names = [n for n in names if n > after]
+        limit = int(p.get("limit", 50))
+        page = names[:limit]
         groups = []
         for n in page:
             g = self._groups[n]
-            groups.append(
-                {
-                    "logGroupName": n,
-                    "creationTime": g.created,
-                    "metricFilterCount": 0,
-                    "arn": self._group_arn(n) + ":*",
-                    "logGroupArn": self._group_arn(n),
-                    "storedBytes": sum(s.stored_bytes for s in g.streams.values()),
-                    "logGroupClass": "STANDARD",
-                }
-            )
+            doc: dict[str, Any] = {"logGroupName": n, "creationTime": g.created, "arn": self._group_arn(n) + ":*"}
+            if pattern is None:  # AWS answers a pattern search with the name, creation time and ARN only
+                if g.retention is not None:
+                    doc["retentionInDays"] = g.retention
+                doc.update(
+                    {
+                        "metricFilterCount": 0,
+                        "logGroupArn": self._group_arn(n),
+                        "storedBytes": sum(s.stored_bytes for s in g.streams.values()),
+                        "logGroupClass": "STANDARD",
+                    }
+                )
+            groups.append(doc)
         out: dict[str, Any] = {"logGroups": groups}
-        if token:
-            out["nextToken"] = token
+        if len(names) > limit:
+            out["nextToken"] = _encode_token(page[-1])
         return out
+
+    def api_PutRetentionPolicy(self, p: dict[str, Any]) -> dict[str, Any]:
+        days = p["retentionInDays"]
+        if days not in RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in RETENTION_DAYS)
+            raise AwsError(
+                "InvalidParameterException",
+                f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{allowed}]",
+            )
+        g = self._group(p["logGroupName"])
+        _write_atomic(self._group_dir(g.name) / RETENTION_FILE, str(days))
+        g.retention = days
+        return {}
+
+    def api_DeleteRetentionPolicy(self, p: dict[str, Any]) -> dict[str, Any]:
+        g = self._group(p["logGroupName"])
+        (self._group_dir(g.name) / RETENTION_FILE).unlink(missing_ok=True)
+        g.retention = None
+        return {}
+
+    def api_DeleteLogGroup(self, p: dict[str, Any]) -> dict[str, Any]:
+        g = self._group(p["logGroupName"])
+        gdir = self._group_dir(g.name)  # inside logs/ (checked), never a path a name could point elsewhere
+        # renamed first (one atomic step: a crash mid-removal cannot bring back half a group), then removed
+        gone = gdir.with_name(f"{DELETED}{_now_ms()}-{threading.get_ident()}")
+        if gdir.exists():
+            gdir.rename(gone)
+            shutil.rmtree(gone, ignore_errors=True)
+        del self._groups[g.name]
+        return {}
+
+    def api_DeleteLogStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        s = self._stream(p["logGroupName"], p["logStreamName"])
+        path = s.path or self._stream_file(p["logGroupName"], s.name)
+        path.unlink(missing_ok=True)
+        if path.name.startswith(HASHED):
+            path.with_suffix(".name").unlink(missing_ok=True)
+        del self._groups[p["logGroupName"]].streams[s.name]
+        return {}
 
     def api_DescribeLogStreams(self, p: dict[str, Any]) -> dict[str, Any]:
         g = self._group(p.get("logGroupName") or _group_from_arn(p.get("logGroupIdentifier", "")))
@@ -268,13 +349,16 @@ class LogStore:
         return doc
 
     def api_GetLogEvents(self, p: dict[str, Any]) -> dict[str, Any]:
-        s = self._stream(p.get("logGroupName") or _group_from_arn(p.get("logGroupIdentifier", "")), p["logStreamName"])
+        gname = p.get("logGroupName") or _group_from_arn(p.get("logGroupIdentifier", ""))
+        s = self._stream(gname, p["logStreamName"])
         limit = int(p.get("limit", 10000))
         start, end = p.get("startTime"), p.get("endTime")
+        expired = self._groups[gname].cutoff()
         idx = [
             i
             for i, e in enumerate(s.events)
             if (start is None or e["timestamp"] >= start) and (end is None or e["timestamp"] < end)
+            and (expired is None or e["timestamp"] >= expired)
         ]
         token = p.get("nextToken")
         from_head = bool(p.get("startFromHead", False))
@@ -307,12 +391,31 @@ class LogStore:
         return {"events": events, "nextForwardToken": fwd, "nextBackwardToken": back}
 
     def api_FilterLogEvents(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p.get("logGroupName") and p.get("logGroupIdentifier"):
+            raise AwsError(
+                "InvalidParameterException", "LogGroup name and LogGroup ARN are mutually exclusive parameters."
+            )
+        if p.get("logStreamNames") is not None and p.get("logStreamNamePrefix") is not None:
+            raise AwsError(
+                "InvalidParameterException", "logStreamNames and logStreamNamePrefix are mutually exclusive parameters."
+            )
         g = self._group(p.get("logGroupName") or _group_from_arn(p.get("logGroupIdentifier", "")))
         names = p.get("logStreamNames")
         prefix = p.get("logStreamNamePrefix", "")
         start, end = p.get("startTime"), p.get("endTime")
-        terms = _filter_terms(p.get("filterPattern", ""))
+        expired = g.cutoff()
+        match = filter_matcher(p.get("filterPattern", ""))
         limit = int(p.get("limit", 10000))
+        token = _decode_token(p.get("nextToken"))
+        if token is not None:
+            # [direction, timestamp, stream, index] of the last event handed out
+            if not (isinstance(token, list) and len(token) == 4 and token[0] in ("f", "b")):
+                raise ValueError("not a FilterLogEvents token")
+            forward = token[0] == "f"
+            last = (int(token[1]), str(token[2]), int(token[3]))
+        else:
+            forward = bool(p.get("startFromHead", True))
+            last = None
         matched = []
         for sname in sorted(g.streams):
             if names is not None and sname not in names:
@@ -320,16 +423,20 @@ class LogStore:
             if not sname.startswith(prefix):
                 continue
             for i, e in enumerate(g.streams[sname].events):
-                if start is not None and e["timestamp"] < start:
+                ts = e["timestamp"]
+                if (start is not None and ts < start) or (end is not None and ts > end):
                     continue
-                if end is not None and e["timestamp"] > end:
+                if expired is not None and ts < expired:
                     continue
-                if not all(t in e["message"] for t in terms):
+                key = (ts, sname, i)
+                if last is not None and (key <= last if forward else key >= last):
                     continue
-                matched.append((e["timestamp"], sname, i, e))
-        matched.sort(key=lambda m: (m[0], m[1], m[2]))
-        offset = int(p.get("nextToken", "0") or 0)
-        page = matched[offset : offset + limit]
+                if not match(e["message"]):
+                    continue
+                matched.append((key, e))
+        # events of every stream interleaved by time (ties: stream name, then order of arrival)
+        matched.sort(key=lambda m: m[0], reverse=not forward)
+        page = matched[:limit]
         out: dict[str, Any] = {
             "events": [
                 {
@@ -337,14 +444,15 @@ class LogStore:
                     "timestamp": e["timestamp"],
                     "message": e["message"],
                     "ingestionTime": e["ingestionTime"],
-                    "eventId": f"{sname}/{i}",
+                    "eventId": _event_id(g.name, sname, i, e["timestamp"]),
                 }
-                for _, sname, i, e in page
+                for (_, sname, i), e in page
             ],
             "searchedLogStreams": [],
         }
-        if offset + limit < len(matched):
-            out["nextToken"] = str(offset + limit)
+        if len(matched) > limit:
+            ts, sname, i = page[-1][0]
+            out["nextToken"] = _encode_token(["f" if forward else "b", ts, sname, i])
         return out
 
 
@@ -354,26 +462,72 @@ def _group_from_arn(ident: str) -> str:
     return ident
 
 
-def _filter_terms(pattern: str) -> list[str]:
-    """CloudWatch's simple term syntax: space-separated terms, all must match; quotes group."""
-    pattern = pattern.strip()
-    if not pattern:
-        return []
-    terms: list[str] = []
-    buf, quoted = "", False
-    for ch in pattern:
-        if ch == '"':
-            quoted = not quoted
-            continue
-        if ch == " " and not quoted:
-            if buf:
-                terms.append(buf)
-            buf = ""
-            continue
-        buf += ch
-    if buf:
-        terms.append(buf)
-    return terms
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _event_id(group: str, stream: str, index: int, ts: int) -> str:
+    """A decimal string, like CloudWatch's event ids: unique per group, stable across calls."""
+    h = int.from_bytes(hashlib.sha256(f"{group}\0{stream}".encode("utf-8", "surrogatepass")).digest()[:6], "big")
+    return f"{ts:015d}{h:015d}{index:010d}"
+
+
+def _encode_token(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def _decode_token(token: str | None) -> Any:
+    """A token this store handed out (None: no token); anything else is a ValueError, which the
+    server answers as CloudWatch Logs does: InvalidParameterException "The specified nextToken is invalid."."""
+    if token is None:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError("not a token of this store") from exc
+
+
+def filter_matcher(pattern: str) -> Any:
+    """A predicate over an event's message for CloudWatch's filter pattern syntax of unstructured logs:
+    terms (all must appear, case-sensitive), ``"quoted phrases"`` (matched as written), ``?term``
+    (at least one of these must appear), ``-term`` (must not appear), and ``%regex%``. An empty
+    pattern (or ``""``) matches every event. JSON (``{ ... }``) and space-delimited (``[ ... ]``)
+    patterns are refused with InvalidParameterException rather than matched wrongly."""
+    text = pattern.strip()
+    if not text or text == '""':
+        return lambda message: True
+    if len(text) >= 2 and text.startswith("%") and text.endswith("%"):
+        try:
+            rx = re.compile(text[1:-1])
+        except re.error as exc:
+            raise AwsError("InvalidParameterException", f"Invalid filter pattern: {pattern}") from exc
+        return lambda message: rx.search(message) is not None
+    if text.startswith(("{", "[")):
+        raise AwsError(
+            "InvalidParameterException",
+            "localmaker supports term, quoted-phrase, ?term, -term and %regex% filter patterns; "
+            f"JSON and space-delimited patterns are not supported: {pattern}",
+        )
+    required: list[str] = []
+    anyof: list[str] = []
+    excluded: list[str] = []
+    for m in re.finditer(r'([?-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))', text):
+        op, quoted, bare = m.group(1), m.group(2), m.group(3)
+        term = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        if quoted is None and '"' in term:
+            raise AwsError("InvalidParameterException", f"Invalid filter pattern: {pattern}")
+        {"?": anyof, "-": excluded}.get(op, required).append(term)
+
+    def match(message: str) -> bool:
+        return (
+            all(t in message for t in required)
+            and (not anyof or any(t in message for t in anyof))
+            and not any(t in message for t in excluded)
+        )
+
+    return match
 
 
 def _page(items: list[Any], token: str | None, limit: int) -> tuple[list[Any], str | None]:
