@@ -26,7 +26,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import edge, homelock, jobs, reaper, s3durable, training
+from . import edge, homelock, jobs, metrics, reaper, s3durable, training
 from .aws import DEFAULT_REGION, now
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
@@ -103,6 +103,7 @@ class LocalMaker:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self._moto = DomainDispatcherApplication(create_backend_app)
+        metrics.install_moto_fixes()  # GetMetricStatistics periods counted as CloudWatch counts them
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()

@@ -30,6 +30,7 @@ from .aws import arn, now
 from .errors import validation
 from .images import ImageNotMapped
 from .jobrunner import SHUTDOWN_REASON, JobRunner
+from .metrics import MetricPublisher
 from .procs import Child, clean_env, free_port, stop_all
 
 log = logging.getLogger("localmaker.training")
@@ -87,6 +88,7 @@ class _Run:
         self.children: dict[str, Child] = {}
         self.metrics: dict[str, tuple[float, float]] = {}
         self.metric_defs: list[tuple[str, re.Pattern[str]]] = []
+        self.publisher = MetricPublisher(self.ctx, name)  # every matched value, to CloudWatch
         self.builtin = False
         self.thread = threading.Thread(target=self._main, name=f"training-{name}", daemon=True)
 
@@ -98,6 +100,7 @@ class _Run:
         self.update(lambda d: set_secondary(d, status, message))
 
     def _finish(self, status: str, secondary: str, reason: str | None, started: float | None) -> None:
+        self.publisher.close()  # metrics are in CloudWatch before the job is seen to end
         end = now()
 
         def fn(d: dict[str, Any]) -> None:
@@ -305,16 +308,20 @@ class _Run:
         logs = self.ctx.logs
         defs = self.metric_defs
         metrics = self.metrics
+        publisher = self.publisher
 
         def on_line(line: str) -> None:
-            logs.put(GROUP, stream, [line])
+            ts = int(time.time() * 1000)  # the log event's timestamp, and its metric values'
+            logs.put(GROUP, stream, [line], ts)
             for name, rx in defs:
                 m = rx.search(line)
                 if m:
                     try:
-                        metrics[name] = (float(m.group(1)), now())
+                        value = float(m.group(1))
                     except (IndexError, ValueError):
-                        pass
+                        continue
+                    metrics[name] = (value, ts / 1000)
+                    publisher.add(name, value, ts)
 
         return on_line
 
