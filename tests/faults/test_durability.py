@@ -55,7 +55,8 @@ class Writer(threading.Thread):
         self.counts: dict[str, int] = {}
         self.uncertain: dict[str, str | None] = {}
         self.first_ack = threading.Event()
-        self.error: Exception | None = None
+        self.error: Exception | None = None  # an S3 error answer (a bug)
+        self.died: Exception | None = None  # the connection failed (the kill)
         self.stop = threading.Event()
 
     def key(self) -> str:
@@ -90,6 +91,8 @@ class Writer(threading.Thread):
                     if not present:
                         continue
                     src, dst = self.rng.choice(present), self.key()
+                    if src == dst:
+                        continue
                     changes[dst] = self.expected[src]
                     self.uncertain = changes
                     self.s3.copy_object(Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
@@ -104,8 +107,12 @@ class Writer(threading.Thread):
                     self.uncertain = changes
                     out = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys]})
                     assert not out.get("Errors"), out
-            except Exception as exc:  # noqa: BLE001 - the server died under this write: its outcome is open
+            except ClientError as exc:  # an answer, so the server was alive: a real error
                 self.error = exc
+                self.uncertain = {}
+                return
+            except Exception as exc:  # noqa: BLE001 - the server died under this write: its outcome is open
+                self.died = exc
                 return
             self.expected.update(changes)
             self.uncertain = {}
@@ -173,12 +180,13 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
                    for i in range(2)]
         for w in writers:
             w.start()
-        assert writers[0].first_ack.wait(30), f"cycle {cycle}: no write was acknowledged: {writers[0].error!r}"
+        assert writers[0].first_ack.wait(30), f"cycle {cycle}: no write was acknowledged: {writers[0].error or writers[0].died!r}"
         time.sleep(rng.uniform(0, 0.3))
         srv.stop(sig=signal.SIGKILL)
         for w in writers:
             w.stop.set()
             w.join(30)
+            assert w.error is None, f"cycle {cycle}: a write was refused: {w.error!r}"
             acks += w.acks
             for op, n in w.counts.items():
                 counts[op] = counts.get(op, 0) + n
