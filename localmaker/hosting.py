@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -515,17 +516,12 @@ class HostingManager:
                 inst.healing = False
 
     # ---- runtime ------------------------------------------------------------------------------------
-    def invoke(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def serving_fleet(self, endpoint: str) -> Fleet:
+        """The fleet serving ``endpoint``: AWS's ValidationError when there is no such endpoint or it is
+        not InService (an InService endpoint still being restored after a restart is waited for)."""
         doc = self.ctx.store.get(KIND, endpoint)
         if doc is None:
             raise AwsError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")
-        if len(body) > self.ctx.settings.max_payload:
-            raise AwsError(
-                "ValidationError",
-                f"Request payload size {len(body)} bytes exceeds the maximum allowed size of "
-                f"{self.ctx.settings.max_payload} bytes (6 MB).",
-                status=413,
-            )
         with self._lock:
             fleet = self.fleets.get(endpoint)
         if fleet is None:
@@ -542,29 +538,36 @@ class HostingManager:
                     f"Endpoint {endpoint} of account {ACCOUNT} is in status {doc['EndpointStatus']}; "
                     "it must be InService to be invoked.",
                 )
-        variant, inst = fleet.pick(headers.get("X-Amzn-SageMaker-Target-Variant"))
-        fwd = {"Content-Type": headers.get("Content-Type", "application/octet-stream")}
-        if headers.get("Accept"):
-            fwd["Accept"] = headers["Accept"]
-        for h in ("X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id"):
-            if headers.get(h):
-                fwd[h] = headers[h]
-        status, rheaders, rbody = self._forward(endpoint, fleet, variant, inst, body, fwd)
-        if status >= 400:
-            stream_arn = (
-                f"arn:aws:logs:{self.ctx.region}:{ACCOUNT}:log-group:{group_for(endpoint)}"
-            )
-            text = rbody.decode("utf-8", errors="replace")
-            kind = "client" if status < 500 else "server"
+        return fleet
+
+    def current_fleet(self, endpoint: str) -> Fleet | None:
+        with self._lock:
+            return self.fleets.get(endpoint)
+
+    def invoke(self, endpoint: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if self.ctx.store.get(KIND, endpoint) is None:
+            raise AwsError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")
+        if len(body) > self.ctx.settings.max_payload:
             raise AwsError(
-                "ModelError",
-                f"Received {kind} error ({status}) from primary with message \"{text}\". "
-                f"See {stream_arn} in account {ACCOUNT} for more information.",
-                status=424,
-                OriginalStatusCode=status,
-                OriginalMessage=text,
-                LogStreamArn=stream_arn,
+                "ValidationError",
+                f"Request payload size {len(body)} bytes exceeds the maximum allowed size of "
+                f"{self.ctx.settings.max_payload} bytes (6 MB).",
+                status=413,
             )
+        fleet = self.serving_fleet(endpoint)
+        variant, inst = fleet.pick(headers.get("X-Amzn-SageMaker-Target-Variant"))
+        return self.invoke_on(endpoint, fleet, variant, inst, body, headers, self.ctx.settings.invoke_timeout)
+
+    def invoke_on(
+        self, endpoint: str, fleet: Fleet, variant: str, inst: Instance | None, body: bytes, headers: dict[str, str],
+        timeout: float,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One invocation of ``inst`` (another instance of the variant if it refuses the connection) with
+        the container timeout ``timeout``; container errors become AWS's ModelError."""
+        fwd = _forward_headers(headers)
+        status, rheaders, rbody = self._forward(endpoint, fleet, variant, inst, body, fwd, timeout)
+        if status >= 400:
+            raise self.model_error(endpoint, status, rbody.decode("utf-8", errors="replace"))
         out = {
             "Content-Type": rheaders.get("content-type", "application/octet-stream"),
             "x-Amzn-Invoked-Production-Variant": variant,
@@ -576,32 +579,123 @@ class HostingManager:
             self.capture.record(endpoint, variant, cap, body, fwd, rbody, out["Content-Type"], headers)
         return 200, out, rbody
 
-    def _forward(
-        self, endpoint: str, fleet: Fleet, variant: str, inst: Instance | None, body: bytes, headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
-        """Send the request to ``inst``; a request that reached no process (connection refused: the
-        process died since it was picked) goes to the next instance of the variant in rotation."""
+    def model_error(self, endpoint: str, status: int, text: str) -> AwsError:
+        stream_arn = f"arn:aws:logs:{self.ctx.region}:{ACCOUNT}:log-group:{group_for(endpoint)}"
+        kind = "client" if status < 500 else "server"
+        return AwsError(
+            "ModelError",
+            f"Received {kind} error ({status}) from primary with message \"{text}\". "
+            f"See {stream_arn} in account {ACCOUNT} for more information.",
+            status=424,
+            OriginalStatusCode=status,
+            OriginalMessage=text,
+            LogStreamArn=stream_arn,
+        )
+
+    def invoke_stream(
+        self, endpoint: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[dict[str, str], Iterator[bytes]]:
+        """InvokeEndpointWithResponseStream: the container's chunked answer, chunk by chunk.
+
+        Errors before the first byte of the body are raised as AwsError (ModelError for a container
+        error status, ValidationError for a container whose answer is not streamed); errors while
+        streaming are raised by the iterator as :class:`StreamFailure`.
+        """
+        fleet = self.serving_fleet(endpoint)
+        variant, inst = fleet.pick(headers.get("X-Amzn-SageMaker-Target-Variant"))
+        fwd = _forward_headers(headers)
         timeout = self.ctx.settings.invoke_timeout
         tried: list[Instance] = []
         while True:
             if inst is None:
+                raise _unavailable(endpoint, variant)
+            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=timeout)
+            try:
+                c.connect()
+            except OSError:
+                c.close()
+                self._heal(endpoint, fleet, inst)
+                tried.append(inst)
+                inst = fleet.next_instance(variant, exclude=tuple(tried))
+                continue
+            try:
+                c.request("POST", "/invocations", body=body, headers=fwd)
+                r = c.getresponse()
+            except TimeoutError as exc:
+                c.close()
+                raise _timeout_error(timeout) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                c.close()
                 raise AwsError(
-                    "ServiceUnavailable",
-                    f"The service is unavailable. Try your call again. (No instance of production variant "
-                    f"{variant} of endpoint {endpoint} is healthy: its serve processes are being restarted.)",
-                    status=503,
-                )
+                    "ModelError", f"An error occurred while sending the request to container primary: {exc}",
+                    status=424, OriginalStatusCode=502, OriginalMessage=str(exc),
+                ) from exc
+            break
+        if r.status >= 400:
+            try:
+                text = r.read().decode("utf-8", errors="replace")
+            except (OSError, http.client.HTTPException) as exc:
+                text = f"(the container's error body could not be read: {exc})"
+            c.close()
+            raise self.model_error(endpoint, r.status, text)
+        if not r.chunked:
+            try:
+                r.read()
+            except (OSError, http.client.HTTPException):
+                pass
+            c.close()
+            raise AwsError(
+                "ValidationError",
+                f"The model container for production variant {variant} of endpoint {endpoint} did not stream its "
+                "response: it answered /invocations with a fixed Content-Length instead of Transfer-Encoding: "
+                "chunked. Use InvokeEndpoint for containers that do not support response streaming.",
+            )
+        rh = {k.lower(): v for k, v in r.getheaders()}
+        out = {
+            "X-Amzn-SageMaker-Content-Type": rh.get("content-type", "application/octet-stream"),
+            "x-Amzn-Invoked-Production-Variant": variant,
+        }
+        if rh.get("x-amzn-sagemaker-custom-attributes"):
+            out["X-Amzn-SageMaker-Custom-Attributes"] = rh["x-amzn-sagemaker-custom-attributes"]
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                while True:
+                    try:
+                        data = r.read1(STREAM_READ_SIZE)
+                    except TimeoutError as exc:
+                        raise StreamFailure(
+                            "ModelInvocationTimeExceeded",
+                            f"The model did not send the next part of its response within {timeout:.0f} s.",
+                        ) from exc
+                    except (OSError, http.client.HTTPException, ValueError) as exc:
+                        raise StreamFailure(
+                            "StreamBroken",
+                            f"The connection to the model container was closed before the response ended: "
+                            f"{type(exc).__name__}: {exc}",
+                        ) from exc
+                    if not data:
+                        return
+                    yield data
+            finally:
+                c.close()
+
+        return out, chunks()
+
+    def _forward(
+        self, endpoint: str, fleet: Fleet, variant: str, inst: Instance | None, body: bytes, headers: dict[str, str],
+        timeout: float,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send the request to ``inst``; a request that reached no process (connection refused: the
+        process died since it was picked) goes to the next instance of the variant in rotation."""
+        tried: list[Instance] = []
+        while True:
+            if inst is None:
+                raise _unavailable(endpoint, variant)
             try:
                 return call(inst, "POST", "/invocations", body, headers, timeout)
             except TimeoutError as exc:
-                raise AwsError(
-                    "ModelError",
-                    f"Your invocation timed out while waiting for a response from container primary "
-                    f"(over {timeout:.0f} s). Review the latency metrics and CloudWatch logs for the endpoint.",
-                    status=424,
-                    OriginalStatusCode=504,
-                    OriginalMessage="timeout",
-                ) from exc
+                raise _timeout_error(timeout) from exc
             except ExchangeError as exc:
                 if not exc.sent or (inst.child is not None and inst.child.poll() is not None):
                     # down or refusing: out of rotation now (not at the next supervisor pass) until it
@@ -618,6 +712,51 @@ class HostingManager:
                     OriginalStatusCode=502,
                     OriginalMessage=str(exc),
                 ) from exc
+
+
+class StreamFailure(Exception):
+    """A response stream that broke after it started: AWS's ModelStreamError event with ``code``
+    (``StreamBroken`` or ``ModelInvocationTimeExceeded``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+#: bytes read from a streaming container per read (each read becomes at most one PayloadPart)
+STREAM_READ_SIZE = 64 * 1024
+
+
+def _forward_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers a container sees (SageMaker strips all others)."""
+    fwd = {"Content-Type": headers.get("Content-Type", "application/octet-stream")}
+    if headers.get("Accept"):
+        fwd["Accept"] = headers["Accept"]
+    for h in ("X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id"):
+        if headers.get(h):
+            fwd[h] = headers[h]
+    return fwd
+
+
+def _unavailable(endpoint: str, variant: str) -> AwsError:
+    return AwsError(
+        "ServiceUnavailable",
+        f"The service is unavailable. Try your call again. (No instance of production variant "
+        f"{variant} of endpoint {endpoint} is healthy: its serve processes are being restarted.)",
+        status=503,
+    )
+
+
+def _timeout_error(timeout: float) -> AwsError:
+    return AwsError(
+        "ModelError",
+        f"Your invocation timed out while waiting for a response from container primary "
+        f"(over {timeout:.0f} s). Review the latency metrics and CloudWatch logs for the endpoint.",
+        status=424,
+        OriginalStatusCode=504,
+        OriginalMessage="timeout",
+    )
 
 
 def prepare_instance(

@@ -242,6 +242,9 @@ class SageMakerApi:
         cap = p.get("DataCaptureConfig")
         if cap and not cap.get("DestinationS3Uri", "").startswith("s3://"):
             raise validation("DataCaptureConfig.DestinationS3Uri must be an s3:// URI.")
+        out_cfg = (p.get("AsyncInferenceConfig") or {}).get("OutputConfig")
+        if out_cfg is not None and not out_cfg.get("S3OutputPath"):  # where InvokeEndpointAsync writes results
+            raise validation("AsyncInferenceConfig.OutputConfig.S3OutputPath is required.")
         doc = {k: v for k, v in p.items() if k != "Tags"}
         doc.update({"EndpointConfigArn": cfg_arn, "CreationTime": now()})
         self.store.insert_new(

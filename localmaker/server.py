@@ -4,8 +4,12 @@ Routing follows how botocore addresses each service when ``AWS_ENDPOINT_URL`` po
 
 * ``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)            -> :class:`SageMakerApi`
 * ``POST /endpoints/<name>/invocations`` (rest-json)     -> the hosting runtime
+* ``POST /endpoints/<name>/async-invocations``            -> :class:`AsyncInference` (InvokeEndpointAsync)
+* ``POST /endpoints/<name>/invocations-response-stream``  -> the hosting runtime, as an event stream
 * ``X-Amz-Target: Logs_20140328.<Op>`` (JSON 1.1)         -> :class:`LogStore`
-* anything else (S3, SNS, STS, IAM, ...)                  -> moto's server app
+* anything else (S3, SNS, STS, IAM, ...)                  -> moto's server app, except that a request
+  signed for SageMaker (any ``sagemaker*`` signing name) never reaches moto's SageMaker backends: an
+  operation localmaker does not implement gets ``UnknownOperationException`` naming it
 
 Every request first passes :class:`localmaker.edge.EdgeGuard` (Host, Origin/CORS, SigV4-shaped
 authentication, Content-Length and size limits, the socket read timeout).
@@ -13,13 +17,19 @@ authentication, Content-Length and size limits, the socket read timeout).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
 import os
+import re
 import socket
+import struct
 import threading
 import time
+import urllib.parse
+import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,11 +37,12 @@ from typing import Any
 from werkzeug.serving import make_server
 
 from . import edge, homelock, jobs, metrics, reaper, s3durable, training
+from .async_inference import AsyncInference
 from .aws import DEFAULT_REGION, now
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
 from .errors import AwsError
-from .hosting import HostingManager
+from .hosting import HostingManager, StreamFailure
 from .images import ImageRegistry
 from .logs import LogStore
 from .sagemaker_api import SageMakerApi, service_model
@@ -97,8 +108,9 @@ class LocalMaker:
         self.training = training.TrainingRunner(self.ctx)
         self.hosting = HostingManager(self.ctx)
         self.sagemaker = SageMakerApi(self.ctx, self.training, self.hosting)
+        self.async_inference = AsyncInference(self.ctx, self.hosting)
         self._start_hooks: list[Callable[[], None]] = []
-        self._stop_hooks: list[Callable[[], None]] = []
+        self._stop_hooks: list[Callable[[], None]] = [self.async_inference.shutdown]
         jobs.register(self)  # transform, processing and tuning add their operations and hooks
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -199,9 +211,32 @@ class LocalMaker:
         endpoint = edge.invocation_endpoint(environ)
         if endpoint is not None:
             return self._invoke(environ, start_response, endpoint)
+        route = _runtime_route(environ)
+        if route is not None:
+            op, endpoint = route
+            if op == "async-invocations":
+                return self._invoke_async(environ, start_response, endpoint)
+            return self._invoke_stream(environ, start_response, endpoint)
         if path == "/_localmaker/health":
             return _respond(start_response, 200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
+        if _signing_service(environ).startswith("sagemaker"):
+            return self._unknown_sagemaker_operation(environ, start_response)
         return self._moto_shaped(environ, start_response)
+
+    def _unknown_sagemaker_operation(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """A request signed for SageMaker that localmaker does not implement: never moto's canned answer."""
+        method = environ.get("REQUEST_METHOD", "")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        kind = "json" if target else "runtime"
+        named = _sagemaker_operation(method, edge.raw_path(environ), target)
+        if named is not None and named[0] not in _SERVED_RUNTIME_OPERATIONS:
+            op, service = named
+            return edge.error_response(environ, start_response, 400, "UnknownOperationException",
+                                       f"The operation {op} ({service}) is not supported by localmaker.", kind)
+        return edge.error_response(
+            environ, start_response, 404, "UnknownOperationException",
+            f"Unknown operation: localmaker serves no SageMaker operation at {method} {edge.raw_path(environ)}"
+            + (f" (X-Amz-Target {target})" if target else "") + ".", kind)
 
     def _moto_shaped(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """moto's answer, except that its Flask HTML error pages become AWS-shaped errors."""
@@ -290,23 +325,188 @@ class LocalMaker:
             "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
         }
         try:
-            if not edge.ENDPOINT_NAME_RE.match(endpoint):
-                raise AwsError(
-                    "ValidationError",
-                    f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy constraint: "
-                    f"Member must satisfy regular expression pattern: {edge.ENDPOINT_NAME_PATTERN}",
-                )
+            _check_endpoint_name(endpoint)
             body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
             status, out_headers, data = self.hosting.invoke(endpoint, body, headers)
             return _respond(start_response, status, out_headers, data)
         except AwsError as err:
-            doc = {"message": err.message, "ErrorCode": err.code, **err.extra}
-            return _respond(
-                start_response,
-                err.status,
-                {"Content-Type": "application/json", "x-amzn-ErrorType": err.code},
-                json.dumps(doc).encode(),
-            )
+            return _runtime_error(start_response, err)
+
+    def _invoke_async(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
+        """InvokeEndpointAsync: validated and queued; 202 with the InferenceId and the output locations."""
+        try:
+            _check_endpoint_name(endpoint)
+            params: dict[str, Any] = {
+                "ContentType": environ.get("HTTP_X_AMZN_SAGEMAKER_CONTENT_TYPE"),
+                "Accept": environ.get("HTTP_X_AMZN_SAGEMAKER_ACCEPT"),
+                "CustomAttributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"),
+                "InferenceId": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"),
+                "InputLocation": environ.get("HTTP_X_AMZN_SAGEMAKER_INPUTLOCATION"),
+                "S3OutputPathExtension": environ.get("HTTP_X_AMZN_SAGEMAKER_S3OUTPUTPATHEXTENSION"),
+                "Filename": environ.get("HTTP_X_AMZN_SAGEMAKER_FILENAME"),
+                "RequestTTLSeconds": _int_header(environ, "HTTP_X_AMZN_SAGEMAKER_REQUESTTTLSECONDS", "RequestTTLSeconds"),
+                "InvocationTimeoutSeconds": _int_header(environ, "HTTP_X_AMZN_SAGEMAKER_INVOCATIONTIMEOUTSECONDS",
+                                                        "InvocationTimeoutSeconds"),
+            }
+            body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
+            status, out_headers, data = self.async_inference.submit(endpoint, params, body)
+            return _respond(start_response, status, out_headers, data)
+        except AwsError as err:
+            return _runtime_error(start_response, err)
+
+    def _invoke_stream(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
+        """InvokeEndpointWithResponseStream: the container's chunks as ``PayloadPart`` events."""
+        headers = {
+            "Content-Type": environ.get("CONTENT_TYPE", ""),
+            "Accept": environ.get("HTTP_X_AMZN_SAGEMAKER_ACCEPT", ""),
+            "X-Amzn-SageMaker-Custom-Attributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""),
+            "X-Amzn-SageMaker-Target-Variant": environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
+            "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
+        }
+        try:
+            _check_endpoint_name(endpoint)
+            body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
+            out_headers, chunks = self.hosting.invoke_stream(endpoint, body, headers)
+        except AwsError as err:
+            return _runtime_error(start_response, err)
+        hdrs = [("Content-Type", "application/vnd.amazon.eventstream"), *out_headers.items(),
+                ("x-amzn-RequestId", _request_id())]
+        start_response("200 OK", hdrs)
+
+        def events() -> Iterable[bytes]:
+            try:
+                for chunk in chunks:
+                    yield event_message([(":event-type", "PayloadPart"), (":content-type", "application/octet-stream"),
+                                         (":message-type", "event")], chunk)
+            except StreamFailure as exc:
+                yield _exception_event("ModelStreamError", {"Message": exc.message, "ErrorCode": exc.code})
+            except Exception as exc:  # noqa: BLE001 - the stream has started: report it in the stream
+                log.exception("streaming from endpoint %s failed", endpoint)
+                yield _exception_event("InternalStreamFailure", {"Message": f"{type(exc).__name__}: {exc}"})
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+
+        return events()
+
+
+def _runtime_error(start_response: StartResponse, err: AwsError) -> list[bytes]:
+    doc = {"message": err.message, "ErrorCode": err.code, **err.extra}
+    return _respond(
+        start_response,
+        err.status,
+        {"Content-Type": "application/json", "x-amzn-ErrorType": err.code},
+        json.dumps(doc).encode(),
+    )
+
+
+def _check_endpoint_name(endpoint: str) -> None:
+    if not edge.ENDPOINT_NAME_RE.match(endpoint):
+        raise AwsError(
+            "ValidationError",
+            f"1 validation error detected: Value '{endpoint}' at 'endpointName' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {edge.ENDPOINT_NAME_PATTERN}",
+        )
+
+
+def _int_header(environ: dict[str, Any], key: str, member: str) -> int | None:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise AwsError("ValidationError", f"1 validation error detected: Value '{raw}' at "
+                                          f"'{member[:1].lower() + member[1:]}' failed to satisfy constraint: "
+                                          "Member must be an integer") from None
+
+
+# ---- runtime routes and SageMaker-signed requests ----------------------------------------------------------
+_SERVED_RUNTIME_OPERATIONS = ("InvokeEndpoint", "InvokeEndpointAsync", "InvokeEndpointWithResponseStream")
+_RUNTIME_RAW = re.compile(r"^/endpoints/(.+)/(async-invocations|invocations-response-stream)$", re.DOTALL)
+
+
+def _runtime_route(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(operation path suffix, decoded endpoint name) for InvokeEndpointAsync and
+    InvokeEndpointWithResponseStream, else None (InvokeEndpoint is :func:`edge.invocation_endpoint`)."""
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING"):
+        return None
+    m = _RUNTIME_RAW.match(edge.raw_path(environ))
+    return (m.group(2), urllib.parse.unquote(m.group(1))) if m else None
+
+
+_CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
+
+
+def _signing_service(environ: dict[str, Any]) -> str:
+    """The service in the SigV4 credential scope (header or presigned query), lower case; "" if none."""
+    m = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    scope = m.group(1) if m else ""
+    if not scope:
+        try:
+            q = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        except ValueError:
+            q = {}
+        scope = (q.get("X-Amz-Credential") or [""])[0]
+    parts = scope.split("/")
+    return parts[3].lower() if len(parts) == 5 else ""
+
+
+@functools.lru_cache(maxsize=1)
+def _sagemaker_operations() -> tuple[list[tuple[str, re.Pattern[str], str, str]], dict[str, str]]:
+    """Every operation of the botocore services signed as SageMaker: rest-json ones by method and path,
+    JSON ones by target prefix."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    routes: list[tuple[str, re.Pattern[str], str, str]] = []
+    prefixes: dict[str, str] = {}
+    for name in session.get_available_services():
+        if "sagemaker" not in name:
+            continue
+        model = session.get_service_model(name)
+        if not (model.signing_name or "").startswith("sagemaker"):
+            continue
+        if model.metadata.get("targetPrefix"):
+            prefixes[model.metadata["targetPrefix"]] = model.service_id
+            continue
+        for op_name in model.operation_names:
+            http = model.operation_model(op_name).http
+            uri = http.get("requestUri", "/").split("?", 1)[0]
+            rx = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", re.escape(uri))
+            rx = re.sub(r"\\\{[^}]+\\\}", "[^/]+", rx)
+            routes.append((http.get("method", "POST"), re.compile(f"^{rx}/?$"), op_name, model.service_id))
+    # literal paths before templated ones, so /human-loops/{name} does not shadow a fixed path
+    routes.sort(key=lambda r: r[1].pattern.count("[^/]+") + r[1].pattern.count(".+"))
+    return routes, prefixes
+
+
+def _sagemaker_operation(method: str, path: str, target: str) -> tuple[str, str] | None:
+    routes, prefixes = _sagemaker_operations()
+    if target:
+        prefix, _, op = target.partition(".")
+        return (op, prefixes[prefix]) if prefix in prefixes and op else None
+    for m, rx, op, service in routes:
+        if m == method and rx.match(path):
+            return op, service
+    return None
+
+
+def event_message(headers: list[tuple[str, str]], payload: bytes) -> bytes:
+    """One message of the ``application/vnd.amazon.eventstream`` encoding (string headers only)."""
+    hb = b"".join(
+        len(k.encode()).to_bytes(1, "big") + k.encode() + b"\x07" + len(v.encode()).to_bytes(2, "big") + v.encode()
+        for k, v in headers
+    )
+    prelude = struct.pack(">II", 12 + len(hb) + len(payload) + 4, len(hb))
+    msg = prelude + struct.pack(">I", zlib.crc32(prelude)) + hb + payload
+    return msg + struct.pack(">I", zlib.crc32(msg))
+
+
+def _exception_event(code: str, doc: dict[str, Any]) -> bytes:
+    return event_message([(":exception-type", code), (":content-type", "application/json"),
+                          (":message-type", "exception")], json.dumps(doc).encode())
 
 
 def _prepare_home(home: Path) -> None:
@@ -374,7 +574,7 @@ def _parse_json(body: bytes) -> Any:
     return params
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error"}
+_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error"}
 
 
 def _respond(start_response: StartResponse, status: int, headers: dict[str, str], body: bytes) -> list[bytes]:
@@ -384,8 +584,6 @@ def _respond(start_response: StartResponse, status: int, headers: dict[str, str]
 
 
 def _request_id() -> str:
-    import uuid
-
     return str(uuid.uuid4())
 
 
