@@ -247,10 +247,10 @@ class TransformRunner:
             for i in range(n):
                 base = safepath.inside(self.ctx.home / "jobs" / "transform", name, f"instance-{i + 1}")
                 inst = prepare_instance(
-                    self.ctx, job["ModelName"], base, f"{name}/i-{i + 1}-{stamp}", i,
+                    self.ctx, job["ModelName"], base, name, i,
                     {**job.get("Environment", {}), "SAGEMAKER_BATCH": "true"},
                 )
-                inst.stream = f"{name}/i-{i + 1}-{stamp}"
+                inst.stream = f"{inst.stream}-{stamp}"  # as AWS names them: <job>/<instance-id>-<epoch>
                 spawn(self.ctx, inst, GROUP)
                 instances.append(inst)
             for inst in instances:
@@ -343,11 +343,12 @@ class TransformRunner:
             return status, data
 
         records_total = 0
+        data_log = f"{instances[0].stream}/data-log"  # AWS: <job>/<instance-id>-<epoch>/data-log
         for bucket, key, rel in objects:
             if stop.is_set():
                 return
             where = f"s3://{bucket}/{key}"
-            self.ctx.logs.put(GROUP, f"{name}/data-log", [f"{where}: reading"])
+            self.ctx.logs.put(GROUP, data_log, [f"{where}: reading"])
             data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             if tin.get("CompressionType") == "Gzip":
                 try:
@@ -363,7 +364,7 @@ class TransformRunner:
                     f"InputFilter failed on object {where}, record {idx + 1}: {type(exc).__name__}: {exc}"
                 ) from exc
             batches = self._batches(payloads, strategy, split, max_bytes, where)
-            self.ctx.logs.put(GROUP, f"{name}/data-log", [f"{where}: {len(records)} records in {len(batches)} requests"])
+            self.ctx.logs.put(GROUP, data_log, [f"{where}: {len(records)} records in {len(batches)} requests"])
 
             def run(batch: tuple[int, int, bytes]) -> tuple[int, int, int, bytes]:
                 if stop.is_set():
@@ -407,7 +408,7 @@ class TransformRunner:
                 blob = b"".join(outputs)
             s3io.upload_bytes(s3, f"{out_prefix}/{rel}.out", blob)
             records_total += len(records)
-        self.ctx.logs.put(GROUP, f"{name}/data-log", [f"done: {records_total} records from {len(objects)} objects"])
+        self.ctx.logs.put(GROUP, data_log, [f"done: {records_total} records from {len(objects)} objects"])
 
     @staticmethod
     def _batches(

@@ -240,3 +240,76 @@ def test_filter_pagination_survives_new_events_between_pages(tmp_path):
     assert "nextToken" not in r2
     back = store.handle("FilterLogEvents", {"logGroupName": "g", "limit": 3, "startFromHead": False})
     assert [e["message"] for e in back["events"]] == ["b-late", "a3", "a2"]
+
+
+def test_groups_and_stream_names_as_aws_writes_them(sm, s3, logs, bucket):
+    """/aws/sagemaker/{TrainingJobs,ProcessingJobs,TransformJobs} and /aws/sagemaker/Endpoints/<name>, with
+    AWS's stream names: <job>/algo-N-<epoch>, <job>/<instance-id>-<epoch>[/data-log], <variant>/<instance-id>."""
+    import re
+
+    from .conftest import ROLE, training_request, wait_endpoint, wait_for, wait_training
+    from .test_processing import processing_request, wait_processing
+
+    tiny = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1"
+    instance = r"i-[0-9a-f]{17}"
+    s3.put_object(Bucket=bucket, Key="lognames/train/a.csv", Body=b"1\n2\n")
+
+    def streams(group, prefix=None):
+        kw = {"logStreamNamePrefix": prefix} if prefix else {}
+        return [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group, **kw)["logStreams"]]
+
+    job = unique("lognames")
+    sm.create_training_job(**training_request(job, bucket, prefix="lognames/train/", count=2))
+    art = wait_training(sm, job)["ModelArtifacts"]["S3ModelArtifacts"]
+    names = streams("/aws/sagemaker/TrainingJobs", job + "/")
+    assert len(names) == 2 and all(re.fullmatch(rf"{job}/algo-[12]-\d{{10}}", n) for n in names)
+
+    proc = unique("lognames-p")
+    sm.create_processing_job(**processing_request(proc, bucket, prefix="lognames/train/"))
+    assert wait_processing(sm, proc)["ProcessingJobStatus"] == "Completed"
+    [pstream] = streams("/aws/sagemaker/ProcessingJobs", proc + "/")
+    assert re.fullmatch(rf"{proc}/algo-1-\d{{10}}", pstream)
+
+    model = unique("lognames-m")
+    sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": tiny, "ModelDataUrl": art})
+    tx = unique("lognames-t")
+    sm.create_transform_job(
+        TransformJobName=tx, ModelName=model,
+        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/lognames/train/"}},
+                        "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://{bucket}/lognames/out"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+    done = wait_for(lambda: sm.describe_transform_job(TransformJobName=tx),
+                    lambda d: d["TransformJobStatus"] not in ("InProgress", "Stopping"), timeout=60)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    tnames = streams("/aws/sagemaker/TransformJobs", tx + "/")
+    container = [n for n in tnames if not n.endswith("/data-log")]
+    assert len(container) == 1 and re.fullmatch(rf"{tx}/{instance}-\d{{10}}", container[0])
+    assert tnames == sorted([container[0], container[0] + "/data-log"])
+    data_log = logs.get_log_events(logGroupName="/aws/sagemaker/TransformJobs", logStreamName=container[0] + "/data-log",
+                                   startFromHead=True)["events"]
+    assert data_log[-1]["message"].startswith("done: 2 records from 1 objects")
+
+    cfg = unique("lognames-c")
+    sm.create_endpoint_config(EndpointConfigName=cfg, ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+    ep = unique("lognames-e")
+    sm.create_endpoint(EndpointName=ep, EndpointConfigName=cfg)
+    try:
+        assert wait_endpoint(sm, ep)["EndpointStatus"] == "InService"
+        enames = streams(f"/aws/sagemaker/Endpoints/{ep}")
+        assert len(enames) == 2 and all(re.fullmatch(rf"AllTraffic/{instance}", n) for n in enames)
+    finally:
+        sm.delete_endpoint(EndpointName=ep)
+
+    def gone():
+        try:
+            sm.describe_endpoint(EndpointName=ep)
+            return False
+        except ClientError:
+            return True
+
+    wait_for(gone, bool, timeout=60)
+    # what a clean-up task does once the endpoint is gone
+    logs.delete_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{ep}")
+    assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/sagemaker/Endpoints/{ep}")["logGroups"] == []
