@@ -4,6 +4,7 @@ does not implement answered honestly instead of by moto's canned SageMaker backe
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 import urllib.error
@@ -216,13 +217,16 @@ def test_requests_the_runtime_refuses(server, bucket, endpoints):
 
 
 def test_async_config_needs_an_output_path(sm):
+    model = unique("amodel")
+    sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": STREAM})
     with pytest.raises(ClientError) as e:
         sm.create_endpoint_config(
             EndpointConfigName=unique("acfg"),
-            ProductionVariants=[{"VariantName": "v", "ModelName": "m", "InitialInstanceCount": 1,
+            ProductionVariants=[{"VariantName": "v", "ModelName": model, "InitialInstanceCount": 1,
                                  "InstanceType": "ml.m5.large"}],
             AsyncInferenceConfig={"OutputConfig": {"S3FailurePath": "s3://b/f"}})
     assert e.value.response["Error"]["Code"] == "ValidationException"
+    assert "S3OutputPath is required" in e.value.response["Error"]["Message"]
 
 
 # ---- operations localmaker does not implement -----------------------------------------------------------------
@@ -261,3 +265,48 @@ def test_unimplemented_sagemaker_operations_never_get_motos_answers(server, sm):
     # InvokeEndpointAsync on a missing endpoint: moto used to accept it with a made-up output location
     status, headers, body = _signed(server, "POST", "/endpoints/nope/async-invocations", body=b"")
     assert status == 400 and headers.get("x-amzn-ErrorType") == "ValidationError"
+
+
+# ---- RequestTTLSeconds ------------------------------------------------------------------------------------------
+def test_a_request_queued_past_its_ttl_expires():
+    """AWS's smallest RequestTTLSeconds is 60 s, too long for this suite: the queue is driven directly, with a
+    request whose endpoint never gets a serving fleet, a TTL of 0.3 s and S3/SNS clients that record calls."""
+    from types import SimpleNamespace
+
+    from localmaker.async_inference import AsyncInference, Job
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, service):
+            self.service = service
+
+        def put_object(self, **kw):
+            calls.append(("s3", kw))
+
+        def publish(self, **kw):
+            calls.append(("sns", kw))
+
+    docs = {("Endpoint", "ep"): {"EndpointName": "ep", "EndpointConfigName": "cfg", "EndpointStatus": "Updating"}}
+    ctx = SimpleNamespace(region="us-east-1", store=SimpleNamespace(get=lambda kind, name: docs.get((kind, name))))
+    hosting = SimpleNamespace(current_fleet=lambda name: None)  # never serving: the request just waits
+    queue = AsyncInference(ctx, hosting)  # type: ignore[arg-type]
+    queue._client = Recorder  # type: ignore[method-assign]
+    try:
+        job = Job("iid-1", "ep", "s3://b/in", None, {"Content-Type": "text/csv"}, "s3://b/out/iid-1.out",
+                  "s3://b/fail/iid-1-error.out", 900.0, 0.3, {"ErrorTopic": "arn:aws:sns:us-east-1:123456789012:err"})
+        with queue._cond:
+            queue._queues.setdefault("ep", collections.deque()).append(job)
+            queue._cond.notify_all()
+        time.sleep(0.15)
+        assert queue.queued("ep") == 1 and not calls  # still within its TTL
+        wait_for(lambda: len(calls), lambda n: n >= 2, timeout=5)
+        assert queue.queued("ep") == 0
+        s3_call = next(kw for svc, kw in calls if svc == "s3")
+        assert (s3_call["Bucket"], s3_call["Key"]) == ("b", "fail/iid-1-error.out")
+        event = json.loads(next(kw for svc, kw in calls if svc == "sns")["Message"])
+        assert event["invocationStatus"] == "Expired" and event["inferenceId"] == "iid-1"
+        assert "RequestTTLSeconds (0.3 s)" in event["failureReason"]
+        assert event["requestParameters"] == {"endpointName": "ep", "contentType": "text/csv", "inputLocation": "s3://b/in"}
+    finally:
+        queue.shutdown()
