@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -92,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lm.start()
     except OSError as exc:
-        print(f"localmaker: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) and lm.ctx.endpoint_url == "":
+            print(f"localmaker: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        else:  # restoring S3 or failing interrupted jobs needs the home's disk (full, read-only, ...)
+            print(f"localmaker: error: cannot restore the state in home {str(args.home)!r}: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"localmaker: error: cannot restore the state in home {str(args.home)!r}: {exc}", file=sys.stderr)
         return 2
     print(f"localmaker ready on {lm.url} (home {lm.home})", flush=True)
     stop.wait()

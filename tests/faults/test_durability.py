@@ -14,6 +14,7 @@ import random
 import signal
 import sqlite3
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -28,7 +29,7 @@ from botocore.exceptions import ClientError, FlexibleChecksumError
 
 from tests.faults import report
 from tests.faults.conftest import start_server
-from tests.localmaker.conftest import training_request, wait_training
+from tests.localmaker.conftest import ROOT, training_request, wait_training
 
 CYCLES = 20
 KEYS_PER_WRITER = 30
@@ -445,3 +446,37 @@ def test_old_clean_stop_snapshot_still_loads_and_is_migrated(tmp_path: Path) -> 
             for k in list(backend.buckets[name].keys):
                 backend.buckets[name].keys.pop(k)
             backend.delete_bucket(name)
+
+
+def test_restart_on_a_full_disk_is_a_one_line_error_then_recovers(small_disk: Path) -> None:
+    """Failing the jobs a crash interrupted needs the disk: a full one is a clear error, not a traceback."""
+    home = small_disk / "home"
+    srv = start_server(home)
+    try:
+        s3, sm = srv.client("s3"), srv.client("sagemaker")
+        s3.create_bucket(Bucket="jobs")
+        s3.put_object(Bucket="jobs", Key="data/train/a.csv", Body=b"1,2\n")
+        pad = {f"pad{i}": "x" * 2500 for i in range(40)}  # a ~100 KB status write
+        sm.create_training_job(**training_request("interrupted", "jobs", hps={"mode": "sleep", "seconds": "60", **pad}))
+        deadline = time.monotonic() + 60
+        while sm.describe_training_job(TrainingJobName="interrupted")["SecondaryStatus"] != "Training":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        srv.stop(sig=signal.SIGKILL)
+    filler = fill(small_disk)
+    proc = subprocess.run(
+        [sys.executable, "-m", "localmaker", "--port", "0", "--home", str(home)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("localmaker: error: cannot restore the state in home"), lines
+    assert "full" in lines[0], lines
+    filler.unlink()
+    srv = start_server(home)
+    try:
+        job = srv.client("sagemaker").describe_training_job(TrainingJobName="interrupted")
+        assert job["TrainingJobStatus"] == "Failed" and "localmaker stopped" in job["FailureReason"], job
+    finally:
+        srv.stop(sig=signal.SIGKILL)
