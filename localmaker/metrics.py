@@ -7,7 +7,9 @@ with ``GetMetricStatistics`` (Period 60, Average, from TrainingStartTime to Trai
 
 :class:`MetricPublisher` sends them with PutMetricData through localmaker's own edge (moto's
 CloudWatch answers), in batches from a background thread, so a job's log pump never waits on it;
-:meth:`MetricPublisher.close` sends what is left before the job reports its final status.
+:meth:`MetricPublisher.close` sends what is left before the job reports its final status. moto keeps
+metrics in memory only, so each batch is first appended to ``<home>/metrics/TrainingJobs/<job>.jsonl``
+and :func:`restore` puts them back into moto when localmaker starts (CloudWatch keeps them 15 days).
 
 :func:`install_moto_fixes` makes moto's GetMetricStatistics answer as CloudWatch does: StartTime is
 rounded down (to the minute for data under 15 days old, 5 minutes under 63 days, else the hour) and
@@ -18,10 +20,15 @@ the first value found, which merges values AWS keeps in separate minutes (and ch
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import threading
+from pathlib import Path
 from typing import Any
+
+from . import safepath
+from .aws import ACCOUNT
 
 log = logging.getLogger("localmaker.metrics")
 
@@ -97,6 +104,8 @@ class MetricPublisher:
         with self._send_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
+            if batch:
+                self._persist(batch)
             for i in range(0, len(batch), BATCH):
                 chunk = batch[i : i + BATCH]
                 try:
@@ -105,6 +114,16 @@ class MetricPublisher:
                 except Exception as exc:  # noqa: BLE001 - metrics never fail the job that reports them
                     log.warning("job %s: could not publish %d metric values to CloudWatch: %s", self.job_name,
                                 len(chunk), exc)
+
+    def _persist(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            path = safepath.inside(self.ctx.home / "metrics" / "TrainingJobs", self.job_name + ".jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write("".join(json.dumps({"name": d["MetricName"], "value": d["Value"],
+                                             "ts": int(d["Timestamp"].timestamp() * 1000)}) + "\n" for d in batch))
+        except (OSError, safepath.PathEscape) as exc:
+            log.warning("job %s: could not keep its metric values on disk: %s", self.job_name, exc)
 
     def _cloudwatch(self) -> Any:
         if self._client is None:
@@ -185,3 +204,31 @@ def install_moto_fixes() -> None:
 
         CloudWatchBackend.get_metric_statistics = get_metric_statistics  # type: ignore[method-assign]
         _installed = True
+
+
+def restore(root: Path, region: str) -> int:
+    """Put the training metrics kept under ``root`` (``<home>/metrics``) back into moto's CloudWatch;
+    returns how many values. A torn last line (a crash mid-append) is skipped."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[ACCOUNT][region]
+    count = 0
+    for f in sorted((root / "TrainingJobs").glob("*.jsonl")):
+        job = f.name[: -len(".jsonl")]
+        data = []
+        with f.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    v = json.loads(line)
+                    data.append({
+                        "MetricName": v["name"],
+                        "Dimensions": [{"Name": DIMENSION, "Value": job}],
+                        "Value": float(v["value"]),
+                        "Timestamp": dt.datetime.fromtimestamp(v["ts"] / 1000, dt.UTC),
+                    })
+                except (ValueError, KeyError, TypeError):
+                    continue
+        for i in range(0, len(data), BATCH):
+            backend.put_metric_data(NAMESPACE, data[i : i + BATCH])
+        count += len(data)
+    return count

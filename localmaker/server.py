@@ -116,6 +116,10 @@ class LocalMaker:
 
         self._moto = DomainDispatcherApplication(create_backend_app)
         metrics.install_moto_fixes()  # GetMetricStatistics periods counted as CloudWatch counts them
+        # moto's CloudWatch lives in memory: training metrics published before a restart are put back
+        restored = metrics.restore(self.home / "metrics", region)
+        if restored:
+            log.info("restored %d training metric values from %s", restored, self.home / "metrics")
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()

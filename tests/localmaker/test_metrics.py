@@ -161,3 +161,31 @@ def test_round_start_follows_cloudwatch_by_age():
     assert round_start(t, now) == dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
     naive = dt.datetime(2026, 5, 30, 10, 37, 42)  # naive times are UTC
     assert round_start(naive, now) == dt.datetime(2026, 5, 30, 10, 37, tzinfo=dt.UTC)
+
+
+def test_metrics_survive_a_restart(tmp_path):
+    """moto keeps CloudWatch in memory; the training metrics are put back when localmaker starts again."""
+    from .conftest import start_server
+
+    srv = start_server(tmp_path / "home")
+    try:
+        s3b, sm = srv.client("s3"), srv.client("sagemaker")
+        s3b.create_bucket(Bucket="restart-metrics")
+        s3b.put_object(Bucket="restart-metrics", Key="t/a.csv", Body=b"1\n")
+        name = unique("restartmetrics")
+        sm.create_training_job(**training_request(name, "restart-metrics", prefix="t/"))
+        job = wait_training(sm, name)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        before = as_map(sdk_query(srv.client("cloudwatch"), job, "train:loss"))
+        assert before
+    finally:
+        srv.stop()
+    srv = start_server(tmp_path / "home")
+    try:
+        job = srv.client("sagemaker").describe_training_job(TrainingJobName=name)
+        after = as_map(sdk_query(srv.client("cloudwatch"), job, "train:loss"))
+        assert after == pytest.approx(before)
+        kept = (tmp_path / "home" / "metrics" / "TrainingJobs" / f"{name}.jsonl").read_text().splitlines()
+        assert len(kept) == 6  # 3 epochs x 2 metrics
+    finally:
+        srv.stop()
