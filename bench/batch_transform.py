@@ -88,8 +88,10 @@ def transform(server, name: str, data_key: str, join: bool) -> dict[str, float]:
         time.sleep(0.2)
     wall = time.perf_counter() - t0
     assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
-    events = logs.get_log_events(logGroupName="/aws/sagemaker/TransformJobs", logStreamName=f"{name}/data-log",
-                                 startFromHead=True)["events"]
+    group = "/aws/sagemaker/TransformJobs"  # the data log: <job>/<instance-id>-<epoch>/data-log, as on AWS
+    [stream] = [s["logStreamName"] for s in logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{name}/")[
+        "logStreams"] if s["logStreamName"].endswith("/data-log")]
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
     scoring = (events[-1]["timestamp"] - events[0]["timestamp"]) / 1000
     return {"wall_s": wall, "scoring_s": scoring}
 
