@@ -134,7 +134,7 @@ class AsyncInference:
                 f"Endpoint {endpoint} of account {ACCOUNT} is not an asynchronous inference endpoint: its endpoint "
                 f"configuration {doc['EndpointConfigName']} has no AsyncInferenceConfig. Use InvokeEndpoint.",
             )
-        if doc["EndpointStatus"] in ("Failed", "Deleting", "OutOfService"):
+        if doc["EndpointStatus"] not in ("InService", "Updating", "SystemUpdating", "RollingBack"):
             raise AwsError(
                 "ValidationError",
                 f"Endpoint {endpoint} of account {ACCOUNT} is in status {doc['EndpointStatus']}; "

@@ -223,7 +223,7 @@ class LocalMaker:
             return self._invoke_stream(environ, start_response, endpoint)
         if path == "/_localmaker/health":
             return _respond(start_response, 200, {"Content-Type": "application/json"}, b'{"status": "ok"}')
-        if _signing_service(environ).startswith("sagemaker"):
+        if _signing_service(environ).startswith("sagemaker") or _MOTO_SELF_PATH.match(path):
             return self._unknown_sagemaker_operation(environ, start_response)
         return self._moto_shaped(environ, start_response)
 
@@ -440,6 +440,9 @@ def _runtime_route(environ: dict[str, Any]) -> tuple[str, str] | None:
     return (m.group(2), urllib.parse.unquote(m.group(1))) if m else None
 
 
+#: moto routes an unsigned request for ``/<service>_<region>/...`` to that service's backend (its requests to
+#: itself); such a path naming a SageMaker service must not reach moto's SageMaker backends either
+_MOTO_SELF_PATH = re.compile(r"^/sagemaker[A-Za-z0-9-]*_[^/]*(/|$)", re.IGNORECASE)
 _CREDENTIAL = re.compile(r"Credential=([^,\s]+)")
 
 

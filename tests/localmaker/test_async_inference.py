@@ -13,7 +13,7 @@ import uuid
 
 import boto3
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -230,9 +230,10 @@ def test_async_config_needs_an_output_path(sm):
 
 
 # ---- operations localmaker does not implement -----------------------------------------------------------------
-def _signed(server, method, path, service="sagemaker", body=b"{}"):
+def _signed(server, method, path, service="sagemaker", body=b"{}", presigned=False):
     req = AWSRequest(method=method, url=server.url + path, data=body, headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials("test", "test"), service, "us-east-1").add_auth(req)
+    auth = SigV4QueryAuth if presigned else SigV4Auth
+    auth(Credentials("test", "test"), service, "us-east-1").add_auth(req)
     p = req.prepare()
     try:
         with urllib.request.urlopen(urllib.request.Request(p.url, data=p.body, headers=dict(p.headers),
@@ -262,6 +263,10 @@ def test_unimplemented_sagemaker_operations_never_get_motos_answers(server, sm):
     status, headers, body = _signed(server, "POST", "/endpoints/x/made-up")
     assert status == 404 and headers.get("x-amzn-ErrorType") == "UnknownOperationException"
     assert "POST /endpoints/x/made-up" in json.loads(body)["message"]
+    # presigned (no Authorization header): moto picks a backend from a /<service>_<region>/ path, or the scope
+    for path, service in (("/sagemaker_us-east-1/", "s3"), ("/", "sagemaker")):
+        status, headers, body = _signed(server, "GET", path, service=service, body=None, presigned=True)
+        assert (status, headers.get("x-amzn-ErrorType")) == (404, "UnknownOperationException"), (path, body)
     # InvokeEndpointAsync on a missing endpoint: moto used to accept it with a made-up output location
     status, headers, body = _signed(server, "POST", "/endpoints/nope/async-invocations", body=b"")
     assert status == 400 and headers.get("x-amzn-ErrorType") == "ValidationError"
