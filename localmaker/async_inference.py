@@ -44,7 +44,8 @@ log = logging.getLogger("localmaker.async")
 DEFAULT_MAX_CONCURRENT = 4
 DEFAULT_REQUEST_TTL = 21600  # 6 h (botocore's documented default)
 DEFAULT_INVOCATION_TIMEOUT = 900  # 15 min (botocore's documented default)
-#: async payloads may be up to 1 GB (AWS's documented limit)
+#: an inline Body may be up to 128,000 bytes; an S3 input up to 1 GB (AWS's documented limits)
+INLINE_MAX = 128000
 MAX_ASYNC_PAYLOAD = 1024**3
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HTTPS_S3 = (
@@ -123,6 +124,9 @@ class AsyncInference:
             validate(op.input_shape, shown)
         except AwsError as err:
             raise AwsError("ValidationError", err.message) from None
+        if body and len(body) > INLINE_MAX:  # AsyncBodyBlob's max (the shape validator skips blob lengths)
+            raise AwsError("ValidationError", "1 validation error detected: Value at 'body' failed to satisfy "
+                                              f"constraint: Member must have length less than or equal to {INLINE_MAX}")
         doc = self.ctx.store.get("Endpoint", endpoint)
         if doc is None:
             raise AwsError("ValidationError", f"Endpoint {endpoint} of account {ACCOUNT} not found.")

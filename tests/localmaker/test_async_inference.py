@@ -176,6 +176,14 @@ def test_missing_input_and_invocation_timeout_fail_the_request(runtime, sqs, buc
     assert "InvocationTimeoutSeconds (1 s)" in event["failureReason"]
 
 
+def test_output_path_extension_and_filename(runtime, s3, bucket, endpoints):
+    r = runtime.invoke_endpoint_async(EndpointName=endpoints["wide"], Body=b"sleep:0", S3OutputPathExtension="day/1",
+                                      Filename="result.json")
+    assert r["OutputLocation"] == f"s3://{bucket}/async/out/day/1/result.json"
+    assert r["FailureLocation"] == f"s3://{bucket}/async/fail/day/1/{r['InferenceId']}-error.out"
+    assert json.loads(s3_object(s3, r["OutputLocation"])["Body"].read())["content_type"] == "application/octet-stream"
+
+
 def test_max_concurrent_invocations_per_instance_is_honoured(runtime, s3, sqs, topics, endpoints):
     def run(endpoint):
         t0 = time.monotonic()
@@ -214,6 +222,10 @@ def test_requests_the_runtime_refuses(server, bucket, endpoints):
     assert e["Code"] == "ValidationError" and "mutually exclusive" in e["Message"]
     e = err(EndpointName=endpoints["serial"])
     assert e["Code"] == "ValidationError" and "InputLocation or Body is required" in e["Message"]
+    e = err(EndpointName=endpoints["serial"], Body=b"x" * 128001)
+    assert e["Code"] == "ValidationError" and "less than or equal to 128000" in e["Message"]
+    e = err(EndpointName=endpoints["serial"], Body=b"sleep:0", Filename="a.b.out")
+    assert e["Code"] == "ValidationError" and "'filename' failed to satisfy constraint" in e["Message"]
 
 
 def test_async_config_needs_an_output_path(sm):
