@@ -283,6 +283,12 @@ class AsyncInference:
             _, out_headers, data = self.hosting.invoke_on(job.endpoint, fleet, variant, inst, payload, job.headers,
                                                           job.timeout)
         except AwsError as err:
+            if err.code == "ServiceUnavailable":  # the instance went down before taking it: back to the queue front
+                with self._cond:
+                    if not self._closing:
+                        self._queues.setdefault(job.endpoint, collections.deque()).appendleft(job)
+                        self._cond.notify_all()
+                return
             if err.code == "ModelError" and isinstance(err.extra.get("OriginalStatusCode"), int) \
                     and err.extra.get("OriginalMessage") != "timeout":
                 status = int(err.extra["OriginalStatusCode"])
