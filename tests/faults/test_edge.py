@@ -265,15 +265,20 @@ def test_presigned_post_uploads(srv: Server, bucket: str) -> None:
 
 
 def test_what_moto_cannot_handle_is_still_an_aws_error(srv: Server) -> None:
-    auth = {"Authorization": AUTH}
-    status, headers, body = call(srv, "Foo.Bar", {})
+    # signed for a service moto serves (STS): moto's failures come back AWS-shaped, never as HTML
+    auth = {"Authorization": AUTH.replace("/sagemaker/", "/sts/")}
+    status, headers, body = raw(srv, "POST", "/", {**auth, "Content-Type": JSON, "X-Amz-Target": "Foo.Bar"}, b"{}")
     assert status == 500  # moto fails on an unknown target; the answer is still AWS-shaped JSON
     assert json.loads(body)["__type"] == "InternalFailure" and "html" not in headers["content-type"]
     status, headers, body = raw(srv, "POST", "/", {**auth, "Content-Type": "application/x-www-form-urlencoded"},
-                                b"Action=NoSuchAction&Version=2010-03-31")
+                                b"Action=NoSuchAction&Version=2011-06-15")
     assert status == 500 and b"<Code>InternalError</Code>" in body and "html" not in headers["content-type"]
     status, headers, body = raw(srv, "GET", "/endpoints/x/invocations", auth)
     assert status == 404 and b"<Code>NotFound</Code>" in body and "html" not in headers["content-type"]
+    # signed for SageMaker: never moto's SageMaker, an UnknownOperationException naming what was asked
+    for sent in (call(srv, "Foo.Bar", {}), raw(srv, "GET", "/endpoints/x/invocations", {"Authorization": AUTH})):
+        status, headers, body = sent
+        assert status in (400, 404) and json.loads(body)["__type"] == "UnknownOperationException", sent
 
 
 # ---- malformed input ----------------------------------------------------------------------------------------
