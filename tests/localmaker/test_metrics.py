@@ -163,6 +163,36 @@ def test_round_start_follows_cloudwatch_by_age():
     assert round_start(naive, now) == dt.datetime(2026, 5, 30, 10, 37, tzinfo=dt.UTC)
 
 
+def test_builtin_algorithm_metrics_published(server, sm, s3, bucket, monkeypatch):
+    """A built-in algorithm's own MetricDefinitions (from the images manifest) are matched over its log and
+    every value is in CloudWatch, where TrainingJobAnalytics reads them."""
+    analytics = pytest.importorskip("sagemaker.core.analytics")
+    session_helper = pytest.importorskip("sagemaker.core.helper.session_helper")
+    from .builtins.test_xgboost import job_request
+
+    rows = "".join(f"{2.0 * i + 1},{float(i)}\n" for i in range(40)).encode()
+    s3.put_object(Bucket=bucket, Key="xgbmetrics/train/d.csv", Body=rows)
+    s3.put_object(Bucket=bucket, Key="xgbmetrics/validation/d.csv", Body=rows)
+    name = unique("xgbmetrics")
+    sm.create_training_job(**job_request(name, bucket, "xgbmetrics", {"num_round": "5", "objective": "reg:squarederror"}))
+    job = wait_training(sm, name, timeout=180)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    final = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert set(final) == {"train:rmse", "validation:rmse"}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+    boto = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    session = session_helper.Session(boto_session=boto, sagemaker_client=boto.client("sagemaker"))
+    df = analytics.TrainingJobAnalytics(name, metric_names=["train:rmse", "validation:rmse", "train:auc"],
+                                        sagemaker_session=session).dataframe()
+    assert set(df["metric_name"]) == {"train:rmse", "validation:rmse"}  # train:auc was never printed
+    cw = server.client("cloudwatch")
+    stats = cw.get_metric_statistics(
+        Namespace=NAMESPACE, MetricName="validation:rmse", Dimensions=[{"Name": "TrainingJobName", "Value": name}],
+        StartTime=job["TrainingStartTime"], EndTime=job["TrainingEndTime"] + dt.timedelta(minutes=1),
+        Period=3600, Statistics=["SampleCount", "Minimum"])["Datapoints"]
+    assert sum(p["SampleCount"] for p in stats) == 5  # one value per boosting round
+    assert min(p["Minimum"] for p in stats) == pytest.approx(final["validation:rmse"])
+
 def test_metrics_survive_a_restart(tmp_path):
     """moto keeps CloudWatch in memory; the training metrics are put back when localmaker starts again."""
     from .conftest import start_server
