@@ -95,6 +95,7 @@ def test_two_hosts_train_one_model_with_global_statistics(tmp_path: Path) -> Non
     from dnn_regressor.inference import load_regressor
 
     model = load_regressor(bases["algo-1"] / "model")
+    assert model.source == "inference.json"  # the chief exported the numpy form too
     test = make_rows(300, seed=23)
     assert r_squared(test[:, 0], model.predict(test[:, 1:])) > 0.9
 

@@ -38,14 +38,22 @@ def _post(client: Any, body: str | bytes, content_type: str | None, accept: str 
 # --- the model and its fast path ---------------------------------------------------------------
 
 
+def _keras_model(model_dir: Path) -> Any:
+    import keras
+
+    return keras.saving.load_model(model_dir / "model.keras", safe_mode=True, compile=False)
+
+
 def test_numpy_engine_matches_keras_on_random_rows(regressor: Any, trained_model: TrainedModel) -> None:
-    assert regressor.engine == "numpy"
+    # serving reads the exported numpy form only; Keras is loaded here just to compare
+    assert regressor.engine == "numpy" and regressor.source == "inference.json" and regressor.keras_model is None
     rng = np.random.default_rng(5)
     rows = (
         trained_model.train_rows[:, 1:].mean(axis=0)
         + rng.normal(0, 1, (500, 3)) * trained_model.train_rows[:, 1:].std(axis=0) * 3
     )
-    keras_out = np.asarray(regressor.keras_model(rows.astype(np.float32), training=False)).reshape(-1)
+    model = _keras_model(trained_model.model_dir)
+    keras_out = np.asarray(model(rows.astype(np.float32), training=False)).reshape(-1)
     fast = regressor.predict(rows)
     np.testing.assert_allclose(fast, keras_out, rtol=1e-5, atol=1e-5)
 
@@ -54,7 +62,7 @@ def test_tensorflow_engine_gives_the_same_predictions(regressor: Any, trained_mo
     from dnn_regressor.inference import load_regressor
 
     fallback = load_regressor(trained_model.model_dir, engine="tensorflow")
-    assert fallback.engine == "tensorflow"
+    assert fallback.engine == "tensorflow" and fallback.source == "model.keras"
     rows = trained_model.test_rows[:50, 1:]
     np.testing.assert_allclose(fallback.predict(rows), regressor.predict(rows), rtol=1e-5, atol=1e-5)
 
@@ -260,9 +268,13 @@ def test_ping_is_200_once_the_model_is_loaded(trained_model: TrainedModel) -> No
     [
         ("no-dir", "does not exist"),
         ("no-metadata", "metadata.json is missing"),
-        ("corrupt-model", "model.keras cannot be loaded"),
-        ("no-model", "model.keras is missing"),
-        ("wrong-width", "lists 4 features"),
+        ("corrupt-arrays", "inference.npz does not match the sha256 recorded in inference.json"),
+        ("no-arrays", "inference.npz is missing"),
+        ("corrupt-spec", "inference.json is unreadable or not JSON"),
+        ("old-style-corrupt-model", "model.keras cannot be loaded"),
+        ("old-style-no-model", "model.keras is missing"),
+        ("wrong-width", "inference.json takes 3 inputs, but metadata.json lists 4 features"),
+        ("old-style-wrong-width", "lists 4 features"),
     ],
 )
 def test_ping_is_503_with_the_reason_when_the_model_is_broken(
@@ -273,13 +285,24 @@ def test_ping_is_503_with_the_reason_when_the_model_is_broken(
     model_dir = tmp_path / "model"
     if breakage != "no-dir":
         shutil.copytree(trained_model.model_dir, model_dir)
+    if breakage.startswith("old-style"):  # a model trained before the numpy export
+        (model_dir / "inference.json").unlink()
+        (model_dir / "inference.npz").unlink()
     if breakage == "no-metadata":
         (model_dir / "metadata.json").unlink()
-    elif breakage == "corrupt-model":
+    elif breakage == "corrupt-arrays":
+        data = bytearray((model_dir / "inference.npz").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (model_dir / "inference.npz").write_bytes(bytes(data))
+    elif breakage == "no-arrays":
+        (model_dir / "inference.npz").unlink()
+    elif breakage == "corrupt-spec":
+        (model_dir / "inference.json").write_text("{not json")
+    elif breakage == "old-style-corrupt-model":
         (model_dir / "model.keras").write_bytes(b"not a zip file")
-    elif breakage == "no-model":
+    elif breakage == "old-style-no-model":
         (model_dir / "model.keras").unlink()
-    elif breakage == "wrong-width":
+    elif breakage.endswith("wrong-width"):
         metadata = json.loads((model_dir / "metadata.json").read_text())
         metadata["feature_names"].append("extra")
         (model_dir / "metadata.json").write_text(json.dumps(metadata))

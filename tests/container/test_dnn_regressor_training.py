@@ -77,7 +77,12 @@ def test_metric_definitions_file_matches_the_constant() -> None:
 
 
 def test_model_directory_holds_a_safe_keras_file_and_metadata(trained_model: TrainedModel) -> None:
-    assert sorted(p.name for p in trained_model.model_dir.iterdir()) == ["metadata.json", "model.keras"]
+    assert sorted(p.name for p in trained_model.model_dir.iterdir()) == [
+        "inference.json",
+        "inference.npz",
+        "metadata.json",
+        "model.keras",
+    ]
     metadata = trained_model.metadata
     assert metadata["feature_names"] == FEATURES
     assert metadata["label"] == {"name": "y", "column_index": 0}

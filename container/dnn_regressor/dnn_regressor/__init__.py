@@ -7,7 +7,8 @@ of that folder are thin launchers over :mod:`dnn_regressor.training` and
 real SageMaker container and as local processes.
 
 Heavy modules (tensorflow, keras) are imported only inside the functions that need them, so
-input validation fails in milliseconds and ``serve`` starts without loading TensorFlow.
+input validation fails in milliseconds; ``serve`` serves the numpy form training exports and never
+imports TensorFlow (only a model directory from before that export needs it).
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
 """The network, its normalisation, and the on-disk model format.
 
-The model directory SageMaker packs into ``model.tar.gz`` holds two files:
+The model directory SageMaker packs into ``model.tar.gz`` holds four files:
 
 * ``model.keras``: the Keras v3 archive (JSON config + HDF5 weights). No pickled code and no
   Lambda layers, so it loads with ``safe_mode=True`` and cannot run code on load.
+* ``inference.npz`` + ``inference.json``: the same network as numpy arrays and a list of layers,
+  which is all serving reads (no TensorFlow); see :mod:`dnn_regressor.inference`. The npz holds
+  plain arrays only and is loaded with ``allow_pickle=False``.
 * ``metadata.json``: what serving and the pipeline need without opening the network: feature
   names in serving order, label, metrics, hyperparameters, the normalisation statistics and the
-  versions that produced it.
+  versions that produced it. Written last: its presence means the directory is complete.
 
 Normalisation lives *inside* the network (a ``Normalization`` layer in front, an inverted one
 behind the output), fitted on the training rows only. Serving therefore cannot apply different
@@ -113,10 +116,18 @@ def build_model(n_features: int, hidden_units: Sequence[int], dropout: float, st
     return keras.Model(inputs, out, name="dnn_regressor")
 
 
-def save_model(model: Any, metadata: dict[str, Any], directory: Path) -> None:
-    """Write ``model.keras`` and ``metadata.json`` (metadata last: its presence means complete)."""
+def save_model(
+    model: Any,
+    metadata: dict[str, Any],
+    directory: Path,
+    export: Callable[[Path], dict[str, Any]] | None = None,
+) -> None:
+    """Write ``model.keras``, then ``export(directory)``'s files, then ``metadata.json`` (last: its
+    presence means complete). What ``export`` returns is recorded as ``metadata["inference"]``."""
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory / MODEL_FILE)
+    if export is not None:
+        metadata = {**metadata, "inference": export(directory)}
     tmp = directory / f".{METADATA_FILE}.tmp"
     tmp.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     tmp.replace(directory / METADATA_FILE)

@@ -1,7 +1,8 @@
 """The inference HTTP app SageMaker talks to: ``/ping``, ``/invocations``, ``/execution-parameters``.
 
 One model per worker process, loaded once in a background thread as the worker starts, so
-``/ping`` can answer within SageMaker's health-check window while TensorFlow imports: 503 with
+``/ping`` can answer within SageMaker's health-check window even while a slow load (a model from
+before the numpy export, which imports TensorFlow) is in flight: 503 with
 the reason until the model is ready (or when it cannot be loaded: missing or corrupt model
 directory), 200 after. A failed load is retried at most every few seconds, so a model directory
 that appears late (or a fixed one) is picked up without restarting the server.
@@ -47,7 +48,8 @@ class ModelHolder:
     """Loads the model once per process, off the request thread, and remembers failures.
 
     Attributes:
-        model_dir: the directory with ``model.keras`` and ``metadata.json``.
+        model_dir: the directory ``train`` wrote (``metadata.json``, ``inference.json`` and
+            ``inference.npz``, ``model.keras``).
         retry_seconds: how long a load failure is reported before the next attempt.
     """
 

@@ -35,6 +35,7 @@ from .dataset import Dataset, build_dataset, check_content_type, load_channel
 from .environment import TrainingEnvironment, failure_file
 from .errors import ClientError, failure_reason, write_failure
 from .hyperparameters import Hyperparameters, parse_hyperparameters
+from .inference import export_inference, probe_rows
 from .metrics import METRIC_DEFINITIONS, epoch_line, summary_line
 from .model import FORMAT_VERSION, MODEL_FILE, Standardisation, build_model, fit_standardisation, save_model
 
@@ -121,6 +122,10 @@ class _Trainer:
             lambda inputs: model(inputs, training=False),
             input_signature=[tf.TensorSpec([None, data.n_features], tf.float32)],
         )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Keras' own forward pass (inference mode) over ``x``, as float32."""
+        return np.asarray(self._forward(np.asarray(x, dtype=np.float32)), dtype=np.float32).reshape(-1)
 
     def train_epoch(self, steps: int) -> float:
         """Mean squared error of the epoch's training batches (dropout active), all hosts."""
@@ -228,16 +233,45 @@ def _metadata(
     }
 
 
+#: Probe rows for the exported forward pass: spread over +-3 std, plus real rows of each channel.
+PROBE_ROWS = 256
+
+
+def _probe(trainer: _Trainer, stats: Standardisation) -> np.ndarray:
+    data = trainer.data
+    synthetic = probe_rows(stats.feature_mean, stats.feature_std, data.n_features, PROBE_ROWS)
+    real = [data.x_train[:PROBE_ROWS], data.x_validation[:PROBE_ROWS]]
+    return np.concatenate([synthetic, *(np.asarray(r, dtype=np.float32) for r in real)])
+
+
 def _save(
-    trainer: _Trainer, metadata: dict[str, Any], env: TrainingEnvironment, history: list[dict[str, Any]]
+    trainer: _Trainer,
+    metadata: dict[str, Any],
+    env: TrainingEnvironment,
+    history: list[dict[str, Any]],
+    stats: Standardisation,
 ) -> None:
     """Only the chief's copy is the model; other workers save to a scratch dir and drop it.
 
     Every worker saves because TensorFlow's multi-worker saving may read variables
-    collectively; writing all copies to one place would let workers overwrite each other.
+    collectively; writing all copies to one place would let workers overwrite each other. The
+    chief also exports the numpy inference form and checks it against Keras on probe rows.
     """
     if env.is_chief:
-        save_model(trainer.model, metadata, env.model_dir)
+        probe = _probe(trainer, stats)
+        reference = trainer.predict(probe)
+        summary: dict[str, Any] = {}
+
+        def export(directory: Path) -> dict[str, Any]:
+            summary.update(export_inference(trainer.model, directory, probe, reference))
+            return summary
+
+        save_model(trainer.model, metadata, env.model_dir, export=export)
+        metadata["inference"] = summary
+        log(
+            f"exported the numpy inference form ({summary['file']}, {summary['arrays_file']}): it matches "
+            f"Keras on {summary['probe_rows']} probe rows (max difference {summary['max_abs_diff_vs_keras']:.3g})"
+        )
         env.output_data_dir.mkdir(parents=True, exist_ok=True)
         (env.output_data_dir / "history.json").write_text(
             json.dumps(history, indent=2) + "\n", encoding="utf-8"
@@ -292,7 +326,7 @@ def train(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     result = _fit(trainer, hp, steps, env)
     metadata = _metadata(env, hp, data, stats, counts, result)
     best = result["best"]
-    _save(trainer, metadata, env, result["history"])
+    _save(trainer, metadata, env, result["history"], stats)
     if env.is_chief:
         log(summary_line(best["epoch"], result["epochs_run"], best["train_loss"], best["validation_loss"]))
     return metadata
