@@ -44,7 +44,13 @@ def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
 
 
 def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(bucket, key, relative path in the channel) for an S3DataSource, in S3 key order."""
+    """(bucket, key, relative path in the channel) for an S3DataSource, in S3 key order.
+
+    As SageMaker lays out a channel (and names a transform's outputs): an object's path is its key
+    with the S3Uri's key prefix removed, then any leading ``/`` stripped, so ``s3://b/data/train``
+    and ``s3://b/data/train/`` both put ``data/train/part.csv`` at ``part.csv`` (what
+    ``Session.upload_data`` returns has no trailing slash), and ``s3://b/data/tr`` puts it at
+    ``ain/part.csv``. An S3Uri naming one object gives that object's base name."""
     uri = source["S3Uri"]
     data_type = source.get("S3DataType", "S3Prefix")
     bucket, key = parse_s3_uri(uri)
@@ -52,9 +58,8 @@ def resolve_objects(client: Any, source: dict[str, Any]) -> list[tuple[str, str,
         keys = list_keys(client, bucket, key)
         if not keys:
             raise ChannelError(f"No S3 objects found under S3 URL \"{uri}\" given in input data source.")
-        base = key if key.endswith("/") else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
         # 'p//x' under 'p/' is the file x of the channel (not the absolute path /x)
-        return [(bucket, k, _channel_path(bucket, k, k[len(base) :].lstrip("/") or k.rsplit("/", 1)[-1])) for k in keys]
+        return [(bucket, k, _channel_path(bucket, k, k[len(key) :].lstrip("/") or k.rsplit("/", 1)[-1])) for k in keys]
     if data_type == "ManifestFile":
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
