@@ -29,6 +29,7 @@ are appended. Logs go to ``/aws/sagemaker/ProcessingJobs``, stream ``{job}/algo-
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import posixpath
@@ -108,6 +109,22 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: doc[k] for k in keys if k in doc}
 
 
+def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """DescribeProcessingJob's answer: the stored job with the defaults AWS shows for every input and
+    output (``AppManaged``; an S3Input's mode, distribution and compression)."""
+    out = copy.deepcopy(doc)
+    for inp in out.get("ProcessingInputs") or []:
+        inp.setdefault("AppManaged", False)
+        s3 = inp.get("S3Input")
+        if isinstance(s3, dict):
+            s3.setdefault("S3InputMode", "File")
+            s3.setdefault("S3DataDistributionType", "FullyReplicated")
+            s3.setdefault("S3CompressionType", "None")
+    for o in (out.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        o.setdefault("AppManaged", False)
+    return out
+
+
 class ProcessingApi:
     """The control-plane operations; registered into ``SageMakerApi.extra``."""
 
@@ -172,7 +189,7 @@ class ProcessingApi:
         return {"ProcessingJobArn": job_arn}
 
     def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._job(p["ProcessingJobName"])
+        return describe_view(self._job(p["ProcessingJobName"]))
 
     def list(self, p: dict[str, Any]) -> dict[str, Any]:
         api = self.lm.sagemaker

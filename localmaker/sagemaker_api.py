@@ -6,6 +6,7 @@ Messages for missing and duplicate resources are AWS's own, because clients matc
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections.abc import Callable
@@ -156,7 +157,7 @@ class SageMakerApi:
         return doc
 
     def op_DescribeTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._training(p["TrainingJobName"])
+        return training.describe_view(self._training(p["TrainingJobName"]), self.ctx.images)
 
     def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
         docs = self._filter_sort(self.store.list(training.KIND), p, "TrainingJobName", "TrainingJobStatus")
@@ -209,7 +210,13 @@ class SageMakerApi:
         return doc
 
     def op_DescribeModel(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._model(p["ModelName"])
+        # AWS answers each container with its Mode and Environment even when the request left them out
+        doc = copy.deepcopy(self._model(p["ModelName"]))
+        for c in [doc.get("PrimaryContainer"), *(doc.get("Containers") or [])]:
+            if isinstance(c, dict):
+                c.setdefault("Mode", "SingleModel")
+                c.setdefault("Environment", {})
+        return doc
 
     def op_DeleteModel(self, p: dict[str, Any]) -> dict[str, Any]:
         self._model(p["ModelName"])
@@ -263,7 +270,11 @@ class SageMakerApi:
         return doc
 
     def op_DescribeEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._endpoint_config(p["EndpointConfigName"])
+        doc = copy.deepcopy(self._endpoint_config(p["EndpointConfigName"]))
+        for pv in doc.get("ProductionVariants", []):
+            if "ServerlessConfig" not in pv:
+                pv.setdefault("InitialVariantWeight", 1.0)  # AWS's default weight, shown as it applies it
+        return doc
 
     def op_DeleteEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
         self._endpoint_config(p["EndpointConfigName"])
@@ -310,7 +321,28 @@ class SageMakerApi:
         return doc
 
     def op_DescribeEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self._endpoint(p["EndpointName"])
+        doc = copy.deepcopy(self._endpoint(p["EndpointName"]))
+        if "DataCaptureConfig" in doc:
+            doc["DataCaptureConfig"].setdefault("KmsKeyId", "")
+        self._deployed_images(doc)
+        return doc
+
+    def _deployed_images(self, doc: dict[str, Any]) -> None:
+        """Each deployed variant's ``DeployedImages`` (AWS lists the image of every container it runs):
+        SpecifiedImage is the model's image as given; there is no registry to resolve a digest from, so
+        ResolvedImage is that same reference; ResolutionTime is when the variant went into service."""
+        variants = [v for v in doc.get("ProductionVariants", []) if not v.get("DeployedImages")]
+        if not variants:
+            return
+        cfg = self.store.get("EndpointConfig", doc.get("EndpointConfigName", "")) or {}
+        by_name = {pv["VariantName"]: pv for pv in cfg.get("ProductionVariants", [])}
+        for v in variants:
+            model = self.store.get("Model", (by_name.get(v["VariantName"]) or {}).get("ModelName", "")) or {}
+            containers = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else model.get("Containers", [])
+            images = [c["Image"] for c in containers if c.get("Image")]
+            v["DeployedImages"] = [
+                {"SpecifiedImage": i, "ResolvedImage": i, "ResolutionTime": doc["LastModifiedTime"]} for i in images
+            ]
 
     def op_UpdateEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointName"]

@@ -14,6 +14,7 @@ where SageMaker would have them resolve host names through DNS.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -445,6 +446,32 @@ def new_job_doc(p: dict[str, Any], region: str) -> dict[str, Any]:
     doc["AlgorithmSpecification"].setdefault("EnableSageMakerMetricsTimeSeries", False)
     set_secondary(doc, "Starting")
     return doc
+
+
+def fill_definition(d: dict[str, Any], images: Any) -> None:
+    """Members AWS adds to a training job (or a tuning job's training definition) when it describes it:
+    a built-in algorithm's own ``MetricDefinitions`` when the request named none (the SDK's
+    ``training_job_analytics`` and ``HyperparameterTuner.attach`` index them) and each channel's
+    ``CompressionType`` (``None``). In place; ``d`` is a copy."""
+    algo = d.get("AlgorithmSpecification")
+    if isinstance(algo, dict) and "MetricDefinitions" not in algo and algo.get("TrainingImage"):
+        try:
+            spec = images.resolve(algo["TrainingImage"])
+        except ImageNotMapped:
+            spec = None
+        if spec is not None and spec.builtin and spec.metrics:
+            algo["MetricDefinitions"] = [dict(m) for m in spec.metrics]
+    for ch in d.get("InputDataConfig") or []:
+        ch.setdefault("CompressionType", "None")
+
+
+def describe_view(doc: dict[str, Any], images: Any) -> dict[str, Any]:
+    """DescribeTrainingJob's answer: the stored job plus what AWS always returns with it
+    (``OutputDataConfig.KmsKeyId`` is ``""`` when no key was given; ``Estimator.attach`` reads it)."""
+    out = copy.deepcopy(doc)
+    out.setdefault("OutputDataConfig", {}).setdefault("KmsKeyId", "")
+    fill_definition(out, images)
+    return out
 
 
 TrainingRunner.run_class = _Run

@@ -11,6 +11,7 @@ naming the object and the record.
 
 from __future__ import annotations
 
+import copy
 import csv
 import gzip
 import http.client
@@ -458,6 +459,23 @@ def _filter_ok(filters: Filters, record: bytes) -> bool:
 
 
 # ---- API -----------------------------------------------------------------------------------------------
+def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """DescribeTransformJob's answer: the stored job with the defaults AWS shows for what the request
+    left out (input compression and split, output assembly and key, the identity DataProcessing)."""
+    out = copy.deepcopy(doc)
+    tin = out["TransformInput"]
+    tin.setdefault("CompressionType", "None")
+    tin.setdefault("SplitType", "None")
+    tout = out["TransformOutput"]
+    tout.setdefault("AssembleWith", "None")
+    tout.setdefault("KmsKeyId", "")
+    dp = out.setdefault("DataProcessing", {})
+    dp.setdefault("InputFilter", "$")
+    dp.setdefault("OutputFilter", "$")
+    dp.setdefault("JoinSource", "None")
+    return out
+
+
 def register(lm: Any) -> None:
     runner = TransformRunner(lm)
     store = lm.ctx.store
@@ -495,7 +513,7 @@ def register(lm: Any) -> None:
         return doc
 
     def describe(p: dict[str, Any]) -> dict[str, Any]:
-        return get(p["TransformJobName"])
+        return describe_view(get(p["TransformJobName"]))
 
     def list_jobs(p: dict[str, Any]) -> dict[str, Any]:
         docs = lm.sagemaker._filter_sort(store.list(KIND), p, "TransformJobName", "TransformJobStatus")

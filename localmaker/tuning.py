@@ -26,6 +26,7 @@ tuning job fails only when no trial succeeds (after 5 failures without one succe
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
@@ -37,6 +38,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import training
 from .aws import arn, now
 from .errors import AwsError, in_use, resource_not_found, validation
 
@@ -386,6 +388,17 @@ def trial_request(plan: Plan, name: str, tuned: dict[str, str]) -> dict[str, Any
         "OutputDataConfig": d["OutputDataConfig"],
         "StoppingCondition": d["StoppingCondition"],
     }
+    req["ResourceConfig"] = resource_config(d)
+    for k in ("InputDataConfig", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption",
+              "EnableManagedSpotTraining", "CheckpointConfig", "RetryStrategy", "Environment"):
+        if k in d:
+            req[k] = d[k]
+    return req
+
+
+def resource_config(d: dict[str, Any]) -> dict[str, Any]:
+    """A definition's ResourceConfig: as given, else the one its HyperParameterTuningResourceConfig
+    (what the SageMaker Python SDK 2.x sends) gives each trial."""
     rc = d.get("ResourceConfig")
     if rc is None:
         hrc = d.get("HyperParameterTuningResourceConfig") or {}
@@ -395,12 +408,9 @@ def trial_request(plan: Plan, name: str, tuned: dict[str, str]) -> dict[str, Any
             "InstanceCount": hrc.get("InstanceCount") or first.get("InstanceCount", 1),
             "VolumeSizeInGB": hrc.get("VolumeSizeInGB") or first.get("VolumeSizeInGB", 1),
         }
-    req["ResourceConfig"] = rc
-    for k in ("InputDataConfig", "VpcConfig", "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption",
-              "EnableManagedSpotTraining", "CheckpointConfig", "RetryStrategy", "Environment"):
-        if k in d:
-            req[k] = d[k]
-    return req
+        if hrc.get("VolumeKmsKeyId"):
+            rc["VolumeKmsKeyId"] = hrc["VolumeKmsKeyId"]
+    return rc
 
 
 def _trial_name(tuning: str, index: int) -> str:
@@ -469,7 +479,17 @@ class TuningApi:
 
     def view(self, doc: dict[str, Any]) -> dict[str, Any]:
         """The describe answer: stored fields plus counters and best job from the trials' states."""
-        out = {k: v for k, v in doc.items() if not k.startswith("_")}
+        out = copy.deepcopy({k: v for k, v in doc.items() if not k.startswith("_")})
+        # as AWS shows a definition: the objective among the static hyperparameters (every trial gets it;
+        # HyperparameterTuner.attach removes it again), a built-in algorithm's own metric definitions
+        for d in [out.get("TrainingJobDefinition"), *(out.get("TrainingJobDefinitions") or [])]:
+            if isinstance(d, dict):
+                d["StaticHyperParameters"] = {**(d.get("StaticHyperParameters") or {}),
+                                              "_tuning_objective_metric": doc["_lm"]["objective"]["MetricName"]}
+                # the trials' ResourceConfig, also when the request gave HyperParameterTuningResourceConfig
+                # (HyperparameterTuner.attach and best_estimator() read it)
+                d["ResourceConfig"] = resource_config(d)
+                training.fill_definition(d, self.ctx.images)
         sums = self.summaries(doc)
         tc = {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0}
         oc = {"Succeeded": 0, "Pending": 0, "Failed": 0}

@@ -147,7 +147,8 @@ def test_random_search_beats_defaults_within_ranges_budget_and_parallelism(sm, b
                                                 "NonRetryableError": 0, "Stopped": 0}
     assert job["ObjectiveStatusCounters"] == {"Succeeded": 8, "Pending": 0, "Failed": 0}
     assert job["HyperParameterTuningJobConfig"]["Strategy"] == "Random"
-    assert job["TrainingJobDefinition"]["StaticHyperParameters"] == {"sleep": "0.3"}
+    # as AWS shows it: the objective among the static hyperparameters (every trial gets it too)
+    assert job["TrainingJobDefinition"]["StaticHyperParameters"] == {"sleep": "0.3", "_tuning_objective_metric": METRIC}
     assert job["CreationTime"] <= job["HyperParameterTuningEndTime"]
 
     ts = trials(sm, name)
