@@ -185,6 +185,12 @@ def test_builtin_algorithm_metrics_published(server, sm, s3, bucket, monkeypatch
     df = analytics.TrainingJobAnalytics(name, metric_names=["train:rmse", "validation:rmse", "train:auc"],
                                         sagemaker_session=session).dataframe()
     assert set(df["metric_name"]) == {"train:rmse", "validation:rmse"}  # train:auc was never printed
+    # without metric names the SDK reads them from DescribeTrainingJob's MetricDefinitions (the algorithm's own)
+    listed = {m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert {"train:rmse", "validation:rmse", "train:auc"} <= listed
+    every = analytics.TrainingJobAnalytics(name, sagemaker_session=session).dataframe()
+    assert set(every["metric_name"]) == {"train:rmse", "validation:rmse"}
+    assert len(every) == len(df)
     cw = server.client("cloudwatch")
     stats = cw.get_metric_statistics(
         Namespace=NAMESPACE, MetricName="validation:rmse", Dimensions=[{"Name": "TrainingJobName", "Value": name}],
