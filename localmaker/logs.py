@@ -322,17 +322,24 @@ class LogStore:
             raise AwsError(
                 "InvalidParameterException", "Cannot order by LastEventTime with a logStreamNamePrefix."
             )
-        streams = [s for n, s in g.streams.items() if n.startswith(prefix)]
-        if order == "LastEventTime":
-            streams.sort(key=lambda s: (s.events[-1]["timestamp"] if s.events else 0, s.name))
-        else:
-            streams.sort(key=lambda s: s.name)
-        if p.get("descending"):
-            streams.reverse()
-        page, token = _page(streams, p.get("nextToken"), p.get("limit", 50))
+        def sort_key(s: Stream) -> list[Any]:
+            return [s.events[-1]["timestamp"] if s.events else 0, s.name] if order == "LastEventTime" else [s.name]
+
+        descending = bool(p.get("descending"))
+        streams = sorted((s for n, s in g.streams.items() if n.startswith(prefix)), key=sort_key, reverse=descending)
+        # the token is the sort key of the last stream handed out, not a position: deleting the streams of
+        # one page (what a clean-up loop over the paginator does) does not make the next page skip any
+        after = _decode_token(p.get("nextToken"))
+        if after is not None:
+            shape = [type(v) for v in sort_key(streams[0])] if streams else None
+            if not isinstance(after, list) or (shape is not None and [type(v) for v in after] != shape):
+                raise ValueError("not a DescribeLogStreams token for this ordering")
+            streams = [s for s in streams if (sort_key(s) < after if descending else sort_key(s) > after)]
+        limit = int(p.get("limit", 50))
+        page = streams[:limit]
         out: dict[str, Any] = {"logStreams": [self._stream_doc(g.name, s) for s in page]}
-        if token:
-            out["nextToken"] = token
+        if len(streams) > limit:
+            out["nextToken"] = _encode_token(sort_key(page[-1]))
         return out
 
     def _stream_doc(self, group: str, s: Stream) -> dict[str, Any]:
@@ -528,10 +535,3 @@ def filter_matcher(pattern: str) -> Any:
         )
 
     return match
-
-
-def _page(items: list[Any], token: str | None, limit: int) -> tuple[list[Any], str | None]:
-    offset = int(token) if token else 0
-    page = items[offset : offset + int(limit)]
-    nxt = str(offset + int(limit)) if offset + int(limit) < len(items) else None
-    return page, nxt

@@ -313,3 +313,35 @@ def test_groups_and_stream_names_as_aws_writes_them(sm, s3, logs, bucket):
     # what a clean-up task does once the endpoint is gone
     logs.delete_log_group(logGroupName=f"/aws/sagemaker/Endpoints/{ep}")
     assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/sagemaker/Endpoints/{ep}")["logGroups"] == []
+
+
+def test_clean_up_loop_deleting_streams_page_by_page_misses_none(logs):
+    """for page in describe_log_streams paginator: delete its streams -- every stream goes (position
+    tokens would skip a page's worth after each deletion)."""
+    group = "/lm/" + unique("cleanup")
+    logs.create_log_group(logGroupName=group)
+    for i in range(7):
+        logs.create_log_stream(logGroupName=group, logStreamName=f"job-{i}/algo-1-1")
+    deleted = []
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group, PaginationConfig={"PageSize": 2}):
+        for s in page["logStreams"]:
+            logs.delete_log_stream(logGroupName=group, logStreamName=s["logStreamName"])
+            deleted.append(s["logStreamName"])
+    assert deleted == [f"job-{i}/algo-1-1" for i in range(7)]
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"] == []
+    # descending and by last event time page through every stream once too
+    for i in range(5):
+        logs.create_log_stream(logGroupName=group, logStreamName=f"s{i}")
+        logs.put_log_events(logGroupName=group, logStreamName=f"s{i}",
+                            logEvents=[{"timestamp": 1_000_000 + (i * 7) % 5, "message": "x"}])
+    pages = logs.get_paginator("describe_log_streams").paginate(logGroupName=group, descending=True,
+                                                                PaginationConfig={"PageSize": 2})
+    assert [s["logStreamName"] for p in pages for s in p["logStreams"]] == ["s4", "s3", "s2", "s1", "s0"]
+    pages = logs.get_paginator("describe_log_streams").paginate(logGroupName=group, orderBy="LastEventTime",
+                                                                PaginationConfig={"PageSize": 2})
+    by_time = [s["logStreamName"] for p in pages for s in p["logStreams"]]
+    assert by_time == ["s0", "s3", "s1", "s4", "s2"]  # last event at +0, +1, +2, +3, +4
+    with pytest.raises(ClientError) as e:
+        logs.describe_log_streams(logGroupName=group, orderBy="LastEventTime",
+                                  nextToken=logs.describe_log_streams(logGroupName=group, limit=1)["nextToken"])
+    assert _code(e) == ("InvalidParameterException", "The specified nextToken is invalid.")
