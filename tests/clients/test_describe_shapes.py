@@ -63,10 +63,15 @@ def checked(sm: Any, operation: str, **params: Any) -> dict[str, Any]:
 def resources(flows: Flows) -> dict[str, str]:
     """Names of one resource of every kind, all flows done; the endpoint, processing job and model
     package are made here (the flows delete their endpoints)."""
-    results = {n: flows.result(n).result for n in FLOW_NAMES}
+    for n in FLOW_NAMES:
+        flows.result(n)  # done, whether or not it passed: its resources are what is described here
     srv = flows.server
     sm = srv.client("sagemaker")
-    job = sm.describe_training_job(TrainingJobName=results["xgboost_estimator"]["job"])
+    completed = sm.list_training_jobs(NameContains="sagemaker-xgboost", StatusEquals="Completed",
+                                      SortOrder="Ascending", MaxResults=100)["TrainingJobSummaries"]
+    assert completed, "no completed XGBoost training job: the SDK flows made none"
+    job = sm.describe_training_job(TrainingJobName=completed[0]["TrainingJobName"])
+    (tuning,) = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
     tag = str(int(time.time()))
     model, config, endpoint = f"shape-model-{tag}", f"shape-config-{tag}", f"shape-endpoint-{tag}"
     sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={
@@ -98,10 +103,10 @@ def resources(flows: Flows) -> dict[str, str]:
     wait_for(lambda: sm.describe_endpoint(EndpointName=endpoint), lambda d: d["EndpointStatus"] != "Creating", 120)
     wait_for(lambda: sm.describe_processing_job(ProcessingJobName=processing),
              lambda d: d["ProcessingJobStatus"] not in ("InProgress", "Stopping"), 120)
-    transforms = sm.list_transform_jobs()["TransformJobSummaries"]
-    out = {"training": job["TrainingJobName"], "tuning": results["tuner"]["tuning_job"], "model": model,
+    (transform,) = sm.list_transform_jobs()["TransformJobSummaries"]
+    out = {"training": job["TrainingJobName"], "tuning": tuning["HyperParameterTuningJobName"], "model": model,
            "config": config, "endpoint": endpoint, "processing": processing, "group": group, "package": package,
-           "transform": transforms[0]["TransformJobName"]}
+           "transform": transform["TransformJobName"]}
     yield out
     sm.delete_endpoint(EndpointName=endpoint)
 

@@ -87,6 +87,8 @@ def test_pca(flows: Flows) -> None:
 
 
 def test_training_job_analytics(flows: Flows) -> None:
-    _, r = _ok(flows, "training_job_analytics")
+    run, r = _ok(flows, "training_job_analytics")
+    # fit() with its default logs=True streamed the job's CloudWatch log and its billing lines
+    assert "#011validation-rmse:" in run.output and "Billable seconds:" in run.output, run.output[-3000:]
     assert {"train:rmse", "validation:rmse"} <= set(r["metrics"])
     assert r["rows"] >= 2

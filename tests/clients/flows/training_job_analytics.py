@@ -1,5 +1,6 @@
-"""estimator.training_job_analytics over a built-in XGBoost job: the metrics the algorithm logged,
-read back from CloudWatch (namespace /aws/sagemaker/TrainingJobs) as a DataFrame."""
+"""fit() with its default log streaming, then estimator.training_job_analytics over a built-in XGBoost
+job: the metrics the algorithm logged, read back from CloudWatch (namespace
+/aws/sagemaker/TrainingJobs) as a DataFrame."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ xgb.fit({
     "train": TrainingInput(sess.upload_data(f"{work}/train", key_prefix=f"{prefix}/train"), content_type="text/csv"),
     "validation": TrainingInput(sess.upload_data(f"{work}/validation", key_prefix=f"{prefix}/validation"),
                                 content_type="text/csv"),
-}, logs=False)
+})
 
 metrics = xgb.training_job_analytics.dataframe()
 names = set(metrics["metric_name"])
