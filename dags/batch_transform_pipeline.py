@@ -13,19 +13,20 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTransformOperator
 from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
-    CHECK,
     CONN,
     batch_data_asset,
     cfg_ctx,
     clients,
+    run_wait_settings,
     schedule_with_asset,
+    waits,
 )
 from include.mlpipeline.notify import failure_callback
+from include.mlpipeline.operators import TransformOperator
 
 
 def _run_date(context: dict[str, Any]) -> str:
@@ -185,8 +186,8 @@ def build_batch_transform_dag(model: str) -> DAG:
         batch = batch_input()
         req = transform_request(batch, champion())
         cleared = clear_previous_output(req)
-        transform = SageMakerTransformOperator(
-            task_id="transform", config=req, aws_conn_id=CONN, check_interval=CHECK
+        transform = TransformOperator(
+            task_id="transform", config=req, aws_conn_id=CONN, **waits(cfg.airflow, run_wait_settings(model))
         )
         chain(cleared, transform, summarise(batch, req))
     return dag

@@ -15,9 +15,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, chain, task
 
-from include.mlpipeline.byom import failure_callback, list_byom_models, load_byom_config
+from include.mlpipeline.byom import failure_callback, list_byom_models, load_byom_config, load_stage_settings
 from include.mlpipeline.config import default_stage, list_stages
-from include.mlpipeline.dag_support import CHECK, CONN, clients
+from include.mlpipeline.dag_support import CONN, clients, waits
 from include.mlpipeline.operators import IdempotentEndpointOperator
 
 DOC = """
@@ -174,8 +174,17 @@ def build_byom_dag(name: str) -> DAG:
 
         data = prepare_data()
         trained = train_and_package(data)
+        def _wait_settings(context: Any) -> Any:
+            from include.mlpipeline.byom import config_for_run
+
+            return config_for_run(name, context["params"])[1].airflow
+
         deploy = IdempotentEndpointOperator(
-            task_id="deploy", config=deploy_config(trained), aws_conn_id=CONN, wait_for_completion=True, check_interval=CHECK
+            task_id="deploy",
+            config=deploy_config(trained),
+            aws_conn_id=CONN,
+            wait_for_completion=True,
+            **waits(load_stage_settings(default_stage()).airflow, _wait_settings),
         )
 
         @task

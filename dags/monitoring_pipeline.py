@@ -12,19 +12,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.operators.sagemaker import SageMakerProcessingOperator
 from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
-    CHECK,
     CONN,
     cfg_ctx,
     clients,
     retrain_request_asset,
+    run_wait_settings,
+    waits,
 )
 from include.mlpipeline.monitoring import monitor_settings
 from include.mlpipeline.notify import failure_callback
+from include.mlpipeline.operators import ProcessingOperator
 
 #: Trigger params that shape the window rather than override config.
 WINDOW_PARAMS = ("window_start", "window_end", "window_hours")
@@ -328,8 +329,8 @@ def build_monitoring_dag(model: str) -> DAG:
 
         win = window()
         probe = probe_endpoint(win)
-        analyze = SageMakerProcessingOperator(
-            task_id="analyze", config=win["request"], aws_conn_id=CONN, check_interval=CHECK
+        analyze = ProcessingOperator(
+            task_id="analyze", config=win["request"], aws_conn_id=CONN, **waits(cfg.airflow, run_wait_settings(model))
         )
         found = violations(win)
         chain(probe, analyze, found)

@@ -12,30 +12,29 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.operators.sagemaker import (
-    SageMakerProcessingOperator,
-    SageMakerTransformOperator,
-    SageMakerTuningOperator,
-)
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
-    CHECK,
     CONN,
     cfg_ctx,
     clients,
     retrain_request_asset,
+    run_wait_settings,
     schedule_with_asset,
     training_data_asset,
+    waits,
 )
 from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import (
     IdempotentEndpointOperator,
+    ProcessingOperator,
     RegisterModelVersionOperator,
     ResumableTrainingOperator,
+    TransformOperator,
+    TuningOperator,
 )
 
 DOC = """
@@ -44,8 +43,9 @@ DOC = """
 1. **extract** the source ({source}) into the run's S3 prefix; **validate_and_prepare** checks every row
    against the schema (bad rows to `quarantine/`, the run fails above the configured share), splits
    train/validation/test deterministically and uploads the channels (publishes `{model}_training_data`).
-2. **train** (or **tune** when `tuning` is on) with the configured instances; the training log streams
-   into the task log.
+2. **train** (or **tune** when `tuning` is on) with the configured instances; the training log goes
+   into the task log. Every SageMaker wait is deferred to the triggerer unless `airflow.deferrable` is
+   off (the run conf `{{"airflow.deferrable": false}}` waits in the task instead).
 3. **evaluate**: a batch transform scores the test set *on SageMaker*; metrics, a report and a
    predicted-vs-actual plot go to S3. **gate**: thresholds AND no worse than the champion, else the run
    stops here (skipped, prod untouched).
@@ -62,6 +62,7 @@ def build_training_dag(model: str) -> DAG:
     data_asset = training_data_asset(model)
     retrain_asset = retrain_request_asset(model)
     schedule = schedule_with_asset(cfg.schedules.training, retrain_asset)
+    wait = waits(cfg.airflow, run_wait_settings(model))
     with DAG(
         dag_id=f"{model}_training",
         description=f"Train, evaluate, gate, register and deploy {model} on SageMaker",
@@ -140,9 +141,9 @@ def build_training_dag(model: str) -> DAG:
         etl_result = validate_and_prepare(extract())
         reqs = training_requests(etl_result)
         train = ResumableTrainingOperator(
-            task_id="train", config=reqs["training"], aws_conn_id=CONN, print_log=True, check_interval=CHECK
+            task_id="train", config=reqs["training"], aws_conn_id=CONN, print_log=True, **wait
         )
-        tune = SageMakerTuningOperator(task_id="tune", config=reqs["tuning"], aws_conn_id=CONN, check_interval=CHECK)
+        tune = TuningOperator(task_id="tune", config=reqs["tuning"], aws_conn_id=CONN, **wait)
 
         @task(trigger_rule="none_failed_min_one_success")
         def candidate(**context: Any) -> dict[str, Any]:
@@ -331,8 +332,8 @@ def build_training_dag(model: str) -> DAG:
         cand = candidate()
         chain([train, tune], cand)
         eval_req = evaluation_request(cand, etl_result)
-        evaluate_transform = SageMakerTransformOperator(
-            task_id="evaluate_transform", config=eval_req, aws_conn_id=CONN, check_interval=CHECK
+        evaluate_transform = TransformOperator(
+            task_id="evaluate_transform", config=eval_req, aws_conn_id=CONN, **wait
         )
         evaluation = evaluate(cand, evaluate_transform.output, etl_result)
         passed = gate(evaluation)
@@ -351,7 +352,7 @@ def build_training_dag(model: str) -> DAG:
             config=deploy_config(cand, "dev"),
             aws_conn_id=CONN,
             operation="create",
-            check_interval=CHECK,
+            **wait,
         )
         chain(register, deploy_enabled(), deploy_dev)
         smoke = smoke_test(etl_result)
@@ -360,17 +361,17 @@ def build_training_dag(model: str) -> DAG:
         prod_cfg = prod_config(cand)
         chain([approve, auto_approved], prod_cfg)
         deploy_prod = IdempotentEndpointOperator(
-            task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", check_interval=CHECK
+            task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", **wait
         )
         champion = promote(register.output, evaluation)
         if cfg.monitoring.enabled:
             # the baseline exists before the package becomes champion, so monitoring never finds a
             # champion without one
-            baseline = SageMakerProcessingOperator(
+            baseline = ProcessingOperator(
                 task_id="baseline",
                 config=baseline_request(register.output, etl_result),
                 aws_conn_id=CONN,
-                check_interval=CHECK,
+                **wait,
             )
             chain(deploy_prod, baseline, champion)
             watched = [baseline]

@@ -9,9 +9,9 @@ container; on localmaker the same URI resolves to ``localmaker/builtins/xgboost_
 knows which.
 
 Config: one file per model under ``include/config/byom/<name>.yaml`` (schema: :class:`ByomConfig`),
-plus the stage's ``aws`` / ``tags`` / ``alerts`` sections from ``base.yaml`` <- ``stages/<stage>.yaml``
-(validated with the pipeline's own :class:`~include.mlpipeline.config.AwsConfig` and
-:class:`~include.mlpipeline.config.AlertsSettings`). A separate directory because a BYOM model has no
+plus the stage's ``aws`` / ``tags`` / ``alerts`` / ``airflow`` sections from ``base.yaml`` <- ``stages/<stage>.yaml``
+(validated with the pipeline's own :class:`~include.mlpipeline.config.AwsConfig`,
+:class:`~include.mlpipeline.config.AlertsSettings` and :class:`~include.mlpipeline.config.AirflowSettings`). A separate directory because a BYOM model has no
 SageMaker training job, no ETL schema and no registry gate: ``models/*.yaml`` would need schema changes
 to express it, and every other DAG builds one DAG per file there.
 
@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .config import (
     CONFIG_DIR,
     PROJECT_ROOT,
+    AirflowSettings,
     AlertsSettings,
     AwsConfig,
     ConfigError,
@@ -232,12 +233,14 @@ class ByomConfig(_Section):
 
 
 class StageSettings(_Section):
-    """The parts of ``base.yaml`` <- ``stages/<stage>.yaml`` a BYOM run uses: account, bucket, tags, alerts."""
+    """The parts of ``base.yaml`` <- ``stages/<stage>.yaml`` a BYOM run uses: account, bucket, tags,
+    alerts and how the endpoint operator waits."""
 
     stage: str
     aws: AwsConfig
     tags: dict[str, str] = Field(default_factory=dict)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +287,7 @@ def load_byom_config(
 
 
 def load_stage_settings(stage: str, config_dir: Path | None = None) -> StageSettings:
-    """``aws``, ``tags`` and ``alerts`` of ``base.yaml`` <- ``stages/<stage>.yaml``, placeholders filled.
+    """``aws``, ``tags``, ``alerts`` and ``airflow`` of ``base.yaml`` <- ``stages/<stage>.yaml``, placeholders filled.
 
     ``aws.role_arn`` and ``alerts.sns_topic_arn`` may use ``{account}`` and ``{region}`` (as the
     pipeline config allows); a problem names the stage file if it set the key, else ``base.yaml``.
@@ -296,7 +299,7 @@ def load_stage_settings(stage: str, config_dir: Path | None = None) -> StageSett
     base = _read_yaml(config_dir, "base.yaml")
     layer = _read_yaml(config_dir, f"stages/{stage}.yaml")
     merged = deep_merge(base, layer)
-    section = {k: merged[k] for k in ("aws", "tags", "alerts") if k in merged}
+    section = {k: merged[k] for k in ("aws", "tags", "alerts", "airflow") if k in merged}
     aws = section.get("aws") if isinstance(section.get("aws"), Mapping) else {}
     variables = {"account": str(aws.get("account_id", "")), "region": str(aws.get("region", ""))}
     problems: list[str] = []

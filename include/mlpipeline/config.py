@@ -608,6 +608,29 @@ class ImageInferenceSettings(_Section):
         return Schedules._is_cron(value)
 
 
+class AirflowSettings(_Section):
+    """How the provider's SageMaker operators wait for the jobs and endpoints they start.
+
+    Attributes:
+        deferrable: wait in the triggerer (asyncio + aiobotocore) instead of in the task: the worker
+            slot is free while SageMaker works. Off, the task polls from its worker slot.
+        poll_interval_seconds: between two status checks, either way (the provider's
+            ``check_interval`` / the trigger's ``waiter_delay``).
+        max_wait_seconds: how long one wait may last before the task fails (the job or endpoint
+            itself keeps its own limits, such as ``training.max_runtime_seconds``); it also sets the
+            trigger's attempt count, whose provider default would give up after 60 polls.
+    """
+
+    deferrable: bool = True
+    poll_interval_seconds: int = Field(default=2, ge=1, le=3600)
+    max_wait_seconds: int = Field(default=172800, ge=60)
+
+    @property
+    def max_attempts(self) -> int:
+        """Status checks that fit in ``max_wait_seconds``."""
+        return -(-self.max_wait_seconds // self.poll_interval_seconds)
+
+
 class PipelineConfig(_Section):
     """The merged, validated configuration of one model in one stage."""
 
@@ -629,6 +652,7 @@ class PipelineConfig(_Section):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     janitor: JanitorSettings = Field(default_factory=JanitorSettings)
     image_inference: ImageInferenceSettings | None = None
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
 
     @model_validator(mode="after")
     def _default_prefixes(self) -> PipelineConfig:

@@ -7,11 +7,10 @@ until a task calls :func:`clients`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CONN = "aws_default"
-CHECK = 2  # seconds between status polls: cheap on localmaker, negligible on AWS
 
 
 def _asset(model: str, what: str) -> Any:
@@ -53,6 +52,32 @@ def cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any]:
 
     cfg = config_for_run(model, config_params(context["params"]))
     return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
+
+
+def run_wait_settings(model: str) -> Callable[[Mapping[str, Any]], Any]:
+    """``context -> the run's airflow config section``: how its SageMaker operators wait."""
+
+    def resolve(context: Mapping[str, Any]) -> Any:
+        from .config import config_for_run
+
+        return config_for_run(model, config_params(context["params"])).airflow
+
+    return resolve
+
+
+def waits(parsed: Any, at_run: Callable[[Mapping[str, Any]], Any]) -> dict[str, Any]:
+    """Keyword arguments of an operator with ``ConfiguredWaitMixin`` (``include.mlpipeline.operators``).
+
+    ``parsed`` is the ``airflow`` config section the DAG file read (what the task shows in the UI);
+    ``at_run`` gives the run's own section when the task starts, which is what it then uses (the
+    run's stage and overrides such as ``{"airflow.deferrable": false}`` apply).
+    """
+    return {
+        "wait_settings": at_run,
+        "deferrable": parsed.deferrable,
+        "check_interval": parsed.poll_interval_seconds,
+        "max_ingestion_time": parsed.max_wait_seconds,
+    }
 
 
 def clients(conn_id: str = CONN) -> tuple[Any, Any]:

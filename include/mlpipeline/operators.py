@@ -1,5 +1,9 @@
 """The one Airflow-aware module of the pipeline library: thin extensions of the provider's operators.
 
+How every SageMaker operator waits comes from the run's config (``airflow.deferrable``,
+``airflow.poll_interval_seconds``, ``airflow.max_wait_seconds``), read when the task runs, so the
+stage and the run's own overrides apply: see :class:`ConfiguredWaitMixin`.
+
 The provider's SageMaker operators answer a name collision by starting a *second* job under a
 timestamped name. Our names are deterministic per run, so a retried task should instead adopt
 the job its first try started (still running or finished) rather than pay for it twice.
@@ -7,26 +11,91 @@ the job its first try started (still running or finished) rather than pay for it
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerEndpointOperator,
+    SageMakerProcessingOperator,
     SageMakerRegisterModelVersionOperator,
     SageMakerTrainingOperator,
+    SageMakerTransformOperator,
+    SageMakerTuningOperator,
 )
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+from airflow.sdk import BaseOperator
 from botocore.exceptions import ClientError
 
 ADOPTABLE = ("InProgress", "Stopping", "Completed")
 
+#: ``context -> AirflowSettings`` of the run (``include.mlpipeline.config.AirflowSettings``).
+WaitSettings = Callable[[Mapping[str, Any]], Any]
 
-class ResumableTrainingOperator(SageMakerTrainingOperator):
+
+class ConfiguredWaitMixin(BaseOperator):
+    """Deferrable mode, poll interval and wait budget from the run's config, for a provider operator.
+
+    ``wait_settings(context)`` returns the run's ``airflow`` config section; it is called when the
+    task starts, so a run with ``{"airflow.deferrable": false}`` in its conf, or another stage,
+    waits its own way although the operator was built once when the DAG file was parsed. Deferred,
+    the trigger polls every ``poll_interval_seconds`` and gives up after ``max_wait_seconds``: the
+    provider's triggers would otherwise stop after 60 polls (training, transform, processing: the
+    operators' default ``max_attempts``) or 480 (tuning, endpoint: not settable on the operator),
+    two and sixteen minutes at a 2 s interval.
+
+    It derives from ``BaseOperator`` (and comes first in a subclass's bases) so that Airflow's
+    operator metaclass wraps its ``__init__`` like any operator's.
+    """
+
+    def __init__(self, *, wait_settings: WaitSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wait_settings = wait_settings
+        self._waiter_attempts: int | None = None
+
+    def apply_wait_settings(self, context: Any) -> None:
+        """Set ``deferrable``, ``check_interval``, ``max_ingestion_time`` (and ``max_attempts``) once."""
+        if self.wait_settings is None or self._waiter_attempts is not None:
+            return
+        settings = self.wait_settings(context)
+        self.deferrable = settings.deferrable
+        self.check_interval = settings.poll_interval_seconds
+        self.max_ingestion_time = settings.max_wait_seconds
+        if hasattr(self, "max_attempts"):
+            self.max_attempts = settings.max_attempts
+        self._waiter_attempts = settings.max_attempts
+        self.log.info(
+            "Waiting %s, a status check every %d s, at most %d s (config airflow.deferrable=%s).",
+            "in the triggerer (deferred)" if settings.deferrable else "in this task",
+            settings.poll_interval_seconds,
+            settings.max_wait_seconds,
+            settings.deferrable,
+        )
+
+    def execute(self, context: Any) -> Any:
+        self.apply_wait_settings(context)
+        return super().execute(context)
+
+    def defer(self, *, trigger: Any, method_name: str, kwargs: dict | None = None, timeout: Any = None) -> Any:
+        if self._waiter_attempts is not None and isinstance(trigger, AwsBaseWaiterTrigger):
+            trigger.attempts = self._waiter_attempts
+        return super().defer(trigger=trigger, method_name=method_name, kwargs=kwargs, timeout=timeout)
+
+
+class ResumableTrainingOperator(ConfiguredWaitMixin, SageMakerTrainingOperator):
     """``SageMakerTrainingOperator`` that adopts an existing job of the same name on retry.
 
     A job that already failed or was stopped is not adopted: the provider's own behaviour then
-    applies (a new job under a timestamped name).
+    applies (a new job under a timestamped name). An adopted job still running is waited for the
+    configured way: deferred to the triggerer, or polled here.
+
+    Deferred, the provider cannot tail the job's log into the task log (its trigger only polls the
+    status), so with ``print_log`` the whole log is printed once the job has ended, failed included.
     """
 
     def execute(self, context: Any) -> dict:
+        self.apply_wait_settings(context)
         name = self.config["TrainingJobName"]
         try:
             description = self.hook.describe_training_job(name)
@@ -41,7 +110,26 @@ class ResumableTrainingOperator(SageMakerTrainingOperator):
             "Training job %s already exists (%s): adopting it instead of starting another.", name, status
         )
         if status != "Completed" and self.wait_for_completion:
-            if self.print_log:
+            if self.deferrable:
+                self.defer(
+                    trigger=SageMakerTrigger(
+                        job_name=name,
+                        job_type="Training",
+                        waiter_delay=self.check_interval,
+                        waiter_max_attempts=self.max_attempts,
+                        aws_conn_id=self.aws_conn_id,
+                        region_name=self.region_name,
+                        verify=self.verify,
+                        botocore_config=self.botocore_config,
+                    ),
+                    method_name="execute_complete",
+                    timeout=(
+                        datetime.timedelta(seconds=self.max_ingestion_time)
+                        if self.max_ingestion_time
+                        else self.execution_timeout
+                    ),
+                )
+            elif self.print_log:
                 self.hook.check_training_status_with_log(
                     name,
                     self.hook.non_terminal_states,
@@ -61,6 +149,34 @@ class ResumableTrainingOperator(SageMakerTrainingOperator):
                 )
         return self.serialize_result(name)
 
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, dict]:
+        name = (event or {}).get("job_name")
+        if self.print_log and name:
+            self._print_log(name)
+        return super().execute_complete(context, event)
+
+    def _print_log(self, name: str) -> None:
+        """The job's CloudWatch log, read to the end once (the job has ended)."""
+        self.log.info("Training log of %s (read after the deferred wait):", name)
+        try:
+            self.hook.check_training_status_with_log(
+                name, self.hook.non_terminal_states, self.hook.training_failed_states, False, 0
+            )
+        except ClientError as err:  # the job's outcome, not its log, decides the task
+            self.log.warning("Could not read the log of %s: %s", name, err)
+
+
+class TuningOperator(ConfiguredWaitMixin, SageMakerTuningOperator):
+    """``SageMakerTuningOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
+
+
+class TransformOperator(ConfiguredWaitMixin, SageMakerTransformOperator):
+    """``SageMakerTransformOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
+
+
+class ProcessingOperator(ConfiguredWaitMixin, SageMakerProcessingOperator):
+    """``SageMakerProcessingOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
+
 
 class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
     """The provider's register operator with ``extras`` templated, so the evaluation's metrics
@@ -69,13 +185,13 @@ class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
     template_fields = (*SageMakerRegisterModelVersionOperator.template_fields, "extras")
 
 
-class IdempotentEndpointOperator(SageMakerEndpointOperator):
+class IdempotentEndpointOperator(ConfiguredWaitMixin, SageMakerEndpointOperator):
     """``SageMakerEndpointOperator`` whose retry does not trip over what its first try created.
 
     The provider creates the model and endpoint config unconditionally; on a retry both exist and
     the task would fail with "Cannot create already existing ...". Names are per run, so an
     existing one *is* this run's: it is reused. The endpoint itself already switches to an
-    update when it exists.
+    update when it exists. It waits as the run's config says (:class:`ConfiguredWaitMixin`).
     """
 
     def execute(self, context: Any) -> dict:

@@ -272,3 +272,48 @@ def test_dag_file_imports_fast_and_light(path: Path, tmp_path: Path):
     assert report["seconds"] < MAX_IMPORT_SECONDS, (
         f"{path.name} took {report['seconds']:.2f} s to import (limit {MAX_IMPORT_SECONDS} s, Airflow's own import excluded)"
     )
+
+
+# ------------------------------------------------------------------- waiting for SageMaker
+
+
+def _waiting_operators(dag_bag) -> list[tuple[str, Any]]:
+    """Every provider SageMaker operator that waits for a job or endpoint (it has ``deferrable``)."""
+    from airflow.providers.amazon.aws.operators.sagemaker import SageMakerBaseOperator
+
+    return [
+        (f"{dag.dag_id}.{t.task_id}", t)
+        for dag in _dags(dag_bag)
+        for t in dag.tasks
+        if isinstance(t, SageMakerBaseOperator) and hasattr(t, "deferrable")
+    ]
+
+
+def test_every_sagemaker_wait_comes_from_config(dag_bag):
+    """Deferrable mode and poll interval are config (``airflow.*``), read again for each run: the
+    parsed values are the default stage's, and a run's conf can turn deferral off."""
+    from include.mlpipeline.operators import ConfiguredWaitMixin
+
+    waiting = _waiting_operators(dag_bag)
+    kinds = {type(t).__name__ for _, t in waiting}
+    assert {"ResumableTrainingOperator", "TuningOperator", "TransformOperator", "ProcessingOperator",
+            "IdempotentEndpointOperator"} <= kinds, kinds
+    expected = load_config(MODELS[0], os.environ.get("MLPIPELINE_STAGE", "dev")).airflow
+    problems = {}
+    for name, task in waiting:
+        if not isinstance(task, ConfiguredWaitMixin) or task.wait_settings is None:
+            problems[name] = f"{type(task).__name__} does not take its wait from config"
+            continue
+        parsed = (task.deferrable, task.check_interval, task.max_ingestion_time)
+        if parsed != (expected.deferrable, expected.poll_interval_seconds, expected.max_wait_seconds):
+            problems[name] = f"parsed (deferrable, check_interval, max_ingestion_time) = {parsed}"
+            continue
+        defaults = task.dag.params.dump()
+        if task.wait_settings({"params": defaults}) != expected:
+            problems[name] = "the run's settings differ from the config's"
+        elif "training" in task.dag.dag_id and task.wait_settings(
+            {"params": {**defaults, "airflow.deferrable": False}}
+        ).deferrable:
+            problems[name] = "a run conf of {'airflow.deferrable': false} does not turn deferral off"
+    assert not problems, problems
+    assert expected.deferrable is True, "every stage defers by default"

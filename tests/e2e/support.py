@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -85,6 +86,16 @@ class Pipeline:
     def keys(self, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.cfg.aws.bucket, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def deferred_tasks(output: str) -> set[str]:
+    """Tasks of one `airflow dags test` run that deferred: the task runner paused them as DEFERRED
+    (and `dags test` then ran their trigger in line, as the triggerer would)."""
+    return {
+        m.group(1)
+        for line in output.splitlines()
+        if "Pausing task as DEFERRED" in line and (m := re.search(r"\btask_id=(\w+)", line))
+    }
 
 
 def output_tail(result: subprocess.CompletedProcess[str], chars: int = 8000) -> str:

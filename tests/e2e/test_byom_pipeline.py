@@ -22,6 +22,7 @@ from include.mlpipeline import byom
 from include.mlpipeline.run import split_s3_uri
 
 from ..airflow_helpers import ROOT, airflow_env, dags_test, migrate, run_succeeded
+from .support import deferred_tasks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,6 +82,8 @@ def test_the_run_succeeds_and_every_task_ran(env):
         assert f"task_id={task_id}" in out and out.count(f"task_id={task_id}") >= 1, task_id
     assert f"serving with {IMAGE}" in out
     assert "endpoint check of breast-cancer-xgb-byom-dev: PASSED" in out
+    # the endpoint wait was deferred to the triggerer (the stage's airflow.deferrable)
+    assert deferred_tasks(out) == {"deploy"}, out[-8000:]
 
 
 def test_the_tarball_in_s3_has_the_built_in_containers_layout(env, tmp_path):

@@ -3,9 +3,11 @@
 The three runs build on one another in one module (one localmaker, one Airflow DB):
 
 A. a good model goes all the way: trained, evaluated on SageMaker, gated in, registered,
-   deployed to dev and prod, promoted to champion; prod answers the test rows well enough;
+   deployed to dev and prod, promoted to champion; prod answers the test rows well enough; every
+   SageMaker wait is deferred to the triggerer (the config's default, ``airflow.deferrable``);
 B. a worse model is gated out: the run succeeds but stops at the gate, prod and the registry
-   are exactly as A left them;
+   are exactly as A left them; this run turns ``airflow.deferrable`` off in its conf, and its
+   waits stay in their tasks;
 C. a malformed source fails at validation with an actionable message, the bad rows are
    quarantined with reasons, and the failure clean-up leaves prod alone.
 """
@@ -27,7 +29,7 @@ from include.mlpipeline.evaluate import METRICS_FILE, MODEL_QUALITY_FILE, PLOT_F
 from include.mlpipeline.run import run_key, split_s3_uri
 
 from ..airflow_helpers import ROOT, run_succeeded
-from .support import MODEL, Pipeline, output_tail, r2_score
+from .support import MODEL, Pipeline, deferred_tasks, output_tail, r2_score
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,6 +38,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIXED_ROW = "59,2,32.1,101,157,93.2,38,4,4.8598,87"  # age,sex,bmi,bp,s1..s6 of one patient
 #: Pure request builders wired off `candidate`/`evaluate`, not the gate: they may start after it.
 UNGATED_BUILDERS = {"package_request", "deploy_config"}
+
+#: The tasks that wait for SageMaker in a deployed run (``tune`` is not on this model's path).
+WAIT_TASKS = {"train", "evaluate_transform", "deploy_dev", "deploy_prod", "baseline"}
 
 #: What run A leaves behind, for B and C to compare against.
 CHAMPION: dict[str, Any] = {}
@@ -87,6 +92,15 @@ def test_a_good_model_is_trained_gated_in_registered_and_served_in_prod(pipeline
     assert run_succeeded(result), output_tail(result)
     run = pipeline.latest_run(DAG_ID)
     assert run["state"] == "success"
+    out = result.stdout + result.stderr
+
+    # every SageMaker wait was deferred (the worker slot freed), polled at the configured interval,
+    # and the deferred training still put the job's own log into the task log
+    assert deferred_tasks(out) == WAIT_TASKS, output_tail(result)
+    poll = cfg.airflow.poll_interval_seconds
+    assert f"Waiting in the triggerer (deferred), a status check every {poll} s" in out
+    assert "Training job not done yet: InProgress" in out  # the trigger's aiobotocore waiter at work
+    assert "validation:rmse=" in out
     prefix = f"{cfg.model}/{run_key(run['run_id'])}/"
 
     # evaluation report: metrics + gate decision, the registry's model-quality JSON, a real PNG
@@ -157,10 +171,18 @@ def test_b_a_worse_model_is_gated_out_and_prod_is_untouched(pipeline: Pipeline):
     _require_champion()
     cfg = pipeline.cfg
     result = pipeline.run(
-        DAG_ID, {"hyperparameters": {"epochs": 1, "learning_rate": 0.00001}, "auto_approve": True}
+        DAG_ID,
+        {
+            "hyperparameters": {"epochs": 1, "learning_rate": 0.00001},
+            "auto_approve": True,
+            "airflow.deferrable": False,  # a run-conf override of the config key
+        },
     )
     out = result.stdout + result.stderr
     assert run_succeeded(result), output_tail(result)  # gated out is a clean end, not a failure
+    # the waits (train, evaluate_transform) stayed in their tasks
+    assert deferred_tasks(out) == set(), output_tail(result)
+    assert out.count("Waiting in this task, a status check every") == 2, output_tail(result)
     assert "gated out:" in out
     run = pipeline.latest_run(DAG_ID)
     assert run["run_id"] != CHAMPION["run_id"] and run["state"] == "success"

@@ -447,3 +447,31 @@ def test_shipped_yaml_files_only_hold_known_sections() -> None:
         data = yaml.safe_load(path.read_text())
         assert isinstance(data, dict), path
         assert set(data) <= set(PipelineConfig.model_fields) - {"model", "stage"}, path
+
+
+# ------------------------------------------------------------------------ how operators wait
+
+
+def test_every_stage_defers_and_polls_as_configured() -> None:
+    """The worker slot is free while SageMaker works, in every stage, unless a run says otherwise."""
+    for stage in list_stages():
+        waits = load_config(MODEL, stage).airflow
+        assert waits.deferrable is True, stage
+        assert waits.poll_interval_seconds == 2, stage
+        # the trigger's attempt budget covers the whole wait, not the provider's fixed 60 polls
+        assert waits.max_attempts * waits.poll_interval_seconds >= waits.max_wait_seconds
+
+
+def test_a_run_may_wait_in_its_task_instead() -> None:
+    cfg = config_for_run(MODEL, {"stage": "dev", "airflow.deferrable": False, "airflow.poll_interval_seconds": 5})
+    assert cfg.airflow.deferrable is False and cfg.airflow.poll_interval_seconds == 5
+    assert cfg.airflow.max_attempts == -(-cfg.airflow.max_wait_seconds // 5)
+
+
+def test_bad_wait_settings_name_the_key() -> None:
+    assert "run overrides: airflow.poll_interval_seconds: must be >= 1 (got 0)" in problem(
+        overrides={"airflow": {"poll_interval_seconds": 0}}
+    )
+    assert "airflow.defferable: unknown key (did you mean 'deferrable'?)" in problem(
+        overrides={"airflow": {"defferable": False}}
+    )

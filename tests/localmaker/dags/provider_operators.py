@@ -21,6 +21,8 @@ BUCKET = os.environ.get("LM_TEST_BUCKET", "airflow-ops")
 IMAGE = os.environ.get("LM_TEST_IMAGE", "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1")
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 JOB = "af-train-{{ ts_nodash | lower }}"
+#: ``{"mode": "sleep", "seconds": "4"}`` keeps the job running long enough for a deferrable wait.
+HYPERPARAMETERS = {"mode": os.environ.get("LM_TEST_TRAIN_MODE", "ok"), "seconds": "4"}
 
 with DAG(
     dag_id="localmaker_provider_operators",
@@ -42,7 +44,7 @@ with DAG(
                 "MetricDefinitions": [{"Name": "validation:rmse", "Regex": "validation:rmse=([0-9.]+)"}],
             },
             "RoleArn": ROLE,
-            "HyperParameters": {"mode": "ok"},
+            "HyperParameters": HYPERPARAMETERS,
             "InputDataConfig": [
                 {
                     "ChannelName": "train",
