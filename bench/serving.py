@@ -7,7 +7,13 @@ Measures, in one run on one machine:
 * the same rows through the loaded model in-process (CSV decode + numpy forward + CSV encode),
   so both sides of the ratio see the same machine state;
 * the numpy forward pass alone and Keras ``model.predict`` (the per-call overhead the server
-  avoids), and aggregate throughput with one client per worker.
+  avoids), and aggregate throughput with one client per worker;
+* the CSV codec per 1,000 rows x 8 features, old (np.loadtxt after splitlines, per-value
+  ``str.format``) and new (whole-body numpy parser, one ``%`` format) side by side, interleaved,
+  with the spread over blocks;
+* ``serve`` start-up, process start -> first ``/ping`` 200, from the exported numpy form (no
+  TensorFlow) and from a model directory without it (Keras loads it, as before the export),
+  alternated over several starts.
 
 Requests go out with two keep-alive clients, interleaved: ``http.client`` and a minimal raw-socket
 HTTP/1.1 client (``RawClient``). The second shows the server's own cost; the first adds the
@@ -27,6 +33,7 @@ import http.client
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,8 +79,9 @@ def train_model(retrain: bool) -> tuple[Path, float | None]:
     """Train with the real ``train`` program once; later runs reuse the cached model."""
     base = CACHE / "ml"
     model_dir = base / "model"
-    if (model_dir / "metadata.json").exists() and not retrain:
+    if (model_dir / "metadata.json").exists() and (model_dir / "inference.json").exists() and not retrain:
         return model_dir, None
+    shutil.rmtree(base, ignore_errors=True)  # a cached model from before the numpy export: retrain
     config = base / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     hyperparameters = {"hidden_units": "64,32", "epochs": "8", "learning_rate": "0.005", "batch_size": "128"}
@@ -282,7 +290,7 @@ def bench_batch_pairs(port: int, model_dir: Path, rows: np.ndarray, pairs: int, 
         for client in clients.values():
             client.call("POST", "/invocations", body, headers)
         encode(regressor.predict(decode_csv(body, names)), "text/csv")
-    times = {name: np.empty(pairs) for name in [*clients, "local"]}
+    times = {name: np.empty(pairs) for name in [*clients, "local", "local_old_codec"]}
     for i in range(pairs):
         for name, client in clients.items():
             started = time.perf_counter()
@@ -291,14 +299,19 @@ def bench_batch_pairs(port: int, model_dir: Path, rows: np.ndarray, pairs: int, 
             assert status == 200 and out.count(b"\n") == BATCH_ROWS, (status, out[:200])
             if i == 0:  # the server's model is this model (float32 sums may differ in the last bits)
                 np.testing.assert_allclose(np.array(out.split(), dtype=np.float64), expected, rtol=1e-5, atol=1e-5)
-        started = time.perf_counter()
-        encode(regressor.predict(decode_csv(body, names)), "text/csv")
-        times["local"][i] = time.perf_counter() - started
+        # new and old codec in-process, which one comes first alternating (the first after the
+        # requests shares the CPUs with the server's wind-down)
+        for kind in ("local", "local_old_codec")[:: 1 if i % 2 == 0 else -1]:
+            decode_fn, encode_fn = (decode_csv, encode) if kind == "local" else (old_decode_csv, old_encode)
+            started = time.perf_counter()
+            encode_fn(regressor.predict(decode_fn(body, names)), "text/csv")
+            times[kind][i] = time.perf_counter() - started
     clients["raw"].close()
-    local = times["local"]
+    local, local_old = times["local"], times["local_old_codec"]
     result: dict[str, Any] = {
         "in_process_rows_per_s": BATCH_ROWS / float(np.median(local)),
         "in_process_ms": float(np.median(local)) * 1e3,
+        "in_process_old_codec_ms": float(np.median(local_old)) * 1e3,
         "pairs": pairs,
         "blocks": blocks,
     }
@@ -317,7 +330,151 @@ def bench_batch_pairs(port: int, model_dir: Path, rows: np.ndarray, pairs: int, 
             "ratio_block_min": min(block_ratios),
             "ratio_block_max": max(block_ratios),
         }
+        old_ratios = [
+            float(np.median(ls) / np.median(ss))
+            for ss, ls in zip(np.array_split(server, blocks), np.array_split(local_old, blocks), strict=True)
+        ]
+        result[name].update(
+            ratio_median_old_codec=float(np.median(local_old) / np.median(server)),
+            ratio_block_min_old_codec=min(old_ratios),
+            ratio_block_max_old_codec=max(old_ratios),
+        )
     return result
+
+
+def old_decode_csv(body: bytes, names: list[str]) -> np.ndarray:
+    """``decode_csv`` before the whole-body parser: text decode + splitlines + np.loadtxt."""
+    import io
+
+    from dnn_regressor.payloads import _csv_lines, _decode_csv_cells
+
+    text, lines = _csv_lines(body, names)
+    if '"' not in text:
+        try:
+            values = np.loadtxt(
+                io.StringIO(text, newline=None), delimiter=",", dtype=np.float64, ndmin=2, comments=None
+            )
+        except ValueError:
+            values = None
+        if values is not None and values.shape == (len(lines), len(names)) and np.isfinite(values).all():
+            return values
+    return _decode_csv_cells(text, lines, names)
+
+
+def old_encode(predictions: np.ndarray, accept: str) -> bytes:
+    """``encode`` before the one-call formatting (per-value ``str.format``)."""
+    formatted = list(map("{:.9g}".format, np.asarray(predictions, dtype=np.float64).reshape(-1).tolist()))
+    if accept == "text/csv":
+        return ("\n".join(formatted) + "\n").encode()
+    return ('{"predictions": [' + ", ".join(formatted) + "]}").encode()
+
+
+def bench_codec(rows: np.ndarray, reps: int, blocks: int) -> dict[str, Any]:
+    """Old vs new CSV decode/encode of one 1,000-row body, interleaved call by call.
+
+    Each of ``reps`` steps times old decode, new decode, old encode, new encode, and the full
+    old/new codec (decode + encode); medians per block show how much the machine drifted.
+    """
+    from dnn_regressor.payloads import decode_csv, encode
+
+    names = [f"x{i}" for i in range(N_FEATURES)]
+    body = _csv_body(rows[:BATCH_ROWS])
+    predictions = (rows[:BATCH_ROWS, 0] * 3.0).astype(np.float32)
+    assert np.array_equal(old_decode_csv(body, names), decode_csv(body, names))
+    assert old_encode(predictions, "text/csv") == encode(predictions, "text/csv")
+    steps = {
+        "old_decode": lambda: old_decode_csv(body, names),
+        "new_decode": lambda: decode_csv(body, names),
+        "old_encode": lambda: old_encode(predictions, "text/csv"),
+        "new_encode": lambda: encode(predictions, "text/csv"),
+        "old_codec": lambda: old_encode(old_decode_csv(body, names)[:, 0], "text/csv"),
+        "new_codec": lambda: encode(decode_csv(body, names)[:, 0], "text/csv"),
+    }
+    for fn in steps.values():
+        for _ in range(20):
+            fn()
+    times = {name: np.empty(reps) for name in steps}
+    for i in range(reps):
+        for name, fn in steps.items():
+            started = time.perf_counter()
+            fn()
+            times[name][i] = time.perf_counter() - started
+    result: dict[str, Any] = {"rows": BATCH_ROWS, "features": N_FEATURES, "reps": reps, "blocks": blocks}
+    for name, values in times.items():
+        block_medians = [float(np.median(b)) * 1e3 for b in np.array_split(values, blocks)]
+        result[name] = {
+            "median_ms": float(np.median(values)) * 1e3,
+            "min_ms": float(values.min()) * 1e3,
+            "block_median_min_ms": min(block_medians),
+            "block_median_max_ms": max(block_medians),
+        }
+    ratios = [
+        float(np.median(o) / np.median(n))
+        for o, n in zip(np.array_split(times["old_codec"], blocks), np.array_split(times["new_codec"], blocks), strict=True)
+    ]
+    result["speedup_median"] = result["old_codec"]["median_ms"] / result["new_codec"]["median_ms"]
+    result["speedup_block_min"], result["speedup_block_max"] = min(ratios), max(ratios)
+    return result
+
+
+def _first_ping(model_dir: Path, workers: int, timeout: float = 120.0) -> float:
+    """Seconds from starting ``serve`` to its first ``/ping`` 200 (polled every 10 ms)."""
+    port = _free_port()
+    env = _env(
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        SAGEMAKER_BIND_TO_HOST="127.0.0.1",
+        SM_MODEL_DIR=str(model_dir),
+        SERVE_WITH_NGINX="false",
+        MODEL_SERVER_WORKERS=str(workers),
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(CONTAINER / "serve")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while time.perf_counter() - started < timeout and proc.poll() is None:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.01)
+        raise SystemExit(f"serve from {model_dir} did not answer /ping 200 within {timeout:g} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bench_startup(model_dir: Path, workers: int, starts: int) -> dict[str, Any]:
+    """``serve`` start -> first /ping 200, exported numpy form vs Keras (old-style directory)."""
+    old_style = CACHE / "model-before-export"
+    shutil.rmtree(old_style, ignore_errors=True)
+    shutil.copytree(model_dir, old_style, ignore=shutil.ignore_patterns("inference.*"))
+    times: dict[str, list[float]] = {"exported_numpy": [], "keras_old_style": []}
+    for _ in range(starts):  # alternated, so both see the same machine
+        times["exported_numpy"].append(_first_ping(model_dir, workers))
+        times["keras_old_style"].append(_first_ping(old_style, workers))
+    return {
+        "workers": workers,
+        "starts": starts,
+        **{
+            name: {
+                "median_s": float(np.median(values)),
+                "min_s": min(values),
+                "max_s": max(values),
+                "all_s": [round(v, 3) for v in values],
+            }
+            for name, values in times.items()
+        },
+    }
 
 
 def bench_in_process(model_dir: Path, rows: np.ndarray, batches: int) -> dict[str, Any]:
@@ -343,7 +500,9 @@ def bench_in_process(model_dir: Path, rows: np.ndarray, batches: int) -> dict[st
         regressor.predict(single)
     numpy_single_us = (time.perf_counter() - started) / 2000 * 1e6
 
-    keras_model = regressor.keras_model
+    import keras
+
+    keras_model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True, compile=False)
     keras_single = []
     for _ in range(20):
         t = time.perf_counter()
@@ -351,6 +510,7 @@ def bench_in_process(model_dir: Path, rows: np.ndarray, batches: int) -> dict[st
         keras_single.append(time.perf_counter() - t)
     return {
         "engine": regressor.engine,
+        "source": regressor.source,
         "numpy_forward_rows_per_s": rate(lambda: regressor.predict(batch), batches * 4),
         "numpy_forward_plus_csv_rows_per_s": rate(
             lambda: encode(regressor.predict(decode_csv(body, names)), "text/csv"), batches
@@ -370,6 +530,8 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=100, help="1,000-row requests per concurrent client")
     parser.add_argument("--pairs", type=int, default=1500, help="server request + in-process call pairs")
     parser.add_argument("--blocks", type=int, default=10, help="blocks the pairs are also reported in")
+    parser.add_argument("--codec-reps", type=int, default=2000, help="interleaved old/new codec steps")
+    parser.add_argument("--starts", type=int, default=3, help="serve starts per model form")
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args()
 
@@ -384,6 +546,8 @@ def main() -> int:
         proc.send_signal(signal.SIGTERM)
         stop_code = proc.wait(timeout=60)
     local = bench_in_process(model_dir, rows, args.batches)
+    codec = bench_codec(rows, args.codec_reps, args.blocks)
+    startup_forms = bench_startup(model_dir, args.workers, args.starts)
 
     import tensorflow as tf
 
@@ -409,6 +573,8 @@ def main() -> int:
         "batch": batch,
         "concurrent": concurrent,
         "in_process": local,
+        "codec_per_1000_rows": codec,
+        "serve_start_to_first_ping": startup_forms,
         "ratios": {
             # medians over interleaved request / in-process steps (bench_batch_pairs)
             "server_batch_vs_numpy_plus_csv_raw_client": raw_batch["ratio_median"],
@@ -423,9 +589,19 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
-    def ratio(b: dict[str, Any]) -> str:
-        return (f"{b['ratio_median']:.3f} (blocks of {args.pairs // args.blocks}: "
-                f"{b['ratio_block_min']:.3f}-{b['ratio_block_max']:.3f})")
+    def ratio(b: dict[str, Any], suffix: str = "") -> str:
+        return (f"{b['ratio_median' + suffix]:.3f} (blocks of {args.pairs // args.blocks}: "
+                f"{b['ratio_block_min' + suffix]:.3f}-{b['ratio_block_max' + suffix]:.3f})")
+
+    def codec_pair() -> str:
+        old, new = codec["old_codec"], codec["new_codec"]
+        return (f"{old['median_ms']:.3f} / {new['median_ms']:.3f} ms (block medians "
+                f"{old['block_median_min_ms']:.3f}-{old['block_median_max_ms']:.3f} / "
+                f"{new['block_median_min_ms']:.3f}-{new['block_median_max_ms']:.3f})")
+
+    def start(form: str) -> str:
+        t = startup_forms[form]
+        return f"{t['median_s']:.2f} s (min {t['min_s']:.2f}, max {t['max_s']:.2f}, {startup_forms['starts']} starts)"
 
     table = [
         ("server: single-row latency p50 / p99, http.client",
@@ -437,7 +613,8 @@ def main() -> int:
         (f"server: {BATCH_ROWS}-row requests, http.client",
          f"{http_batch['batch_rows_per_s']:,.0f} rows/s ({http_batch['batch_request_ms']:.2f} ms each)"),
         ("in-process: numpy forward + CSV decode/encode",
-         f"{batch['in_process_rows_per_s']:,.0f} rows/s ({batch['in_process_ms']:.2f} ms per 1,000 rows)"),
+         f"{batch['in_process_rows_per_s']:,.0f} rows/s ({batch['in_process_ms']:.2f} ms per 1,000 rows; "
+         f"{batch['in_process_old_codec_ms']:.2f} ms with the old codec)"),
         ("in-process: numpy forward", f"{local['numpy_forward_rows_per_s']:,.0f} rows/s"),
         ("in-process: keras model.predict", f"{local['keras_predict_rows_per_s']:,.0f} rows/s"),
         ("in-process: numpy single row", f"{local['numpy_single_row_us']:.1f} us"),
@@ -451,6 +628,17 @@ def main() -> int:
         (f"server ({args.workers} clients) / in-process numpy+CSV",
          f"{result['ratios']['server_concurrent_vs_numpy_plus_csv']:.3f}"),
         ("numpy / keras predict (batch)", f"{result['ratios']['numpy_vs_keras_predict_batch']:.1f}x"),
+        ("server (raw client) / in-process numpy + OLD codec", ratio(raw_batch, "_old_codec")),
+        (f"codec per {BATCH_ROWS} rows x {N_FEATURES}: decode old / new",
+         f"{codec['old_decode']['median_ms']:.3f} / {codec['new_decode']['median_ms']:.3f} ms"),
+        (f"codec per {BATCH_ROWS} rows x {N_FEATURES}: encode old / new",
+         f"{codec['old_encode']['median_ms']:.3f} / {codec['new_encode']['median_ms']:.3f} ms"),
+        (f"codec per {BATCH_ROWS} rows x {N_FEATURES}: decode+encode old / new", codec_pair()),
+        ("codec: old / new (median; per-block range)",
+         f"{codec['speedup_median']:.2f}x ({codec['speedup_block_min']:.2f}-{codec['speedup_block_max']:.2f})"),
+        (f"serve start -> first /ping 200, exported numpy form ({args.workers} workers)", start("exported_numpy")),
+        (f"serve start -> first /ping 200, old-style dir via Keras ({args.workers} workers)",
+         start("keras_old_style")),
     ]
     width = max(len(name) for name, _ in table)
     print(

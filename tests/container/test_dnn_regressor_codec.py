@@ -190,6 +190,23 @@ def test_large_plain_body_matches_and_known_errors_keep_their_wording() -> None:
         assert parse_plain_csv(bad, 3) is None
 
 
+def test_bodies_longer_than_a_chunk_match_and_a_late_odd_field_falls_back() -> None:
+    rng = np.random.default_rng(8)
+    names = [f"x{j}" for j in range(8)]
+    cells = [[_plain_cell(rng) for _ in range(8)] for _ in range(5000)]  # 40,000 fields: 3 chunks
+    body = ("\n".join(",".join(row) for row in cells) + "\n").encode()
+    assert parse_plain_csv(body, 8) is not None
+    _assert_same(body, names)
+    cells[4321][5] = "1e-3"  # valid, not plain, in the last chunk
+    body = ("\n".join(",".join(row) for row in cells) + "\n").encode()
+    assert parse_plain_csv(body, 8) is None
+    _assert_same(body, names)
+    cells[4321][5] = "--1"  # invalid: the per-cell path names it
+    body = ("\n".join(",".join(row) for row in cells) + "\n").encode()
+    kind, (status, message) = _assert_same(body, names)
+    assert kind == "error" and message == "row 4322, column 6 ('x5'): '--1' is not a number"
+
+
 def _old_encode(predictions: np.ndarray, accept: str) -> bytes:
     """The encoder before the one-call formatting (per-value str.format)."""
     formatted = list(map("{:.9g}".format, np.asarray(predictions, dtype=np.float64).reshape(-1).tolist()))
