@@ -28,7 +28,7 @@ from tests.localmaker.conftest import training_request, unique, wait_for, wait_t
 TINY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny-algo:1"
 PROC = "123456789012.dkr.ecr.us-east-1.amazonaws.com/proc-algo:1"
 BUCKET = "lm-paths"
-SERVER_DIRS = ("logs", "s3", "children")  # the home's own stores: log streams, durable S3, child records
+SERVER_DIRS = ("logs", "s3", "children", "metrics")  # the home's own stores: log streams, durable S3, child records, training metrics
 
 
 # ---- safepath -----------------------------------------------------------------------------------------
