@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
@@ -201,3 +202,78 @@ class TestSupervisorPieces:
         )
         assert "listen 8123 deferred;" in text and f"server unix:{tmp_path / 'g.sock'};" in text
         assert "ping|invocations|execution-parameters" in text
+
+
+def test_large_and_pipelined_requests_on_one_keep_alive_connection(trained_model: TrainedModel, regressor) -> None:
+    """Bodies read past gunicorn's 1 KB Body pieces: a 1,000-row body, then two requests sent in
+    one write (the second starts inside the first's last socket chunk), all on one connection."""
+    import socket
+
+    port = free_port()
+    proc = _start(trained_model.model_dir, port, MODEL_SERVER_WORKERS="1")
+    try:
+        _wait_for_ping(proc, port, 200)
+        rows = np.tile(trained_model.test_rows[:, 1:], (3, 1))[:1000]
+        big = ("\n".join(",".join(f"{v:.6f}" for v in r) for r in rows) + "\n").encode()
+        small = b"5,-100,0\n"
+        third = big[: big.index(b"\n", 9000) + 1]  # a body that ends a few bytes into a socket chunk
+
+        def request(body: bytes) -> bytes:
+            head = f"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+            return head.encode() + body
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request(big))
+            sock.sendall(request(small) + request(third))  # pipelined
+            answers: list[bytes] = []
+            received = b""
+            while len(answers) < 3:
+                head, sep, rest = received.partition(b"\r\n\r\n")
+                match = re.search(rb"Content-Length: (\d+)", head) if sep else None
+                if match and len(rest) >= int(match.group(1)):
+                    length = int(match.group(1))
+                    assert head.startswith(b"HTTP/1.1 200"), (head, rest[:length])
+                    answers.append(rest[:length])
+                    received = rest[length:]
+                    continue
+                chunk = sock.recv(1 << 16)
+                assert chunk, f"connection closed after {len(answers)} answers: {received[-300:]!r}"
+                received += chunk
+        first = np.array(answers[0].split(), dtype=np.float64)
+        np.testing.assert_allclose(first, regressor.predict(rows), rtol=1e-6)
+        assert float(answers[1]) == pytest.approx(float(regressor.predict(np.array([[5, -100, 0]]))[0]), rel=1e-6)
+        np.testing.assert_allclose(
+            np.array(answers[2].split(), dtype=np.float64), regressor.predict(rows[: third.count(b"\n")]), rtol=1e-6
+        )
+    finally:
+        _stop(proc)
+
+
+def test_read_exactly_uses_gunicorns_length_reader_and_leaves_pipelined_bytes() -> None:
+    import socket
+
+    from dnn_regressor.predictor import _read_exactly
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    payload = bytes(range(256)) * 400  # 102,400 bytes: many 8 KB socket chunks
+    left, right = socket.socketpair()
+    try:
+        left.sendall(payload + b"NEXT REQUEST")
+        left.shutdown(socket.SHUT_WR)
+        unreader = SocketUnreader(right)
+        body = Body(LengthReader(unreader, len(payload)))
+        calls: list[int] = []
+        original = body.read
+        body.read = lambda size=None: calls.append(size) or original(size)  # type: ignore[method-assign]
+        assert _read_exactly(body, len(payload)) == payload
+        assert calls == [], "Body.read (1 KB pieces) was used"
+        assert body.read(10) == b""  # the body is consumed...
+        assert unreader.read() + unreader.read() == b"NEXT REQUEST"  # ...and the next request is intact
+    finally:
+        left.close()
+        right.close()
+    # any other stream is read the WSGI way
+    import io
+
+    assert _read_exactly(io.BytesIO(b"abcdef"), 4) == b"abcd"

@@ -16,6 +16,7 @@ one forward pass.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
@@ -247,6 +248,27 @@ def _too_large(length: int) -> PayloadError:
     )
 
 
+def _read_exactly(stream: Any, length: int) -> bytes:
+    """``length`` bytes of a Content-Length body.
+
+    gunicorn's ``wsgi.input`` (``Body``) reads through 1 KB pieces, copying the rest of each 8 KB
+    socket chunk back and forth: about 0.25 ms for a 1,000-row (80 KB) body, most of what the
+    server adds to such a request beyond the model. The ``LengthReader`` under it reads whole
+    socket chunks and leaves any pipelined bytes for the next request, so when the ``Body`` holds
+    nothing yet and the reader still owes exactly this body, read from it (1/8 of the time).
+    Any other server's stream is read the WSGI way.
+    """
+    reader, buffered = getattr(stream, "reader", None), getattr(stream, "buf", None)
+    if (
+        type(reader).__name__ == "LengthReader"
+        and getattr(reader, "length", None) == length
+        and isinstance(buffered, io.BytesIO)
+        and buffered.tell() == 0
+    ):
+        return reader.read(length)
+    return stream.read(length)
+
+
 def _read_body(environ: dict[str, Any]) -> bytes:
     """The request body, at most 6 MB: a larger one is drained (so the client reads our 413)."""
     stream = environ["wsgi.input"]
@@ -259,7 +281,7 @@ def _read_body(environ: dict[str, Any]) -> bytes:
         if length > MAX_PAYLOAD_BYTES:
             _drain(stream, length)
             raise _too_large(length)
-        return stream.read(length) if length > 0 else b""
+        return _read_exactly(stream, length) if length > 0 else b""
     if not environ.get("wsgi.input_terminated"):
         return b""  # no length and no chunked framing: WSGI says there is no body to read
     body = stream.read(MAX_PAYLOAD_BYTES + 1)  # chunked: the server ends the stream
