@@ -469,13 +469,7 @@ def train(env: TrainingEnv) -> None:
 
 # ---- serving ------------------------------------------------------------------------------------------------
 def load(model_dir: Path) -> FMModel:
-    path = model_dir / MODEL_FILE
-    if not path.is_file():
-        found = sorted(model_dir.rglob(MODEL_FILE))
-        if not found:
-            raise FileNotFoundError(f"{MODEL_FILE} not found under {model_dir}")
-        path = found[0]
-    return FMModel.load(path)
+    return FMModel.load(rt.model_file(model_dir, MODEL_FILE))
 
 
 def _json_instance(item: Any, i: int) -> Row:

@@ -314,13 +314,7 @@ def train(env: TrainingEnv) -> None:
 
 # ---- serving ------------------------------------------------------------------------------------------------
 def load(model_dir: Path) -> KNNModel:
-    path = model_dir / MODEL_FILE
-    if not path.is_file():
-        found = sorted(model_dir.rglob(MODEL_FILE))
-        if not found:
-            raise FileNotFoundError(f"{MODEL_FILE} not found under {model_dir}")
-        path = found[0]
-    return KNNModel.load(path)
+    return KNNModel.load(rt.model_file(model_dir, MODEL_FILE))
 
 
 def accept_type(accept: str | None) -> tuple[str, bool]:

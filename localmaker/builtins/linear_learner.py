@@ -757,13 +757,7 @@ def train(env: TrainingEnv) -> None:
 
 # ---- serving ---------------------------------------------------------------------------------------------------
 def load(model_dir: Path) -> LinearModel:
-    path = model_dir / MODEL_FILE
-    if not path.is_file():
-        found = sorted(model_dir.rglob(MODEL_FILE))
-        if not found:
-            raise FileNotFoundError(f"{MODEL_FILE} not found under {model_dir}")
-        path = found[0]
-    return LinearModel.load(path)
+    return LinearModel.load(rt.model_file(model_dir, MODEL_FILE))
 
 
 def records(model: LinearModel, x: np.ndarray) -> list[dict[str, Any]]:

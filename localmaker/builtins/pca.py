@@ -179,13 +179,7 @@ def train(env: TrainingEnv) -> None:
 
 
 def load(model_dir: Path) -> PCAModel:
-    path = model_dir / MODEL_FILE
-    if not path.is_file():
-        found = sorted(model_dir.rglob(MODEL_FILE))
-        if not found:
-            raise FileNotFoundError(f"{MODEL_FILE} not found under {model_dir}")
-        path = found[0]
-    return PCAModel.load(path)
+    return PCAModel.load(rt.model_file(model_dir, MODEL_FILE))
 
 
 def records(model: PCAModel, x: np.ndarray) -> list[dict[str, Any]]:

@@ -226,6 +226,17 @@ def main(train: Callable[[TrainingEnv], None], serve: Callable[[], None], argv: 
 
 
 # ---- dense training data (the 1P algorithms' text/csv and RecordIO-protobuf channels) -----------------
+def model_file(model_dir: Path, name: str) -> Path:
+    """``name`` in the extracted model (at its top, else the first one below it, as tarred by hand)."""
+    path = model_dir / name
+    if path.is_file():
+        return path
+    found = sorted(model_dir.rglob(name))
+    if not found:
+        raise FileNotFoundError(f"{name} not found under {model_dir}")
+    return found[0]
+
+
 def read_dense_channel(
     env: TrainingEnv, name: str, *, label_size: int = 1, feature_dim: int | None = None
 ) -> tuple[Any, Any]:
