@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/batch_transform.py
 	$(PY) bench/tuning_parallel.py
 	$(PY) bench/faults.py
+	$(PY) bench/scaling.py
 
 clean:
 	rm -rf .airflow .localmaker .pytest_cache
