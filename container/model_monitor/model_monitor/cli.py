@@ -249,8 +249,36 @@ def _analysis_report(
     return report
 
 
+#: ``analysis_type`` values this image computes; Model Monitor's other analyses need their own code
+DATA_QUALITY = "DATA_QUALITY"
+
+
+def analyzer_role(environ: Mapping[str, str]) -> str:
+    """Which job Model Monitor's own analyzer image (``sagemaker-model-monitor-analyzer``) is asked for.
+
+    That image has one entry point and no ContainerEntrypoint in the SDK's requests: a baselining
+    job (``DefaultModelMonitor.suggest_baseline``) sends ``dataset_format``/``dataset_source``/
+    ``output_path`` and no baseline; a monitoring job sends the baseline files (or reads captures).
+    So: ``analyze`` when a baseline is given or the input is captured traffic, else ``baseline``.
+    ``analysis_type`` other than DATA_QUALITY (MODEL_QUALITY, ...) is refused with a clear reason.
+    """
+    analysis = (environ.get("analysis_type") or DATA_QUALITY).strip().upper()
+    if analysis != DATA_QUALITY:
+        raise MonitorError(
+            f"analysis_type={analysis} is not supported by this image: it computes data quality "
+            f"(statistics, constraints, violations) only; leave analysis_type unset or {DATA_QUALITY}"
+        )
+    if (environ.get("baseline_constraints") or "").strip() or (environ.get("baseline_statistics") or "").strip():
+        return "analyze"
+    if '"sagemakerCaptureJson"' in (environ.get("dataset_format") or ""):
+        return "analyze"
+    return "baseline"
+
+
 def main(program: str, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run ``baseline`` or ``analyze``; turn every failure into an exit code and a message file."""
+    """Run ``baseline``, ``analyze`` or ``monitor`` (Model Monitor's analyzer: picks one of the two
+    from the environment, see :func:`analyzer_role`); turn every failure into an exit code and a
+    message file."""
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
     if any(a in ("-h", "--help") for a in args):
@@ -259,6 +287,9 @@ def main(program: str, argv: Sequence[str] | None = None, environ: Mapping[str, 
     if args:
         _log(f"{program}: ignoring arguments {args}; configuration comes from environment variables")
     try:
+        if program == "monitor":
+            program = analyzer_role(env)
+            _log(f"monitor: running {program} (Model Monitor analyzer contract)")
         settings = load_settings(env, program)
         if program == "baseline":
             run_baseline(settings)
