@@ -291,3 +291,39 @@ def test_image_pins_match_the_venv_and_the_dockerfile_contract() -> None:
         'ENTRYPOINT ["analyze"]',
     ):
         assert needle in dockerfile
+
+
+def test_monitor_program_picks_baseline_or_analyze_from_the_analyzer_contract(
+    tmp_path: Path, baseline_dir: Path
+) -> None:
+    """``monitor`` (what the sagemaker-model-monitor-analyzer image runs) has no ContainerEntrypoint:
+    no baseline in the environment -> baseline; baseline files given -> analyze."""
+    sys.path.insert(0, str(MONITOR_DIR))
+    try:
+        from model_monitor.cli import analyzer_role
+        from model_monitor.errors import MonitorError
+    finally:
+        sys.path.remove(str(MONITOR_DIR))
+    assert analyzer_role({"dataset_format": '{"csv": {"header": true}}'}) == "baseline"
+    assert analyzer_role({"dataset_format": CAPTURE_FORMAT}) == "analyze"
+    assert analyzer_role({"baseline_constraints": "/x/constraints.json", "analysis_type": "DATA_QUALITY"}) == "analyze"
+    with pytest.raises(MonitorError, match="analysis_type=MODEL_BIAS is not supported"):
+        analyzer_role({"analysis_type": "MODEL_BIAS"})
+
+    train = tmp_path / "processing" / "input" / "baseline_dataset_input"
+    train.mkdir(parents=True)
+    (train / "data.csv").write_text("a,b\n1,x\n3,y\n")
+    proc = run("monitor", {"dataset_source": str(train), "output_path": str(tmp_path / "out"),
+                           "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+                           "publish_cloudwatch_metrics": "Disabled"}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "monitor: running baseline" in proc.stdout
+    stats = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert stats["features"][0]["numerical_statistics"]["mean"] == 2.0
+
+    write_captures(tmp_path / "processing" / "input" / "endpoint", rows(50, seed=5))
+    env = analyze_env(tmp_path, baseline_dir)
+    proc = run("monitor", env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "monitor: running analyze" in proc.stdout
+    assert outputs(tmp_path)["statistics"]["dataset"]["item_count"] == 50
