@@ -8,6 +8,7 @@ those results again and that nothing tried to reach AWS.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -109,4 +110,8 @@ def test_default_model_monitor_suggest_baseline(flows: Flows) -> None:
     assert r["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.1
     s3 = flows.server.client("s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="sdk-flows", Prefix="sdk-model-monitor/baseline/")["Contents"]}
-    assert keys == {"sdk-model-monitor/baseline/statistics.json", "sdk-model-monitor/baseline/constraints.json"}
+    assert keys == {f"sdk-model-monitor/baseline/{f}.json" for f in ("statistics", "constraints", "post_analytics")}
+    # the post-analytics script ran after the results were written, and read them
+    post = s3.get_object(Bucket="sdk-flows", Key="sdk-model-monitor/baseline/post_analytics.json")["Body"].read()
+    assert json.loads(post) == {"item_count": 200}
+    assert env["post_analytics_processor_script"].startswith("/opt/ml/processing/input/")

@@ -327,3 +327,34 @@ def test_monitor_program_picks_baseline_or_analyze_from_the_analyzer_contract(
     assert proc.returncode == 0, proc.stderr
     assert "monitor: running analyze" in proc.stdout
     assert outputs(tmp_path)["statistics"]["dataset"]["item_count"] == 50
+
+
+def test_post_analytics_script_runs_last_and_preprocessor_is_refused(tmp_path: Path) -> None:
+    train = tmp_path / "processing" / "input" / "baseline_dataset_input"
+    train.mkdir(parents=True)
+    (train / "data.csv").write_text("a,b\n1,x\n3,y\n")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "post.py").write_text(
+        "import os, pathlib\n"
+        "def postprocess_handler():\n"
+        "    out = pathlib.Path(os.environ['output_path'])\n"
+        "    (out / 'seen.txt').write_text(','.join(sorted(p.name for p in out.iterdir())))\n"
+    )
+    (scripts / "broken.py").write_text("def postprocess_handler():\n    raise ValueError('no luck')\n")
+    (scripts / "pre.py").write_text("def preprocess_handler(inference_record):\n    return {}\n")
+    env = {"dataset_source": str(train), "output_path": str(tmp_path / "out"),
+           "dataset_format": '{"csv": {"header": true}}'}
+
+    proc = run("monitor", {**env, "post_analytics_processor_script": str(scripts / "post.py")}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "seen.txt").read_text() == "constraints.json,statistics.json"
+
+    proc = run("monitor", {**env, "post_analytics_processor_script": str(scripts / "broken.py")}, tmp_path)
+    assert proc.returncode == 2
+    message = (tmp_path / "ml" / "output" / "message").read_text()
+    assert message.startswith("ClientError:") and "ValueError: no luck" in message, message
+
+    proc = run("monitor", {**env, "record_preprocessor_script": str(scripts / "pre.py")}, tmp_path)
+    assert proc.returncode == 2
+    assert "record_preprocessor_script" in (tmp_path / "ml" / "output" / "message").read_text()

@@ -29,7 +29,8 @@ USAGE = """usage: {prog}
 
 Configured by environment variables (Model Monitor's bring-your-own-container contract):
   dataset_source, output_path, dataset_format, baseline_statistics, baseline_constraints,
-  start_time, end_time, plus feature_names, label_column, drift_threshold, drift_method.
+  start_time, end_time, analysis_type (DATA_QUALITY), post_analytics_processor_script,
+  plus feature_names, label_column, drift_threshold, drift_method.
 See the container's README.md.
 """
 
@@ -249,6 +250,33 @@ def _analysis_report(
     return report
 
 
+def run_post_analytics(script: Path) -> None:
+    """Model Monitor's post-analytics hook: import the user's file, call ``postprocess_handler()``.
+
+    It runs after the results are written (it may read or add to ``output_path``); an exception in
+    it fails the job, with the script's error as the reason.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("post_analytics_processor", script)
+    if spec is None or spec.loader is None:
+        raise MonitorError(f"post_analytics_processor_script={script} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise MonitorError(f"post_analytics_processor_script {script} failed to load: {type(exc).__name__}: {exc}") from exc
+    handler = getattr(module, "postprocess_handler", None)
+    if not callable(handler):
+        raise MonitorError(f"post_analytics_processor_script {script} defines no postprocess_handler()")
+    _log(f"post-analytics: running postprocess_handler() from {script}")
+    try:
+        handler()
+    except Exception as exc:
+        traceback.print_exc()
+        raise MonitorError(f"postprocess_handler() of {script} failed: {type(exc).__name__}: {exc}") from exc
+
+
 #: ``analysis_type`` values this image computes; Model Monitor's other analyses need their own code
 DATA_QUALITY = "DATA_QUALITY"
 
@@ -295,6 +323,8 @@ def main(program: str, argv: Sequence[str] | None = None, environ: Mapping[str, 
             run_baseline(settings)
         else:
             run_analyze(settings)
+        if settings.post_analytics_processor_script:
+            run_post_analytics(settings.post_analytics_processor_script)
     except MonitorError as exc:
         reason = failure_reason(exc)
         print(f"{program}: {reason}", file=sys.stderr, flush=True)

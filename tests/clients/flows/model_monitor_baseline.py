@@ -10,6 +10,8 @@ monitoring schedule.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 import numpy as np
 from lmsession import ROLE, session
@@ -33,6 +35,19 @@ data_uri = S3Uploader.upload_string_as_file_body(
     "\n".join(lines) + "\n", f"s3://{bucket}/{prefix}/data/train.csv", sagemaker_session=sess
 )
 
+# Model Monitor's post-analytics hook: postprocess_handler() runs after the results are written
+post_script = os.path.join(tempfile.mkdtemp(), "post_analytics.py")
+with open(post_script, "w") as handle:
+    handle.write(
+        "import json, os\n"
+        "def postprocess_handler():\n"
+        "    out = os.environ['output_path']\n"
+        "    with open(os.path.join(out, 'statistics.json')) as f:\n"
+        "        n = json.load(f)['dataset']['item_count']\n"
+        "    with open(os.path.join(out, 'post_analytics.json'), 'w') as f:\n"
+        "        json.dump({'item_count': n}, f)\n"
+    )
+
 monitor = DefaultModelMonitor(
     role=ROLE,
     instance_count=1,
@@ -46,6 +61,7 @@ job = monitor.suggest_baseline(
     baseline_dataset=data_uri,
     dataset_format=DatasetFormat.csv(header=True),
     output_s3_uri=f"s3://{bucket}/{prefix}/baseline",
+    post_analytics_processor_script=post_script,
     wait=True,
     logs=False,
 )
