@@ -271,7 +271,24 @@ def test_images_manifest_entry_resolves_and_runs_the_programs() -> None:
     assert spec.command("process") == [sys.executable, str(MONITOR_DIR / "analyze")]
     # ContainerEntrypoint ["baseline"] names a program in workdir; the emulator runs it the same way
     assert (MONITOR_DIR / "baseline").is_file() and (MONITOR_DIR / "analyze").is_file()
-    assert all(os.access(MONITOR_DIR / p, os.X_OK) for p in ("baseline", "analyze"))
+    assert all(os.access(MONITOR_DIR / p, os.X_OK) for p in ("baseline", "analyze", "monitor"))
+
+
+def test_model_monitor_analyzer_image_of_every_region_runs_the_monitor_program() -> None:
+    from localmaker.builtins import MANIFEST
+    from localmaker.images import ImageRegistry
+
+    registry = ImageRegistry([MANIFEST, MONITOR_DIR.parent / "images.yaml"])
+    # accounts from the SDK's image_uri_config/model-monitor.json (us-east-1, eu-west-1, ap-northeast-1)
+    for uri in ("156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer",
+                "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer:latest",
+                "574779866223.dkr.ecr.ap-northeast-1.amazonaws.com/sagemaker-model-monitor-analyzer"):
+        spec = registry.resolve(uri)
+        assert spec.workdir == MONITOR_DIR
+        assert spec.command("process") == [sys.executable, str(MONITOR_DIR / "monitor")]
+    # the project's own image keeps its analyze entry point
+    own = registry.resolve("123456789012.dkr.ecr.us-east-1.amazonaws.com/model-monitor:1.0")
+    assert own.command("process") == [sys.executable, str(MONITOR_DIR / "analyze")]
 
 
 def test_image_pins_match_the_venv_and_the_dockerfile_contract() -> None:
