@@ -122,7 +122,7 @@ def _run_flow(python: Path, server: Server, name: str) -> FlowResult:
 
 
 FLOW_NAMES = ("xgboost_estimator", "tuner", "kmeans_record_set", "sklearn_script_mode", "linear_learner", "pca",
-              "training_job_analytics")
+              "training_job_analytics", "model_monitor_baseline")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ those results again and that nothing tried to reach AWS.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -92,3 +93,25 @@ def test_training_job_analytics(flows: Flows) -> None:
     assert "#011validation-rmse:" in run.output and "Billable seconds:" in run.output, run.output[-3000:]
     assert {"train:rmse", "validation:rmse"} <= set(r["metrics"])
     assert r["rows"] >= 2
+
+
+def test_default_model_monitor_suggest_baseline(flows: Flows) -> None:
+    _, r = _ok(flows, "model_monitor_baseline")
+    # the SDK's own analyzer image and environment contract, unchanged
+    assert r["image"] == "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
+    env = r["environment"]
+    assert env["dataset_source"] == "/opt/ml/processing/input/baseline_dataset_input"
+    assert env["output_path"] == "/opt/ml/processing/output" and env["publish_cloudwatch_metrics"] == "Disabled"
+    assert '"csv"' in env["dataset_format"] and "baseline_constraints" not in env
+    assert r["item_count"] == 200 and r["plan_distinct"] == 2
+    for name, mean in r["expected_means"].items():
+        assert abs(r["means"][name] - mean) < 1e-6, (name, r["means"], mean)
+    assert r["constraint_features"] == ["age", "income", "plan", "visits"]
+    assert r["monitoring_config"]["distribution_constraints"]["comparison_threshold"] == 0.1
+    s3 = flows.server.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="sdk-flows", Prefix="sdk-model-monitor/baseline/")["Contents"]}
+    assert keys == {f"sdk-model-monitor/baseline/{f}.json" for f in ("statistics", "constraints", "post_analytics")}
+    # the post-analytics script ran after the results were written, and read them
+    post = s3.get_object(Bucket="sdk-flows", Key="sdk-model-monitor/baseline/post_analytics.json")["Body"].read()
+    assert json.loads(post) == {"item_count": 200}
+    assert env["post_analytics_processor_script"].startswith("/opt/ml/processing/input/")

@@ -271,7 +271,24 @@ def test_images_manifest_entry_resolves_and_runs_the_programs() -> None:
     assert spec.command("process") == [sys.executable, str(MONITOR_DIR / "analyze")]
     # ContainerEntrypoint ["baseline"] names a program in workdir; the emulator runs it the same way
     assert (MONITOR_DIR / "baseline").is_file() and (MONITOR_DIR / "analyze").is_file()
-    assert all(os.access(MONITOR_DIR / p, os.X_OK) for p in ("baseline", "analyze"))
+    assert all(os.access(MONITOR_DIR / p, os.X_OK) for p in ("baseline", "analyze", "monitor"))
+
+
+def test_model_monitor_analyzer_image_of_every_region_runs_the_monitor_program() -> None:
+    from localmaker.builtins import MANIFEST
+    from localmaker.images import ImageRegistry
+
+    registry = ImageRegistry([MANIFEST, MONITOR_DIR.parent / "images.yaml"])
+    # accounts from the SDK's image_uri_config/model-monitor.json (us-east-1, eu-west-1, ap-northeast-1)
+    for uri in ("156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer",
+                "468650794304.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-model-monitor-analyzer:latest",
+                "574779866223.dkr.ecr.ap-northeast-1.amazonaws.com/sagemaker-model-monitor-analyzer"):
+        spec = registry.resolve(uri)
+        assert spec.workdir == MONITOR_DIR
+        assert spec.command("process") == [sys.executable, str(MONITOR_DIR / "monitor")]
+    # the project's own image keeps its analyze entry point
+    own = registry.resolve("123456789012.dkr.ecr.us-east-1.amazonaws.com/model-monitor:1.0")
+    assert own.command("process") == [sys.executable, str(MONITOR_DIR / "analyze")]
 
 
 def test_image_pins_match_the_venv_and_the_dockerfile_contract() -> None:
@@ -291,3 +308,70 @@ def test_image_pins_match_the_venv_and_the_dockerfile_contract() -> None:
         'ENTRYPOINT ["analyze"]',
     ):
         assert needle in dockerfile
+
+
+def test_monitor_program_picks_baseline_or_analyze_from_the_analyzer_contract(
+    tmp_path: Path, baseline_dir: Path
+) -> None:
+    """``monitor`` (what the sagemaker-model-monitor-analyzer image runs) has no ContainerEntrypoint:
+    no baseline in the environment -> baseline; baseline files given -> analyze."""
+    sys.path.insert(0, str(MONITOR_DIR))
+    try:
+        from model_monitor.cli import analyzer_role
+        from model_monitor.errors import MonitorError
+    finally:
+        sys.path.remove(str(MONITOR_DIR))
+    assert analyzer_role({"dataset_format": '{"csv": {"header": true}}'}) == "baseline"
+    assert analyzer_role({"dataset_format": CAPTURE_FORMAT}) == "analyze"
+    assert analyzer_role({"baseline_constraints": "/x/constraints.json", "analysis_type": "DATA_QUALITY"}) == "analyze"
+    with pytest.raises(MonitorError, match="analysis_type=MODEL_BIAS is not supported"):
+        analyzer_role({"analysis_type": "MODEL_BIAS"})
+
+    train = tmp_path / "processing" / "input" / "baseline_dataset_input"
+    train.mkdir(parents=True)
+    (train / "data.csv").write_text("a,b\n1,x\n3,y\n")
+    proc = run("monitor", {"dataset_source": str(train), "output_path": str(tmp_path / "out"),
+                           "dataset_format": '{"csv": {"header": true, "output_columns_position": "START"}}',
+                           "publish_cloudwatch_metrics": "Disabled"}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "monitor: running baseline" in proc.stdout
+    stats = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert stats["features"][0]["numerical_statistics"]["mean"] == 2.0
+
+    write_captures(tmp_path / "processing" / "input" / "endpoint", rows(50, seed=5))
+    env = analyze_env(tmp_path, baseline_dir)
+    proc = run("monitor", env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "monitor: running analyze" in proc.stdout
+    assert outputs(tmp_path)["statistics"]["dataset"]["item_count"] == 50
+
+
+def test_post_analytics_script_runs_last_and_preprocessor_is_refused(tmp_path: Path) -> None:
+    train = tmp_path / "processing" / "input" / "baseline_dataset_input"
+    train.mkdir(parents=True)
+    (train / "data.csv").write_text("a,b\n1,x\n3,y\n")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "post.py").write_text(
+        "import os, pathlib\n"
+        "def postprocess_handler():\n"
+        "    out = pathlib.Path(os.environ['output_path'])\n"
+        "    (out / 'seen.txt').write_text(','.join(sorted(p.name for p in out.iterdir())))\n"
+    )
+    (scripts / "broken.py").write_text("def postprocess_handler():\n    raise ValueError('no luck')\n")
+    (scripts / "pre.py").write_text("def preprocess_handler(inference_record):\n    return {}\n")
+    env = {"dataset_source": str(train), "output_path": str(tmp_path / "out"),
+           "dataset_format": '{"csv": {"header": true}}'}
+
+    proc = run("monitor", {**env, "post_analytics_processor_script": str(scripts / "post.py")}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "seen.txt").read_text() == "constraints.json,statistics.json"
+
+    proc = run("monitor", {**env, "post_analytics_processor_script": str(scripts / "broken.py")}, tmp_path)
+    assert proc.returncode == 2
+    message = (tmp_path / "ml" / "output" / "message").read_text()
+    assert message.startswith("ClientError:") and "ValueError: no luck" in message, message
+
+    proc = run("monitor", {**env, "record_preprocessor_script": str(scripts / "pre.py")}, tmp_path)
+    assert proc.returncode == 2
+    assert "record_preprocessor_script" in (tmp_path / "ml" / "output" / "message").read_text()

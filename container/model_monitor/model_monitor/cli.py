@@ -29,7 +29,8 @@ USAGE = """usage: {prog}
 
 Configured by environment variables (Model Monitor's bring-your-own-container contract):
   dataset_source, output_path, dataset_format, baseline_statistics, baseline_constraints,
-  start_time, end_time, plus feature_names, label_column, drift_threshold, drift_method.
+  start_time, end_time, analysis_type (DATA_QUALITY), post_analytics_processor_script,
+  plus feature_names, label_column, drift_threshold, drift_method.
 See the container's README.md.
 """
 
@@ -249,8 +250,63 @@ def _analysis_report(
     return report
 
 
+def run_post_analytics(script: Path) -> None:
+    """Model Monitor's post-analytics hook: import the user's file, call ``postprocess_handler()``.
+
+    It runs after the results are written (it may read or add to ``output_path``); an exception in
+    it fails the job, with the script's error as the reason.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("post_analytics_processor", script)
+    if spec is None or spec.loader is None:
+        raise MonitorError(f"post_analytics_processor_script={script} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise MonitorError(f"post_analytics_processor_script {script} failed to load: {type(exc).__name__}: {exc}") from exc
+    handler = getattr(module, "postprocess_handler", None)
+    if not callable(handler):
+        raise MonitorError(f"post_analytics_processor_script {script} defines no postprocess_handler()")
+    _log(f"post-analytics: running postprocess_handler() from {script}")
+    try:
+        handler()
+    except Exception as exc:
+        traceback.print_exc()
+        raise MonitorError(f"postprocess_handler() of {script} failed: {type(exc).__name__}: {exc}") from exc
+
+
+#: ``analysis_type`` values this image computes; Model Monitor's other analyses need their own code
+DATA_QUALITY = "DATA_QUALITY"
+
+
+def analyzer_role(environ: Mapping[str, str]) -> str:
+    """Which job Model Monitor's own analyzer image (``sagemaker-model-monitor-analyzer``) is asked for.
+
+    That image has one entry point and no ContainerEntrypoint in the SDK's requests: a baselining
+    job (``DefaultModelMonitor.suggest_baseline``) sends ``dataset_format``/``dataset_source``/
+    ``output_path`` and no baseline; a monitoring job sends the baseline files (or reads captures).
+    So: ``analyze`` when a baseline is given or the input is captured traffic, else ``baseline``.
+    ``analysis_type`` other than DATA_QUALITY (MODEL_QUALITY, ...) is refused with a clear reason.
+    """
+    analysis = (environ.get("analysis_type") or DATA_QUALITY).strip().upper()
+    if analysis != DATA_QUALITY:
+        raise MonitorError(
+            f"analysis_type={analysis} is not supported by this image: it computes data quality "
+            f"(statistics, constraints, violations) only; leave analysis_type unset or {DATA_QUALITY}"
+        )
+    if (environ.get("baseline_constraints") or "").strip() or (environ.get("baseline_statistics") or "").strip():
+        return "analyze"
+    if '"sagemakerCaptureJson"' in (environ.get("dataset_format") or ""):
+        return "analyze"
+    return "baseline"
+
+
 def main(program: str, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run ``baseline`` or ``analyze``; turn every failure into an exit code and a message file."""
+    """Run ``baseline``, ``analyze`` or ``monitor`` (Model Monitor's analyzer: picks one of the two
+    from the environment, see :func:`analyzer_role`); turn every failure into an exit code and a
+    message file."""
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
     if any(a in ("-h", "--help") for a in args):
@@ -259,11 +315,16 @@ def main(program: str, argv: Sequence[str] | None = None, environ: Mapping[str, 
     if args:
         _log(f"{program}: ignoring arguments {args}; configuration comes from environment variables")
     try:
+        if program == "monitor":
+            program = analyzer_role(env)
+            _log(f"monitor: running {program} (Model Monitor analyzer contract)")
         settings = load_settings(env, program)
         if program == "baseline":
             run_baseline(settings)
         else:
             run_analyze(settings)
+        if settings.post_analytics_processor_script:
+            run_post_analytics(settings.post_analytics_processor_script)
     except MonitorError as exc:
         reason = failure_reason(exc)
         print(f"{program}: {reason}", file=sys.stderr, flush=True)

@@ -18,9 +18,13 @@ BYOC contract uses, plus a few of our own for what its prebuilt analyzer decides
 ``drift_threshold``         ours: numerical drift threshold (baseline writes it as
                             ``comparison_threshold``; analyze uses it to override); default 0.1
 ``drift_method``            ours: ``linf`` (default, L-infinity between CDFs, as Model Monitor) or ``psi``
+``post_analytics_processor_script`` a Python file; its ``postprocess_handler()`` runs after the
+                            results are written, as Model Monitor's analyzer calls it
+``record_preprocessor_script`` refused (ClientError): records would otherwise be analysed
+                            without the user's ``preprocess_handler``, giving wrong statistics
+``analysis_type``           ``DATA_QUALITY`` (or unset); other analyses are refused (see cli.py)
 ``publish_cloudwatch_metrics``, ``sagemaker_endpoint_name``, ``sagemaker_monitoring_schedule_name``,
-``metric_time``, ``record_preprocessor_script``, ``post_analytics_processor_script``:
-                            accepted; the scripts are reported as unsupported, the rest ignored
+``metric_time``, ``categorical_drift_method``: accepted and ignored
 =========================== =====================================================================
 
 Paths are used exactly as given: localmaker rewrites ``/opt/ml/...`` to a per-job directory
@@ -47,7 +51,6 @@ IGNORED_VARIABLES = (
     "sagemaker_monitoring_schedule_name",
     "metric_time",
 )
-UNSUPPORTED_VARIABLES = ("record_preprocessor_script", "post_analytics_processor_script")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Settings:
         label_column: the baseline's label column, excluded from the features.
         drift_threshold: the threshold the user set explicitly (None: use the constraints' value).
         drift_method: ``linf`` or ``psi``.
+        post_analytics_processor_script: a script whose ``postprocess_handler()`` runs last, or None.
         notes: non-fatal remarks about the configuration, printed and reported.
     """
 
@@ -95,6 +99,7 @@ class Settings:
     label_column: str | None = None
     drift_threshold: float | None = None
     drift_method: str = "linf"
+    post_analytics_processor_script: Path | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -242,9 +247,15 @@ def load_settings(environ: Mapping[str, str], role: str) -> Settings:
             )
         if statistics is None:
             notes.append("no baseline_statistics: distribution drift is not checked")
-    for name in UNSUPPORTED_VARIABLES:
-        if environ.get(name):
-            notes.append(f"{name} is not supported by this image and was ignored")
+    if (environ.get("record_preprocessor_script") or "").strip():
+        raise MonitorError(
+            f"record_preprocessor_script={environ['record_preprocessor_script']} is not supported by this "
+            "image: its preprocess_handler would not run and the records would be analysed as captured; "
+            "transform the data before the job, or drop the script"
+        )
+    post_script = (environ.get("post_analytics_processor_script") or "").strip() or None
+    if post_script and not Path(post_script).is_file():
+        raise MonitorError(f"post_analytics_processor_script={post_script} does not exist")
 
     return Settings(
         role=role,
@@ -259,5 +270,6 @@ def load_settings(environ: Mapping[str, str], role: str) -> Settings:
         label_column=(environ.get("label_column") or "").strip() or None,
         drift_threshold=threshold,
         drift_method=method,
+        post_analytics_processor_script=Path(post_script) if post_script else None,
         notes=notes,
     )
