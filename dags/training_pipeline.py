@@ -21,13 +21,13 @@ from include.mlpipeline.dag_support import (
     CONN,
     cfg_ctx,
     clients,
+    default_args,
     retrain_request_asset,
     run_wait_settings,
     schedule_with_asset,
     training_data_asset,
     waits,
 )
-from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import (
     IdempotentEndpointOperator,
     ProcessingOperator,
@@ -72,11 +72,7 @@ def build_training_dag(model: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "training", model],
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(model),
-        },
+        default_args=default_args(model, cfg.airflow),
         params={
             "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to extend (dev/prod)"),
             "instance_type": Param(None, type=["null", "string"], description="Training instance type"),

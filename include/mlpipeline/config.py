@@ -619,11 +619,33 @@ class AirflowSettings(_Section):
         max_wait_seconds: how long one wait may last before the task fails (the job or endpoint
             itself keeps its own limits, such as ``training.max_runtime_seconds``); it also sets the
             trigger's attempt count, whose provider default would give up after 60 polls.
+        retries: retries of a task that failed transiently (throttling, a dropped connection, a
+            5xx); errors that cannot succeed (config, validation, data, an algorithm's
+            ``ClientError:``) fail at once whatever this says.
+        retry_delay_seconds: the first retry's delay; each later one doubles it, with jitter.
+        max_retry_delay_seconds: the cap of that growing delay.
+        task_timeout_seconds: a task's ``execution_timeout``, deferred time included; at least
+            ``max_wait_seconds`` so that a wait ends by its own limit first.
     """
 
     deferrable: bool = True
     poll_interval_seconds: int = Field(default=2, ge=1, le=3600)
     max_wait_seconds: int = Field(default=172800, ge=60)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=30, ge=1)
+    max_retry_delay_seconds: int = Field(default=600, ge=1)
+    task_timeout_seconds: int = Field(default=176400, ge=60)
+
+    @model_validator(mode="after")
+    def _timeout_covers_the_wait(self) -> AirflowSettings:
+        if self.task_timeout_seconds < self.max_wait_seconds:
+            raise ValueError(
+                f"task_timeout_seconds ({self.task_timeout_seconds}) must be at least max_wait_seconds "
+                f"({self.max_wait_seconds}): the task would be killed before its wait ends"
+            )
+        if self.max_retry_delay_seconds < self.retry_delay_seconds:
+            raise ValueError("max_retry_delay_seconds must be at least retry_delay_seconds")
+        return self
 
     @property
     def max_attempts(self) -> int:

@@ -105,3 +105,28 @@ def schedule_with_asset(cron: str | None, asset: Any) -> Any:
     return AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(presets.get(cron, cron), timezone="UTC"), assets=[asset]
     )
+
+
+def default_args(model: str, settings: Any, **extra: Any) -> dict[str, Any]:
+    """A DAG's ``default_args`` from its ``airflow`` config section (``AirflowSettings``).
+
+    Transient failures retry ``settings.retries`` times after ``retry_delay_seconds``, doubling
+    with jitter up to ``max_retry_delay_seconds``; permanent ones fail at once
+    (``include.mlpipeline.failures.PermanentErrorPolicy``); every task is bounded by
+    ``task_timeout_seconds``; a failed task publishes an alert (``include.mlpipeline.notify``).
+    """
+    from datetime import timedelta
+
+    from .failures import PermanentErrorPolicy
+    from .notify import failure_callback
+
+    return {
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        "execution_timeout": timedelta(seconds=settings.task_timeout_seconds),
+        "retry_policy": PermanentErrorPolicy(),
+        "on_failure_callback": failure_callback(model),
+        **extra,
+    }
