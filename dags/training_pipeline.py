@@ -22,6 +22,7 @@ from include.mlpipeline.dag_support import (
     cfg_ctx,
     clients,
     default_args,
+    failed_run_cfg_ctx,
     retrain_request_asset,
     run_wait_settings,
     schedule_with_asset,
@@ -317,7 +318,9 @@ def build_training_dag(model: str) -> DAG:
             """Delete what this run half-made (its models, configs and jobs no endpoint uses)."""
             from include.mlpipeline.cleanup import clean_up_run
 
-            cfg, ctx = cfg_ctx(model, context)
+            cfg, ctx, problem = failed_run_cfg_ctx(model, context)
+            if problem:  # the overrides broke the config; the names come from the run, not them
+                print(f"the run's config is invalid, cleaning up with it minus the overrides: {problem}")
             _, sm = clients()
             removed = clean_up_run(cfg, ctx, sm)
             print(f"cleaned up: {removed}")

@@ -1202,3 +1202,29 @@ def config_for_run(
     params = dict(params or {})
     chosen = params.get("stage") or stage or default_stage()
     return load_config(model, chosen, overrides_from_params(params), config_dir=config_dir)
+
+
+def config_for_failed_run(
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    config_dir: Path | None = None,
+    stage: str | None = None,
+) -> tuple[PipelineConfig, str | None]:
+    """The config to clean up and alert with after a failure: ``(config, problem)``.
+
+    The run's own config (:func:`config_for_run`) when it loads; when the run's overrides are what
+    broke it (``instance_type: ml.bogus``), the config without them, of the run's stage (so its
+    resource names are the run's), else of the default stage; ``problem`` then says why. Only a
+    model whose files themselves are broken raises.
+    """
+    try:
+        return config_for_run(model, params, config_dir=config_dir, stage=stage), None
+    except ConfigError as exc:
+        problem = str(exc)
+    chosen = dict(params or {}).get("stage") or stage or default_stage()
+    try:
+        return load_config(model, chosen, config_dir=config_dir), problem
+    except ConfigError:
+        return load_config(model, default_stage(), config_dir=config_dir), problem
+

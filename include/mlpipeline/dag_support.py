@@ -54,6 +54,19 @@ def cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any]:
     return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
 
 
+def failed_run_cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any, str | None]:
+    """Like :func:`cfg_ctx`, for clean-up and alerts after a failure: ``(config, context, problem)``.
+
+    A run whose overrides made its config invalid still gets one: the config without them, and
+    the run's own naming context (:func:`include.mlpipeline.config.config_for_failed_run`).
+    """
+    from .config import config_for_failed_run
+    from .run import RunContext
+
+    cfg, problem = config_for_failed_run(model, config_params(context["params"]))
+    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage), problem
+
+
 def run_wait_settings(model: str) -> Callable[[Mapping[str, Any]], Any]:
     """``context -> the run's airflow config section``: how its SageMaker operators wait."""
 
