@@ -47,8 +47,10 @@ TRANSIENT_CODES = frozenset(
 # How the provider reports a job whose FailureReason starts "ClientError:" (the algorithm
 # refused its input): "SageMaker job failed because ClientError: ...", "Error training <job>:
 # Failed Reason: ClientError: ...", and deferred "Error while running job: {... 'message':
-# 'ClientError: ...'}".
-_ALGORITHM_CLIENT_ERROR = re.compile(r"(because |Reason: |'message': ['\"])ClientError:")
+# 'ClientError: ...'}". A custom image's failure file reaches FailureReason behind SageMaker's
+# "AlgorithmError: " prefix; the project's containers start that file with "ClientError:" when
+# the input is at fault (container/*/errors.py), so "AlgorithmError: ClientError:" is one too.
+_ALGORITHM_CLIENT_ERROR = re.compile(r"(because |Reason: |'message': ['\"])(AlgorithmError: )?ClientError:")
 
 
 def _permanent_types() -> tuple[type[BaseException], ...]:

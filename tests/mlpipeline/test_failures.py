@@ -66,6 +66,9 @@ def test_connection_errors_retry():
         # execute_complete after a deferral (the trigger's event)
         "Error while running job: {'status': 'error', 'message': 'ClientError: epochs must be an int', "
         "'job_name': 'j'}",
+        # a custom image's failure file behind SageMaker's AlgorithmError prefix (the DNN container)
+        "Error while running job: {'status': 'failed', 'job_name': 'j', 'message': \"AlgorithmError: "
+        "ClientError: hyperparameter 'epochs' must be an integer in [1, 100000], got 'abc'\"}",
     ],
 )
 def test_an_algorithm_client_error_is_permanent(message):
@@ -76,6 +79,7 @@ def test_an_algorithm_client_error_is_permanent(message):
     "message",
     [
         "SageMaker job failed because AlgorithmError: out of memory",
+        "SageMaker job failed because AlgorithmError: MemoryError: ClientError: in a traceback",
         "SageMaker job failed because InternalServerError: capacity",
         "SageMaker job took more than 600 seconds",
         "Error while running job: {'status': 'error', 'message': 'Waiter encountered a terminal failure state'}",
