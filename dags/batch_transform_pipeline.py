@@ -9,7 +9,6 @@ same date replaces that date's output, never adds to it.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -21,11 +20,11 @@ from include.mlpipeline.dag_support import (
     batch_data_asset,
     cfg_ctx,
     clients,
+    default_args,
     run_wait_settings,
     schedule_with_asset,
     waits,
 )
-from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import TransformOperator
 
 
@@ -40,11 +39,7 @@ def _common(model: str, cfg: Any) -> dict[str, Any]:
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_runs": 1,
-        "default_args": {
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(model),
-        },
+        "default_args": default_args(model, cfg.airflow),
         "params": {"stage": Param(cfg.stage, enum=list_stages(), description="Stage config to use")},
     }
 

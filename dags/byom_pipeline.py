@@ -9,7 +9,6 @@ localmaker: only the ``aws_default`` connection differs; the image is the real b
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -17,7 +16,7 @@ from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.byom import failure_callback, list_byom_models, load_byom_config, load_stage_settings
 from include.mlpipeline.config import default_stage, list_stages
-from include.mlpipeline.dag_support import CONN, clients, waits
+from include.mlpipeline.dag_support import CONN, clients, default_args, waits
 from include.mlpipeline.operators import IdempotentEndpointOperator
 
 DOC = """
@@ -61,11 +60,9 @@ def build_byom_dag(name: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "byom", "xgboost", name],
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(name),
-        },
+        default_args=default_args(
+            name, load_stage_settings(default_stage()).airflow, on_failure_callback=failure_callback(name)
+        ),
         params={
             "stage": Param(default_stage(), enum=list_stages(), description="Stage config (account, bucket)"),
             "num_boost_round": Param(

@@ -9,16 +9,14 @@ only the ``aws_default`` connection differs.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Param, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
-from include.mlpipeline.dag_support import CONN, cfg_ctx, clients
+from include.mlpipeline.dag_support import CONN, cfg_ctx, clients, default_args
 from include.mlpipeline.image_inference import DEFAULT_IMAGES_PER_TASK, MAX_PARALLEL_TASKS  # stdlib only
-from include.mlpipeline.notify import failure_callback
 
 #: A dotted config key: config_for_run turns it into an override of that key for the run.
 THRESHOLD_PARAM = "image_inference.confidence_threshold"
@@ -70,11 +68,7 @@ def build_image_inference_dag(model: str) -> DAG:
         catchup=False,
         max_active_runs=1,  # runs claim images one after the other: no image in two runs
         tags=["sagemaker", "inference", "images", model],
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(model),
-        },
+        default_args=default_args(model, cfg.airflow),
         params={
             "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to use (dev/prod)"),
             THRESHOLD_PARAM: Param(

@@ -19,12 +19,12 @@ from include.mlpipeline.dag_support import (
     CONN,
     cfg_ctx,
     clients,
+    default_args,
     retrain_request_asset,
     run_wait_settings,
     waits,
 )
 from include.mlpipeline.monitoring import monitor_settings
-from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import ProcessingOperator
 
 #: Trigger params that shape the window rather than override config.
@@ -93,11 +93,7 @@ def build_monitoring_dag(model: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "monitoring", model],
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(model),
-        },
+        default_args=default_args(model, cfg.airflow),
         params={
             "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to use (dev/prod)"),
             "window_end": Param(

@@ -21,13 +21,14 @@ from include.mlpipeline.dag_support import (
     CONN,
     cfg_ctx,
     clients,
+    default_args,
+    failed_run_cfg_ctx,
     retrain_request_asset,
     run_wait_settings,
     schedule_with_asset,
     training_data_asset,
     waits,
 )
-from include.mlpipeline.notify import failure_callback
 from include.mlpipeline.operators import (
     IdempotentEndpointOperator,
     ProcessingOperator,
@@ -72,11 +73,7 @@ def build_training_dag(model: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "training", model],
-        default_args={
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
-            "on_failure_callback": failure_callback(model),
-        },
+        default_args=default_args(model, cfg.airflow),
         params={
             "stage": Param(cfg.stage, enum=list_stages(), description="Stage config to extend (dev/prod)"),
             "instance_type": Param(None, type=["null", "string"], description="Training instance type"),
@@ -321,7 +318,9 @@ def build_training_dag(model: str) -> DAG:
             """Delete what this run half-made (its models, configs and jobs no endpoint uses)."""
             from include.mlpipeline.cleanup import clean_up_run
 
-            cfg, ctx = cfg_ctx(model, context)
+            cfg, ctx, problem = failed_run_cfg_ctx(model, context)
+            if problem:  # the overrides broke the config; the names come from the run, not them
+                print(f"the run's config is invalid, cleaning up with it minus the overrides: {problem}")
             _, sm = clients()
             removed = clean_up_run(cfg, ctx, sm)
             print(f"cleaned up: {removed}")

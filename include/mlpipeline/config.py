@@ -619,11 +619,33 @@ class AirflowSettings(_Section):
         max_wait_seconds: how long one wait may last before the task fails (the job or endpoint
             itself keeps its own limits, such as ``training.max_runtime_seconds``); it also sets the
             trigger's attempt count, whose provider default would give up after 60 polls.
+        retries: retries of a task that failed transiently (throttling, a dropped connection, a
+            5xx); errors that cannot succeed (config, validation, data, an algorithm's
+            ``ClientError:``) fail at once whatever this says.
+        retry_delay_seconds: the first retry's delay; each later one doubles it, with jitter.
+        max_retry_delay_seconds: the cap of that growing delay.
+        task_timeout_seconds: a task's ``execution_timeout``, deferred time included; at least
+            ``max_wait_seconds`` so that a wait ends by its own limit first.
     """
 
     deferrable: bool = True
     poll_interval_seconds: int = Field(default=2, ge=1, le=3600)
     max_wait_seconds: int = Field(default=172800, ge=60)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_seconds: int = Field(default=30, ge=1)
+    max_retry_delay_seconds: int = Field(default=600, ge=1)
+    task_timeout_seconds: int = Field(default=176400, ge=60)
+
+    @model_validator(mode="after")
+    def _timeout_covers_the_wait(self) -> AirflowSettings:
+        if self.task_timeout_seconds < self.max_wait_seconds:
+            raise ValueError(
+                f"task_timeout_seconds ({self.task_timeout_seconds}) must be at least max_wait_seconds "
+                f"({self.max_wait_seconds}): the task would be killed before its wait ends"
+            )
+        if self.max_retry_delay_seconds < self.retry_delay_seconds:
+            raise ValueError("max_retry_delay_seconds must be at least retry_delay_seconds")
+        return self
 
     @property
     def max_attempts(self) -> int:
@@ -1180,3 +1202,29 @@ def config_for_run(
     params = dict(params or {})
     chosen = params.get("stage") or stage or default_stage()
     return load_config(model, chosen, overrides_from_params(params), config_dir=config_dir)
+
+
+def config_for_failed_run(
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    config_dir: Path | None = None,
+    stage: str | None = None,
+) -> tuple[PipelineConfig, str | None]:
+    """The config to clean up and alert with after a failure: ``(config, problem)``.
+
+    The run's own config (:func:`config_for_run`) when it loads; when the run's overrides are what
+    broke it (``instance_type: ml.bogus``), the config without them, of the run's stage (so its
+    resource names are the run's), else of the default stage; ``problem`` then says why. Only a
+    model whose files themselves are broken raises.
+    """
+    try:
+        return config_for_run(model, params, config_dir=config_dir, stage=stage), None
+    except ConfigError as exc:
+        problem = str(exc)
+    chosen = dict(params or {}).get("stage") or stage or default_stage()
+    try:
+        return load_config(model, chosen, config_dir=config_dir), problem
+    except ConfigError:
+        return load_config(model, default_stage(), config_dir=config_dir), problem
+

@@ -54,6 +54,19 @@ def cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any]:
     return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage)
 
 
+def failed_run_cfg_ctx(model: str, context: Mapping[str, Any]) -> tuple[Any, Any, str | None]:
+    """Like :func:`cfg_ctx`, for clean-up and alerts after a failure: ``(config, context, problem)``.
+
+    A run whose overrides made its config invalid still gets one: the config without them, and
+    the run's own naming context (:func:`include.mlpipeline.config.config_for_failed_run`).
+    """
+    from .config import config_for_failed_run
+    from .run import RunContext
+
+    cfg, problem = config_for_failed_run(model, config_params(context["params"]))
+    return cfg, RunContext.from_airflow(context, model=model, stage=cfg.stage), problem
+
+
 def run_wait_settings(model: str) -> Callable[[Mapping[str, Any]], Any]:
     """``context -> the run's airflow config section``: how its SageMaker operators wait."""
 
@@ -105,3 +118,28 @@ def schedule_with_asset(cron: str | None, asset: Any) -> Any:
     return AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(presets.get(cron, cron), timezone="UTC"), assets=[asset]
     )
+
+
+def default_args(model: str, settings: Any, **extra: Any) -> dict[str, Any]:
+    """A DAG's ``default_args`` from its ``airflow`` config section (``AirflowSettings``).
+
+    Transient failures retry ``settings.retries`` times after ``retry_delay_seconds``, doubling
+    with jitter up to ``max_retry_delay_seconds``; permanent ones fail at once
+    (``include.mlpipeline.failures.PermanentErrorPolicy``); every task is bounded by
+    ``task_timeout_seconds``; a failed task publishes an alert (``include.mlpipeline.notify``).
+    """
+    from datetime import timedelta
+
+    from .failures import PermanentErrorPolicy
+    from .notify import failure_callback
+
+    return {
+        "retries": settings.retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=settings.max_retry_delay_seconds),
+        "execution_timeout": timedelta(seconds=settings.task_timeout_seconds),
+        "retry_policy": PermanentErrorPolicy(),
+        "on_failure_callback": failure_callback(model),
+        **extra,
+    }

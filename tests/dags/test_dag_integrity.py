@@ -99,6 +99,32 @@ def _violation(dag: Any, convention: str) -> str | None:
     raise AssertionError(convention)
 
 
+#: DAGs that start no SageMaker job (the janitor only lists and deletes).
+NO_SAGEMAKER_JOBS = {"sagemaker_janitor"}
+
+
+def test_every_sagemaker_task_fails_fast_on_permanent_errors_and_has_a_timeout(dag_bag):
+    """Permanent errors are not retried (the retry policy), transient ones back off exponentially up
+    to a cap, and no task runs unbounded (issue 15)."""
+    from include.mlpipeline.failures import PermanentErrorPolicy
+
+    problems = {}
+    for dag in _dags(dag_bag):
+        if dag.dag_id in NO_SAGEMAKER_JOBS:
+            continue
+        bad = [
+            t.task_id
+            for t in dag.tasks
+            if not isinstance(t.retry_policy, PermanentErrorPolicy)
+            or not t.execution_timeout
+            or not t.retry_exponential_backoff
+            or not t.max_retry_delay
+        ]
+        if bad:
+            problems[dag.dag_id] = bad
+    assert not problems, f"tasks without the retry policy, backoff or execution_timeout: {problems}"
+
+
 def test_every_dag_follows_the_conventions(dag_bag, convention):
     problems = {dag.dag_id: _violation(dag, convention) for dag in _dags(dag_bag)}
     problems = {k: v for k, v in problems.items() if v}

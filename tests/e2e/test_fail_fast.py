@@ -1,0 +1,65 @@
+"""A failure that cannot succeed on a retry fails the run in one try, after one training job.
+
+One `airflow dags test` run of `<model>_training` against a real localmaker, with a hyperparameter
+the DNN container rejects (``epochs: "abc"``): the job ends Failed, its reason the container's
+``ClientError:`` behind SageMaker's ``AlgorithmError:`` prefix for a custom image.
+Before the retry policy the task retried twice, each try starting (and billing) another job.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from ..airflow_helpers import ROOT, run_succeeded
+from .support import MODEL, Pipeline, output_tail
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DAG_ID = f"{MODEL}_training"
+
+
+def _task_tries(pipeline: Pipeline, run_id: str) -> dict[str, dict[str, Any]]:
+    """task_id -> {"state", "try_number"} from the metadata DB (the CLI does not show tries)."""
+    script = (
+        "import json, sys\n"
+        "from airflow.models import TaskInstance\n"
+        "from airflow.utils.session import create_session\n"
+        "with create_session() as s:\n"
+        "    tis = s.query(TaskInstance).filter_by(dag_id=sys.argv[1], run_id=sys.argv[2]).all()\n"
+        "    print(json.dumps({t.task_id: {'state': str(t.state), 'try_number': t.try_number} for t in tis}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, DAG_ID, run_id],
+        env=pipeline.airflow, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_rejected_hyperparameter_fails_the_run_in_one_try_with_one_training_job(pipeline: Pipeline):
+    before = pipeline.sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    result = pipeline.run(DAG_ID, {"hyperparameters": {"epochs": "abc"}, "auto_approve": True})
+    run = pipeline.latest_run(DAG_ID)
+    assert run["state"] == "failed" and not run_succeeded(result), output_tail(result)
+
+    jobs = pipeline.sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    new = [j for j in jobs if j["TrainingJobName"] not in {b["TrainingJobName"] for b in before}]
+    assert len(new) == 1, f"{len(new)} training jobs for one run: {[j['TrainingJobName'] for j in new]}"
+    job = pipeline.sm.describe_training_job(TrainingJobName=new[0]["TrainingJobName"])
+    assert job["TrainingJobStatus"] == "Failed"
+    # a custom image's failure file, behind SageMaker's own prefix
+    assert job["FailureReason"].startswith("AlgorithmError: ClientError:"), job["FailureReason"]
+    assert "epochs" in job["FailureReason"], job["FailureReason"]
+
+    tries = _task_tries(pipeline, run["run_id"])
+    assert tries["train"] == {"state": "failed", "try_number": 1}, tries["train"]
+    out = result.stdout + result.stderr
+    assert "cannot succeed on a retry" in out, output_tail(result)
+    # the failure clean-up still runs, and nothing downstream of train started
+    assert tries["clean_up_failed_run"]["state"] == "success", tries
+    assert tries["candidate"]["state"] == "upstream_failed", tries
