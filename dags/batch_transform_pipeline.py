@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
@@ -37,7 +36,6 @@ def _run_date(context: dict[str, Any]) -> str:
 
 def _common(model: str, cfg: Any) -> dict[str, Any]:
     return {
-        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_runs": 1,
         "default_args": {

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, chain, task
@@ -68,7 +67,6 @@ def build_training_dag(model: str) -> DAG:
         description=f"Train, evaluate, gate, register and deploy {model} on SageMaker",
         doc_md=DOC.format(model=model, source=cfg.data.source_uri),
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "training", model],

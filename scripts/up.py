@@ -21,10 +21,9 @@ Settings (environment):
   UP_DAGS_PAUSED (false)         create DAGs paused     UP_TIMEOUT (300)         seconds to wait for ready
   UP_SCHEDULES (off)             on: the scheduler also starts cron- and Asset-scheduled runs
 
-Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual):
-with them on, unpausing ``<model>_training`` at once starts the catch-up run of its latest nightly
-tick, which then waits up to 3 days at ``approve`` and, with ``max_active_runs=1``, queues every run
-you trigger behind it. ``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets).
+Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual).
+``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets): each cron-scheduled DAG's
+first run is its next slot (the DAGs have no start_date, so no missed slot is started at once).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_every_dag_serializes(dag_bag):
 # --------------------------------------------------------------------------- conventions
 
 
-@pytest.fixture(params=["tags", "doc_md", "retries", "on_failure_callback", "start_date", "catchup"])
+@pytest.fixture(params=["tags", "doc_md", "retries", "on_failure_callback", "no_start_date", "catchup"])
 def convention(request):
     return request.param
 
@@ -92,8 +92,8 @@ def _violation(dag: Any, convention: str) -> str | None:
             return "no on_failure_callback in default_args or on the DAG"
         silent = [t.task_id for t in dag.tasks if not t.on_failure_callback and not dag.on_failure_callback]
         return f"tasks without a failure callback: {silent}" if silent else None
-    if convention == "start_date":
-        return None if (dag.start_date or args.get("start_date")) else "no start_date"
+    if convention == "no_start_date":  # a past start_date makes Airflow run the latest missed slot at once
+        return f"start_date {dag.start_date or args.get('start_date')}" if (dag.start_date or args.get("start_date")) else None
     if convention == "catchup":
         return None if dag.catchup is False else f"catchup={dag.catchup!r}"
     raise AssertionError(convention)
@@ -103,6 +103,33 @@ def test_every_dag_follows_the_conventions(dag_bag, convention):
     problems = {dag.dag_id: _violation(dag, convention) for dag in _dags(dag_bag)}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, f"{convention}: {problems}"
+
+
+def test_scheduled_dags_first_run_at_their_next_slot(dag_bag):
+    """Unpausing a cron-scheduled DAG (or starting `UP_SCHEDULES=on make up`) starts nothing at once.
+
+    Asks the serialized DAG's timetable, as the scheduler does, for the first run of a DAG with no
+    runs yet: it must be after now (a missed slot run at once is what a past start_date gave).
+    """
+    import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import TimeRestriction
+
+    now = pendulum.now("UTC")
+    scheduled, early = [], {}
+    for dag in _dags(dag_bag):
+        timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
+        if not timetable.periodic:
+            continue
+        scheduled.append(dag.dag_id)
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup),
+        )
+        if info is None or info.run_after <= now:
+            early[dag.dag_id] = info and info.run_after
+    assert {"sagemaker_janitor", f"{list_models()[0]}_training"} <= set(scheduled), scheduled
+    assert not early, f"first run not in the future (now {now}): {early}"
 
 
 #: Trigger rules under which a task runs when something upstream failed. Airflow decides a run's
