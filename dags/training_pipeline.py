@@ -274,11 +274,11 @@ def build_training_dag(model: str) -> DAG:
                 "{% for k in " + repr(list(cfg.evaluation.metrics)) + " %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
                 "{{ ('%.4g' % ev['champion'][k]) if ev['champion'] and k in ev['champion'] else '-' }} |\n"
                 "{% endfor %}\nReport: {{ ev['report']['plot_uri'] }}\n\n"
-                "Unanswered within 12 hours counts as **Reject**: prod stays as it is."
+                f"Unanswered within {cfg.run.approval_timeout_hours:g} hours counts as **Reject**: prod stays as it is."
             ),
             # an unanswered (e.g. nightly) run must not hold the DAG's only active run for days
             defaults=["Reject"],
-            response_timeout=timedelta(hours=12),
+            response_timeout=timedelta(hours=cfg.run.approval_timeout_hours),
             ignore_downstream_trigger_rules=True,
             retries=0,
         )

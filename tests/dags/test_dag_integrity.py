@@ -344,3 +344,23 @@ def test_every_sagemaker_wait_comes_from_config(dag_bag):
             problems[name] = "a run conf of {'airflow.deferrable': false} does not turn deferral off"
     assert not problems, problems
     assert expected.deferrable is True, "every stage defers by default"
+
+
+def test_approval_timeout_is_the_configured_one_and_the_docs_quote_it(dag_bag):
+    """One truth: `run.approval_timeout_hours` sets the approve task's timeout, its text and docs/ui.md."""
+    import re
+    from datetime import timedelta
+
+    from include.mlpipeline.config import default_stage
+
+    for model in list_models():
+        hours = load_config(model, default_stage()).run.approval_timeout_hours
+        approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+        assert approve.response_timeout == timedelta(hours=hours)
+        assert f"Unanswered within {hours:g} hours counts as **Reject**" in approve.body
+    base = load_config(list_models()[0], default_stage()).run.approval_timeout_hours
+    doc = (ROOT / "docs" / "ui.md").read_text()
+    quoted = re.search(r"`run\.approval_timeout_hours` \((\d+(?:\.\d+)?) hours", doc)
+    assert quoted, "docs/ui.md does not quote run.approval_timeout_hours"
+    assert float(quoted.group(1)) == base
+    assert "three days" not in doc
