@@ -90,6 +90,7 @@ class UpEnvironment:
         self.env.update(
             AIRFLOW_PORT=str(self.port), LOCALMAKER_PORT=str(self.lm_port), UP_HOME=str(self.home),
             LOCALMAKER_HOME=str(self.lm_home), UP_USER=USER, UP_PASSWORD=PASSWORD, UP_TIMEOUT="240",
+            UP_WORKER_LOG_PORT=str(free_port()), UP_TRIGGERER_LOG_PORT=str(free_port()),
         )
         self.paths = down_mod.Paths(self.home.resolve(), self.lm_home.resolve())
         self.records: dict[str, dict] = {}
