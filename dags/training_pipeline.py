@@ -199,14 +199,28 @@ def build_training_dag(model: str) -> DAG:
                 extra={"training_job": cand["training_job"], "hyperparameters": cand["hyperparameters"]},
                 task=cfg.evaluation.task,
             )
+            from include.mlpipeline.run import presigned_url, sagemaker_console_url
+
+            # links a person can open: valid while the approval request can be answered (and then some)
+            hours = cfg.run.approval_timeout_hours + 2
+            links = {
+                "plot": presigned_url(s3, report.plot_uri, hours * 3600),
+                "model_quality": presigned_url(s3, report.model_quality_uri, hours * 3600),
+                "training_job": sagemaker_console_url(cfg.aws.region, "training", cand["training_job"]),
+                "training_job_name": cand["training_job"],
+                "valid_hours": f"{hours:g}",
+            }
             print(f"test metrics: {metrics}")
             print(f"champion: {champion}")
             print(f"gate: {'PASSED' if decision.passed else 'FAILED'}: {'; '.join(decision.reasons)}")
+            print(f"report plot: {report.plot_uri}\n  open (valid {hours:g} h): {links['plot']}")
+            print(f"training job {cand['training_job']} in the SageMaker console: {links['training_job']}")
             return {
                 "metrics": metrics,
                 "champion": champion,
                 "decision": decision.to_dict(),
                 "report": report.to_dict(),
+                "links": links,
             }
 
         @task.short_circuit
@@ -273,7 +287,11 @@ def build_training_dag(model: str) -> DAG:
                 "{% set ev = ti.xcom_pull(task_ids='evaluate') %}"
                 "{% for k in " + repr(list(cfg.evaluation.metrics)) + " %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
                 "{{ ('%.4g' % ev['champion'][k]) if ev['champion'] and k in ev['champion'] else '-' }} |\n"
-                "{% endfor %}\nReport: {{ ev['report']['plot_uri'] }}\n\n"
+                "{% endfor %}\nReport: [evaluation plot]({{ ev['links']['plot'] }}) "
+                "(link valid {{ ev['links']['valid_hours'] }} h; `{{ ev['report']['plot_uri'] }}`), "
+                "[metrics]({{ ev['links']['model_quality'] }}); training job "
+                "[{{ ev['links']['training_job_name'] }}]({{ ev['links']['training_job'] }}) "
+                "in the SageMaker console\n\n"
                 f"Unanswered within {cfg.run.approval_timeout_hours:g} hours counts as **Reject**: prod stays as it is."
             ),
             # an unanswered (e.g. nightly) run must not hold the DAG's only active run for days

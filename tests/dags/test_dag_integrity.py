@@ -364,3 +364,28 @@ def test_approval_timeout_is_the_configured_one_and_the_docs_quote_it(dag_bag):
     assert quoted, "docs/ui.md does not quote run.approval_timeout_hours"
     assert float(quoted.group(1)) == base
     assert "three days" not in doc
+
+
+def test_approval_request_links_the_report_and_the_training_job(dag_bag):
+    """The approval form renders the evaluate task's links (presigned report, console page) as links."""
+    import jinja2
+
+    model = list_models()[0]
+    approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+    metrics = list(load_config(model, list_stages()[0]).evaluation.metrics)
+    ev = {
+        "metrics": dict.fromkeys(metrics, 0.5), "champion": None,
+        "report": {"plot_uri": "s3://b/m/evaluation/evaluation.png"},
+        "links": {"plot": "http://lm:4566/b/m/evaluation/evaluation.png?Signature=s", "model_quality": "http://q?s",
+                  "training_job": "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/j-1",
+                  "training_job_name": "j-1", "valid_hours": "14"},
+    }
+
+    class TI:
+        def xcom_pull(self, task_ids):
+            assert task_ids == "evaluate"
+            return ev
+
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(approve.body).render(ti=TI())
+    assert "[evaluation plot](http://lm:4566/b/m/evaluation/evaluation.png?Signature=s) (link valid 14 h;" in text
+    assert "[j-1](https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/j-1)" in text
