@@ -2,7 +2,8 @@
 
 `<model>_batch_data` validates a new batch data set and publishes the `<model>_batch_data` Asset;
 `<model>_batch_transform` runs on its cron and whenever that Asset is updated, scores the data with
-the champion model package through `SageMakerTransformOperator` (the record id joined to each
+the champion model package (the run skips, with the reason in `champion`'s log, while the model
+has none) through `SageMakerTransformOperator` (the record id joined to each
 prediction) into `s3://{bucket}/{model}/predictions/{date}/`, and summarises it. A rerun for the
 same date replaces that date's output, never adds to it.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
@@ -36,7 +36,6 @@ def _run_date(context: dict[str, Any]) -> str:
 
 def _common(model: str, cfg: Any) -> dict[str, Any]:
     return {
-        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
         "catchup": False,
         "max_active_runs": 1,
         "default_args": default_args(model, cfg.airflow),
@@ -118,9 +117,13 @@ def build_batch_transform_dag(model: str) -> DAG:
             _, sm = clients()
             package = latest_approved_package(sm, cfg.registry.model_package_group_name)
             if package is None or not package.model_data_url:
-                raise RuntimeError(
-                    f"no approved model package in group {cfg.registry.model_package_group_name}: "
-                    f"run {model}_training (and approve its model) before batch scoring"
+                # nothing to score with yet is not a failure (no retries, no alert): the run skips
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(
+                    f"no champion yet: model package group {cfg.registry.model_package_group_name} has no "
+                    f"approved package with model data. Nothing scored; run {model}_training and approve "
+                    f"its model, then batch scoring runs on the next schedule or batch data"
                 )
             print(f"scoring with champion {package.arn} (metrics {package.metrics})")
             return {"arn": package.arn, "image": package.image, "model_data_url": package.model_data_url}
@@ -178,8 +181,10 @@ def build_batch_transform_dag(model: str) -> DAG:
             print(f"batch summary: {summary}")
             return summary
 
+        champ = champion()  # first: without a champion the run skips before preparing any data
         batch = batch_input()
-        req = transform_request(batch, champion())
+        champ >> batch
+        req = transform_request(batch, champ)
         cleared = clear_previous_output(req)
         transform = TransformOperator(
             task_id="transform", config=req, aws_conn_id=CONN, **waits(cfg.airflow, run_wait_settings(model))

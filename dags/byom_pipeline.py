@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.byom import failure_callback, list_byom_models, load_byom_config, load_stage_settings
@@ -56,7 +55,6 @@ def build_byom_dag(name: str) -> DAG:
             min_accuracy=cfg.check.min_accuracy,
         ),
         schedule=None,  # a deployment, not a recurring job: triggered
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "byom", "xgboost", name],

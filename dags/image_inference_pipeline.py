@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pendulum
 from airflow.sdk import DAG, Param, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
-from include.mlpipeline.dag_support import CONN, cfg_ctx, clients, default_args
+from include.mlpipeline.dag_support import CONN, cfg_ctx, clients, cron_timetable, default_args
 from include.mlpipeline.image_inference import DEFAULT_IMAGES_PER_TASK, MAX_PARALLEL_TASKS  # stdlib only
 
 #: A dotted config key: config_for_run turns it into an override of that key for the run.
@@ -63,8 +62,7 @@ def build_image_inference_dag(model: str) -> DAG:
             parallel=MAX_PARALLEL_TASKS,
             schedule=inf.schedule or "none: triggered only",
         ),
-        schedule=inf.schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        schedule=cron_timetable(inf.schedule) if inf.schedule else None,
         catchup=False,
         max_active_runs=1,  # runs claim images one after the other: no image in two runs
         tags=["sagemaker", "inference", "images", model],

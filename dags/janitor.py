@@ -15,9 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import list_models
+from include.mlpipeline.dag_support import cron_timetable
 
 CONN = "aws_default"
 SCHEDULE = "30 5 * * *"  # daily, after nightly training (02:00) and batch scoring (04:00)
@@ -106,8 +107,7 @@ with DAG(
     dag_id="sagemaker_janitor",
     description="Delete idle dev endpoints and unused old models / endpoint configs",
     doc_md=DOC,
-    schedule=CronTriggerTimetable(SCHEDULE, timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=cron_timetable(SCHEDULE),
     catchup=False,
     max_active_runs=1,
     tags=["sagemaker", "maintenance"],

@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import DAG, Param, chain, task
 
 from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
 from include.mlpipeline.dag_support import (
     CONN,
     cfg_ctx,
     clients,
+    cron_timetable,
     default_args,
     retrain_request_asset,
     run_wait_settings,
@@ -78,9 +79,7 @@ def build_monitoring_dag(model: str) -> DAG:
     settings = monitor_settings(cfg)
     retrain_asset = retrain_request_asset(model)
     schedule = (
-        CronTriggerTimetable(
-            cfg.schedules.monitoring, timezone="UTC", interval=timedelta(hours=settings.window_hours)
-        )
+        cron_timetable(cfg.schedules.monitoring, interval=timedelta(hours=settings.window_hours))
         if cfg.schedules.monitoring
         else None
     )
@@ -89,7 +88,6 @@ def build_monitoring_dag(model: str) -> DAG:
         description=f"Data-quality and drift checks of {model}'s prod endpoint traffic",
         doc_md=DOC.format(model=model, hours=settings.window_hours, probe=PROBE_INFERENCE_ID),
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "monitoring", model],

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, chain, task
@@ -69,7 +68,6 @@ def build_training_dag(model: str) -> DAG:
         description=f"Train, evaluate, gate, register and deploy {model} on SageMaker",
         doc_md=DOC.format(model=model, source=cfg.data.source_uri),
         schedule=schedule,
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
         tags=["sagemaker", "training", model],
@@ -198,14 +196,28 @@ def build_training_dag(model: str) -> DAG:
                 extra={"training_job": cand["training_job"], "hyperparameters": cand["hyperparameters"]},
                 task=cfg.evaluation.task,
             )
+            from include.mlpipeline.run import presigned_url, sagemaker_console_url
+
+            # links a person can open: valid while the approval request can be answered (and then some)
+            hours = cfg.run.approval_timeout_hours + 2
+            links = {
+                "plot": presigned_url(s3, report.plot_uri, hours * 3600),
+                "model_quality": presigned_url(s3, report.model_quality_uri, hours * 3600),
+                "training_job": sagemaker_console_url(cfg.aws.region, "training", cand["training_job"]),
+                "training_job_name": cand["training_job"],
+                "valid_hours": f"{hours:g}",
+            }
             print(f"test metrics: {metrics}")
             print(f"champion: {champion}")
             print(f"gate: {'PASSED' if decision.passed else 'FAILED'}: {'; '.join(decision.reasons)}")
+            print(f"report plot: {report.plot_uri}\n  open (valid {hours:g} h): {links['plot']}")
+            print(f"training job {cand['training_job']} in the SageMaker console: {links['training_job']}")
             return {
                 "metrics": metrics,
                 "champion": champion,
                 "decision": decision.to_dict(),
                 "report": report.to_dict(),
+                "links": links,
             }
 
         @task.short_circuit
@@ -272,12 +284,16 @@ def build_training_dag(model: str) -> DAG:
                 "{% set ev = ti.xcom_pull(task_ids='evaluate') %}"
                 "{% for k in " + repr(list(cfg.evaluation.metrics)) + " %}| {{ k }} | {{ '%.4g' % ev['metrics'][k] }} | "
                 "{{ ('%.4g' % ev['champion'][k]) if ev['champion'] and k in ev['champion'] else '-' }} |\n"
-                "{% endfor %}\nReport: {{ ev['report']['plot_uri'] }}\n\n"
-                "Unanswered within 12 hours counts as **Reject**: prod stays as it is."
+                "{% endfor %}\nReport: [evaluation plot]({{ ev['links']['plot'] }}) "
+                "(link valid {{ ev['links']['valid_hours'] }} h; `{{ ev['report']['plot_uri'] }}`), "
+                "[metrics]({{ ev['links']['model_quality'] }}); training job "
+                "[{{ ev['links']['training_job_name'] }}]({{ ev['links']['training_job'] }}) "
+                "in the SageMaker console\n\n"
+                f"Unanswered within {cfg.run.approval_timeout_hours:g} hours counts as **Reject**: prod stays as it is."
             ),
             # an unanswered (e.g. nightly) run must not hold the DAG's only active run for days
             defaults=["Reject"],
-            response_timeout=timedelta(hours=12),
+            response_timeout=timedelta(hours=cfg.run.approval_timeout_hours),
             ignore_downstream_trigger_rules=True,
             retries=0,
         )

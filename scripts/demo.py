@@ -69,9 +69,10 @@ def main() -> int:
         for name in (cfg.endpoint.dev_name, cfg.endpoint.prod_name):
             d = sm.describe_endpoint(EndpointName=name)
             print(f"  {name}: {d['EndpointStatus']} (config {d['EndpointConfigName']})")
-        baselines = [o["Key"] for o in s3.list_objects_v2(Bucket=cfg.aws.bucket, Prefix=f"{args.model}/baselines/").get("Contents", [])]
-        print(f"monitoring baseline: {', '.join(k.rsplit('/', 1)[1] for k in baselines if k.endswith('.json'))} "
-              f"under s3://{cfg.aws.bucket}/{args.model}/baselines/")
+        prefix = f"{args.model}/baselines/"
+        baselines = [o["Key"] for o in s3.list_objects_v2(Bucket=cfg.aws.bucket, Prefix=prefix).get("Contents", [])]
+        print(monitoring_line(cfg, [k.rsplit("/", 1)[1] for k in baselines if k.endswith(".json")],
+                              f"s3://{cfg.aws.bucket}/{prefix}"))
         # one held-out example of this run, sent as the model's users send it (CSV row or image)
         from include.mlpipeline.smoke import test_requests
 
@@ -83,12 +84,34 @@ def main() -> int:
         pred = rt.invoke_endpoint(EndpointName=cfg.endpoint.prod_name, Body=body,
                                   ContentType=cfg.inference.content_type, Accept=cfg.inference.accept)
         ms = (time.perf_counter() - t) * 1000
-        print(f"live prediction from {cfg.endpoint.prod_name} for [{shown[:80]}] (label {label:g}): "
-              f"{pred['Body'].read().decode().strip()[:200]} ({ms:.1f} ms)")
+        print(prediction_line(cfg, shown, label, pred["Body"].read().decode().strip(), ms))
         print(f"\ndemo done in {time.monotonic() - t0:.0f} s")
         return 0
     finally:
         server.stop()
+
+
+def clip(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def monitoring_line(cfg, baseline_files: list[str], where: str) -> str:
+    if not cfg.monitoring.enabled:
+        return "monitoring: off for this model (monitoring.enabled: false), so no baseline"
+    if not baseline_files:
+        return f"monitoring baseline: none under {where}"
+    return f"monitoring baseline: {', '.join(baseline_files)} under {where}"
+
+
+def prediction_line(cfg, shown: str, label: float, answer: str, ms: float) -> str:
+    if cfg.evaluation.task == "clustering":
+        # k-means numbers its clusters arbitrarily: cluster 0 is not "the zeros" (evaluation scores purity)
+        truth = f"true {cfg.data.label_column} {label:g}; cluster ids are arbitrary, not labels"
+    else:
+        truth = f"label {label:g}"
+    return (f"live prediction from {cfg.endpoint.prod_name} for [{clip(shown, 80)}] ({truth}): "
+            f"{clip(answer, 200)} ({ms:.1f} ms)")
 
 
 def _latest(s3, bucket: str, prefix: str, suffix: str) -> str:

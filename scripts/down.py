@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MARKER = "MLPIPELINE_UP_HOME"
 # stop order: clients of localmaker first, the API server (which the task runners report to) last of
 # the Airflow components, localmaker at the very end
-STOP_ORDER = ["scheduler", "triggerer", "dag-processor", "api-server", "localmaker"]
+STOP_ORDER = ["scheduler", "triggerer", "dag-processor", "api-server", "worker-log-server", "trigger-log-server",
+              "localmaker"]
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,13 @@ process group, pid file in ``<home>/pids``, output in ``<home>/logs/up``):
   of every configured model and stage (what the CloudFormation stack provides on AWS);
 * ``airflow api-server`` (UI + REST API + execution API), ``scheduler`` (LocalExecutor on SQLite, as
   standalone), ``dag-processor`` and ``triggerer`` (the approval task and the deferrable operators
-  wait there).
+  wait there);
+* the task and triggerer log servers (Airflow's serve-logs app under uvicorn) bound to ``UP_HOST`` on
+  ``UP_WORKER_LOG_PORT`` / ``UP_TRIGGERER_LOG_PORT`` (scheduler and triggerer run with
+  ``--skip-serve-logs``: theirs would listen on every interface).
 
-Airflow is configured through the environment only: AIRFLOW_HOME, the project's dags and plugins,
+Airflow is configured through the environment, and ``<home>/airflow.cfg`` is written with the same
+settings (``<home>/env`` has the rest) so the CLI sees them too: AIRFLOW_HOME, the project's dags and plugins,
 the ``aws_default`` connection pointing at localmaker (``AIRFLOW_CONN_AWS_DEFAULT`` with
 ``endpoint_url``), dummy AWS credentials, no example DAGs, DAGs unpaused at creation, and
 SimpleAuthManager (Airflow 3's default) with one known admin login. Stop with `make down`.
@@ -20,11 +24,11 @@ Settings (environment):
   LOCALMAKER_HOME (.localmaker/up)                      UP_USER / UP_PASSWORD (admin / admin)
   UP_DAGS_PAUSED (false)         create DAGs paused     UP_TIMEOUT (300)         seconds to wait for ready
   UP_SCHEDULES (off)             on: the scheduler also starts cron- and Asset-scheduled runs
+  UP_WORKER_LOG_PORT (8793)      task log server        UP_TRIGGERER_LOG_PORT (8794)  triggerer log server
 
-Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual):
-with them on, unpausing ``<model>_training`` at once starts the catch-up run of its latest nightly
-tick, which then waits up to 3 days at ``approve`` and, with ``max_active_runs=1``, queues every run
-you trigger behind it. ``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets).
+Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual).
+``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets): each cron-scheduled DAG's
+first run is its next slot (the DAGs have no start_date, so no missed slot is started at once).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -48,6 +53,11 @@ from down import MARKER, Paths, down, running, start_ticks  # noqa: E402
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
+#: the log servers of the scheduler's LocalExecutor workers and of the triggerer (the API server reads
+#: running tasks' logs from them); started here, bound to UP_HOST, instead of by `airflow scheduler` and
+#: `airflow triggerer`, which bind theirs to every interface
+LOG_SERVERS = {"worker-log-server": "worker_log_port", "trigger-log-server": "trigger_log_port"}
+LOG_APP = "airflow.utils.serve_logs.log_server:get_app"
 SIMPLE_AUTH = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -67,6 +77,8 @@ class Settings:
         self.paused = env.get("UP_DAGS_PAUSED", "false").lower() in ("1", "true", "yes")
         self.timeout = float(env.get("UP_TIMEOUT", "300"))
         self.schedules = env.get("UP_SCHEDULES", "off").lower() in ("1", "on", "true", "yes")
+        self.worker_log_port = int(env.get("UP_WORKER_LOG_PORT", "8793"))
+        self.trigger_log_port = int(env.get("UP_TRIGGERER_LOG_PORT", "8794"))
 
     @property
     def url(self) -> str:
@@ -76,6 +88,10 @@ class Settings:
     def api(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def bind_host(self) -> str:
+        return "127.0.0.1" if self.host == "localhost" else self.host
 
     @property
     def lm_url(self) -> str:
@@ -184,48 +200,106 @@ def bootstrap(s: Settings) -> list[str]:
 # ---- Airflow ----------------------------------------------------------------------------------------------
 
 
-def airflow_env(s: Settings) -> dict[str, str]:
+def secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 600), made on first use."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_config(s: Settings) -> dict[str, dict[str, str]]:
+    """Every Airflow setting of the environment, ``{section: {key: value}}``.
+
+    The components get them as ``AIRFLOW__SECTION__KEY`` variables and ``$UP_HOME/airflow.cfg`` holds
+    the same values, so the CLI (``AIRFLOW_HOME=.airflow/up airflow ...``) sees what the UI sees.
+    """
     home = s.paths.home
-    secret_file = home / "jwt_secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(32))
-        secret_file.chmod(0o600)
-    # isolated from the shell's Airflow settings (a database URL there would otherwise be used);
-    # other settings go in $UP_HOME/airflow.cfg
+    return {
+        "core": {
+            "dags_folder": str(ROOT / "dags"),
+            "plugins_folder": str(ROOT / "plugins"),
+            "load_examples": "False",
+            "unit_test_mode": "False",
+            "executor": "LocalExecutor",
+            "parallelism": "4",  # task slots: plenty for one pipeline run on 2 cores
+            "dags_are_paused_at_creation": str(s.paused),
+            "auth_manager": SIMPLE_AUTH,
+            "simple_auth_manager_users": f"{s.user}:admin",
+            "simple_auth_manager_all_admins": "False",
+            "simple_auth_manager_passwords_file": str(home / "simple_auth_manager_passwords.json"),
+            "execution_api_server_url": f"{s.api}/execution/",
+            "hostname_callable": "scripts.up_hostname.hostname",  # the log servers' address
+        },
+        "scheduler": {"use_job_schedule": str(s.schedules)},
+        # secret_key signs the API server's requests to the log servers: one value for every process
+        "api": {"host": s.host, "port": str(s.port), "workers": "1", "secret_key": secret(home / "api_secret_key")},
+        "api_auth": {"jwt_secret": secret(home / "jwt_secret")},
+        "logging": {
+            "logging_level": "INFO",
+            "worker_log_server_port": str(s.worker_log_port),
+            "trigger_log_server_port": str(s.trigger_log_port),
+        },
+    }
+
+
+def shell_env(s: Settings) -> dict[str, str]:
+    """What is not an Airflow setting: the localmaker endpoint, its credentials, the import path."""
+    return {
+        "AIRFLOW_HOME": str(s.paths.home),
+        "AWS_ENDPOINT_URL": s.lm_url,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": s.lm_url}}
+        ),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def write_config(s: Settings, config: dict[str, dict[str, str]]) -> None:
+    """``$UP_HOME/airflow.cfg`` with these settings, and ``$UP_HOME/env`` with :func:`shell_env`.
+
+    Written before Airflow would write its own defaults (``load_examples = True``, ``dags_folder`` in
+    the home). Other settings already in the file (yours) are kept; comments are not.
+    """
+    import configparser
+
+    cfg_file = s.paths.home / "airflow.cfg"
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.optionxform = str  # keep keys as written
+    if cfg_file.exists():
+        cfg.read(cfg_file)
+    for section, values in config.items():
+        if not cfg.has_section(section):
+            cfg.add_section(section)
+        for key, value in values.items():
+            cfg.set(section, key, value.replace("%", "%%"))  # Airflow reads the file with % interpolation
+    with open(cfg_file, "w") as f:
+        f.write("# `make up` (scripts/up.py) sets its settings here at every start; add your own freely\n\n")
+        cfg.write(f)
+    cfg_file.chmod(0o600)  # holds the JWT secret
+    env = s.paths.home / "env"
+    env.write_text("# `set -a; . .airflow/up/env; set +a` before running the airflow CLI next to `make up`\n"
+                   + "".join(f"{k}={shlex.quote(v)}\n" for k, v in shell_env(s).items()))
+
+
+def airflow_env(s: Settings, config: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+    # isolated from the shell's Airflow settings (a database URL there would otherwise be used)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",  # task slots: plenty for one pipeline run on 2 cores
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(s.schedules),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(s.paused),
-            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.user}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{s.api}/execution/",
-            "AIRFLOW__API__HOST": s.host,
-            "AIRFLOW__API__PORT": str(s.port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text().strip(),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AWS_ENDPOINT_URL": s.lm_url,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                {"conn_type": "aws", "extra": {"region_name": "us-east-1", "endpoint_url": s.lm_url}}
-            ),
-            "PYTHONPATH": str(ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    for section, values in (config or airflow_config(s)).items():
+        env.update({f"AIRFLOW__{section.upper()}__{key.upper()}": value for key, value in values.items()})
+    env.update(shell_env(s))
+    env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def log_server_cmd(s: Settings, name: str) -> list[str]:
+    """Airflow's log server app (what `airflow scheduler` / `triggerer` serve), bound to UP_HOST only."""
+    port = getattr(s, LOG_SERVERS[name])
+    return [sys.executable, "-m", "uvicorn", LOG_APP, "--factory", "--host", s.bind_host, "--port", str(port),
+            "--no-access-log"]
 
 
 def write_passwords(s: Settings) -> None:
@@ -300,7 +374,7 @@ def banner(s: Settings, dags: list[dict], made: list[str], elapsed: float | None
 def up(s: Settings) -> int:
     t0 = time.monotonic()
     have = running(s.paths)
-    wanted = ["localmaker", *COMPONENTS]
+    wanted = ["localmaker", *LOG_SERVERS, *COMPONENTS]
     if have and all(n in have for n in wanted):
         state = s.paths.home / "up.json"  # the settings it was started with (ports, login)
         if state.exists():
@@ -318,19 +392,23 @@ def up(s: Settings) -> int:
     if have or (s.paths.pids.exists() and any(s.paths.pids.glob("*.json"))):
         print("make up: a previous environment is partly running or was not stopped: stopping it first")
         down(s.paths)
-    for port, what in ((s.port, "AIRFLOW_PORT"), (s.lm_port, "LOCALMAKER_PORT")):
-        if not port_free(s.host if s.host != "localhost" else "127.0.0.1", port):
+    ports = ((s.port, "AIRFLOW_PORT"), (s.lm_port, "LOCALMAKER_PORT"),
+             (s.worker_log_port, "UP_WORKER_LOG_PORT"), (s.trigger_log_port, "UP_TRIGGERER_LOG_PORT"))
+    for port, what in ports:
+        if not port_free(s.bind_host, port):
             raise UpError(f"port {port} is in use: stop what listens there or set {what}=<another port>")
     s.paths.home.mkdir(parents=True, exist_ok=True)
     s.paths.lm_home.mkdir(parents=True, exist_ok=True)
-    keep = ("host", "port", "lm_port", "user", "password", "paused", "schedules")
+    keep = ("host", "port", "lm_port", "user", "password", "paused", "schedules", "worker_log_port", "trigger_log_port")
     (s.paths.home / "up.json").write_text(json.dumps({k: getattr(s, k) for k in keep}) + "\n")
 
     print(f"starting localmaker on {s.lm_url} (home {s.paths.lm_home}) ...", flush=True)
     lm = start_localmaker(s)
     made = bootstrap(s)
 
-    env = airflow_env(s)
+    config = airflow_config(s)
+    write_config(s, config)
+    env = airflow_env(s, config)
     write_passwords(s)
     print(f"preparing Airflow's database (AIRFLOW_HOME={s.paths.home}) ...", flush=True)
     with open(s.paths.logs / "db-migrate.log", "ab") as log:
@@ -341,10 +419,14 @@ def up(s: Settings) -> int:
 
     print(f"starting Airflow: {', '.join(COMPONENTS)} ...", flush=True)
     procs = {"localmaker": lm}
+    for name in LOG_SERVERS:
+        procs[name] = spawn(name, log_server_cmd(s, name), env, s)
     for name in COMPONENTS:
         cmd = [AIRFLOW, name]
         if name == "api-server":
             cmd += ["--host", s.host, "--port", str(s.port), "--workers", "1"]
+        elif name in ("scheduler", "triggerer"):
+            cmd.append("--skip-serve-logs")  # this script runs them, bound to UP_HOST (LOG_SERVERS)
         procs[name] = spawn(name, cmd, env, s)
 
     remaining = lambda: max(10.0, s.timeout - (time.monotonic() - t0))  # noqa: E731

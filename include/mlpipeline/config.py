@@ -535,10 +535,16 @@ class RegistrySettings(_Section):
 
 
 class RunSettings(_Section):
-    """Per-run switches, usually set from the trigger form."""
+    """Per-run switches, usually set from the trigger form.
+
+    Attributes:
+        approval_timeout_hours: how long the training DAG's ``approve`` request waits for an answer;
+            unanswered, it counts as Reject (prod is left as it is). Read when the DAG file is parsed.
+    """
 
     deploy: bool = True
     auto_approve: bool = False
+    approval_timeout_hours: float = Field(default=12, gt=0, le=24 * 30)
 
 
 class AlertsSettings(_Section):

@@ -101,23 +101,41 @@ def clients(conn_id: str = CONN) -> tuple[Any, Any]:
     return S3Hook(aws_conn_id=conn_id).get_conn(), SageMakerHook(aws_conn_id=conn_id).conn
 
 
+PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0",
+           "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *"}
+
+
+def cron_timetable(cron: str, interval: Any = None) -> Any:
+    """A cron schedule (UTC) whose first run is its next slot after the DAG appears or is unpaused.
+
+    The DAGs have no ``start_date``: with one in the past, Airflow starts the latest missed slot at
+    once even with ``catchup=False`` (a nightly DAG unpaused at noon would run immediately for last
+    midnight). ``run_immediately=timedelta(0)`` waits for the next slot instead. Presets (``@daily``...)
+    become their cron; ``@once``/``@continuous`` are not crons and are refused.
+    """
+    from datetime import timedelta
+
+    from airflow.sdk import CronTriggerTimetable
+
+    if cron in ("@once", "@continuous"):
+        raise ValueError(f"schedule {cron!r} is not a cron: use a cron expression, a preset like @daily, or null")
+    kw = {"interval": interval} if interval is not None else {}
+    return CronTriggerTimetable(PRESETS.get(cron, cron), timezone="UTC", run_immediately=timedelta(0), **kw)
+
+
 def schedule_with_asset(cron: str | None, asset: Any) -> Any:
     """Run on the cron AND whenever ``asset`` is updated; only on the asset when the cron is null.
 
     Presets (``@daily``...) become their cron; ``@once``/``@continuous`` make no sense next to an
     asset trigger and are refused with the key to fix.
     """
-    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk import AssetOrTimeSchedule
 
     if not cron:
         return [asset]
-    presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0",
-               "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *"}
     if cron in ("@once", "@continuous"):
         raise ValueError(f"schedule {cron!r} cannot be combined with an asset trigger: use a cron or null")
-    return AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(presets.get(cron, cron), timezone="UTC"), assets=[asset]
-    )
+    return AssetOrTimeSchedule(timetable=cron_timetable(cron), assets=[asset])
 
 
 def default_args(model: str, settings: Any, **extra: Any) -> dict[str, Any]:

@@ -144,3 +144,37 @@ class RunContext:
             when = getattr(dag_run, "logical_date", None) or dag_run.run_after
             ts = when.strftime("%Y%m%dT%H%M%S")
         return cls(model=model, stage=stage, run_id=str(context["run_id"]), ts_nodash=ts)
+
+
+#: SigV4 presigned URLs are valid for at most 7 days
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+def presigned_url(s3_client: Any, uri: str, expires_seconds: float) -> str:
+    """A link to the object at ``uri`` that a person can open in a browser, valid ``expires_seconds``.
+
+    Signed by the client itself, so it points where the client does: S3 on AWS, or the endpoint of
+    the connection (localmaker) otherwise. Capped at S3's 7-day maximum.
+    """
+    bucket, key = split_s3_uri(uri)
+    if not key:
+        raise ValueError(f"{uri!r} names a bucket, not an object")
+    expires = max(1, min(int(expires_seconds), MAX_PRESIGN_SECONDS))
+    return s3_client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
+
+
+#: the SageMaker console's page for each kind of resource
+_CONSOLE_PAGES = {
+    "training": "jobs",
+    "tuning": "hyper-tuning-jobs",
+    "transform": "transform-jobs",
+    "processing": "processing-jobs",
+    "endpoint": "endpoints",
+}
+
+
+def sagemaker_console_url(region: str, kind: str, name: str) -> str:
+    """The AWS console page of a SageMaker training/tuning/transform/processing job or endpoint."""
+    if kind not in _CONSOLE_PAGES:
+        raise ValueError(f"unknown SageMaker resource kind {kind!r}: one of {sorted(_CONSOLE_PAGES)}")
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{_CONSOLE_PAGES[kind]}/{name}"

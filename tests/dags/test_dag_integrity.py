@@ -73,7 +73,7 @@ def test_every_dag_serializes(dag_bag):
 # --------------------------------------------------------------------------- conventions
 
 
-@pytest.fixture(params=["tags", "doc_md", "retries", "on_failure_callback", "start_date", "catchup"])
+@pytest.fixture(params=["tags", "doc_md", "retries", "on_failure_callback", "no_start_date", "catchup"])
 def convention(request):
     return request.param
 
@@ -92,8 +92,8 @@ def _violation(dag: Any, convention: str) -> str | None:
             return "no on_failure_callback in default_args or on the DAG"
         silent = [t.task_id for t in dag.tasks if not t.on_failure_callback and not dag.on_failure_callback]
         return f"tasks without a failure callback: {silent}" if silent else None
-    if convention == "start_date":
-        return None if (dag.start_date or args.get("start_date")) else "no start_date"
+    if convention == "no_start_date":  # a past start_date makes Airflow run the latest missed slot at once
+        return f"start_date {dag.start_date or args.get('start_date')}" if (dag.start_date or args.get("start_date")) else None
     if convention == "catchup":
         return None if dag.catchup is False else f"catchup={dag.catchup!r}"
     raise AssertionError(convention)
@@ -129,6 +129,33 @@ def test_every_dag_follows_the_conventions(dag_bag, convention):
     problems = {dag.dag_id: _violation(dag, convention) for dag in _dags(dag_bag)}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, f"{convention}: {problems}"
+
+
+def test_scheduled_dags_first_run_at_their_next_slot(dag_bag):
+    """Unpausing a cron-scheduled DAG (or starting `UP_SCHEDULES=on make up`) starts nothing at once.
+
+    Asks the serialized DAG's timetable, as the scheduler does, for the first run of a DAG with no
+    runs yet: it must be after now (a missed slot run at once is what a past start_date gave).
+    """
+    import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.base import TimeRestriction
+
+    now = pendulum.now("UTC")
+    scheduled, early = [], {}
+    for dag in _dags(dag_bag):
+        timetable = DagSerialization.from_dict(DagSerialization.to_dict(dag)).timetable
+        if not timetable.periodic:
+            continue
+        scheduled.append(dag.dag_id)
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup),
+        )
+        if info is None or info.run_after <= now:
+            early[dag.dag_id] = info and info.run_after
+    assert {"sagemaker_janitor", f"{list_models()[0]}_training"} <= set(scheduled), scheduled
+    assert not early, f"first run not in the future (now {now}): {early}"
 
 
 #: Trigger rules under which a task runs when something upstream failed. Airflow decides a run's
@@ -343,3 +370,48 @@ def test_every_sagemaker_wait_comes_from_config(dag_bag):
             problems[name] = "a run conf of {'airflow.deferrable': false} does not turn deferral off"
     assert not problems, problems
     assert expected.deferrable is True, "every stage defers by default"
+
+
+def test_approval_timeout_is_the_configured_one_and_the_docs_quote_it(dag_bag):
+    """One truth: `run.approval_timeout_hours` sets the approve task's timeout, its text and docs/ui.md."""
+    import re
+    from datetime import timedelta
+
+    from include.mlpipeline.config import default_stage
+
+    for model in list_models():
+        hours = load_config(model, default_stage()).run.approval_timeout_hours
+        approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+        assert approve.response_timeout == timedelta(hours=hours)
+        assert f"Unanswered within {hours:g} hours counts as **Reject**" in approve.body
+    base = load_config(list_models()[0], default_stage()).run.approval_timeout_hours
+    doc = (ROOT / "docs" / "ui.md").read_text()
+    quoted = re.search(r"`run\.approval_timeout_hours` \((\d+(?:\.\d+)?) hours", doc)
+    assert quoted, "docs/ui.md does not quote run.approval_timeout_hours"
+    assert float(quoted.group(1)) == base
+    assert "three days" not in doc
+
+
+def test_approval_request_links_the_report_and_the_training_job(dag_bag):
+    """The approval form renders the evaluate task's links (presigned report, console page) as links."""
+    import jinja2
+
+    model = list_models()[0]
+    approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+    metrics = list(load_config(model, list_stages()[0]).evaluation.metrics)
+    ev = {
+        "metrics": dict.fromkeys(metrics, 0.5), "champion": None,
+        "report": {"plot_uri": "s3://b/m/evaluation/evaluation.png"},
+        "links": {"plot": "http://lm:4566/b/m/evaluation/evaluation.png?Signature=s", "model_quality": "http://q?s",
+                  "training_job": "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/j-1",
+                  "training_job_name": "j-1", "valid_hours": "14"},
+    }
+
+    class TI:
+        def xcom_pull(self, task_ids):
+            assert task_ids == "evaluate"
+            return ev
+
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(approve.body).render(ti=TI())
+    assert "[evaluation plot](http://lm:4566/b/m/evaluation/evaluation.png?Signature=s) (link valid 14 h;" in text
+    assert "[j-1](https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/j-1)" in text

@@ -90,6 +90,7 @@ class UpEnvironment:
         self.env.update(
             AIRFLOW_PORT=str(self.port), LOCALMAKER_PORT=str(self.lm_port), UP_HOME=str(self.home),
             LOCALMAKER_HOME=str(self.lm_home), UP_USER=USER, UP_PASSWORD=PASSWORD, UP_TIMEOUT="240",
+            UP_WORKER_LOG_PORT=str(free_port()), UP_TRIGGERER_LOG_PORT=str(free_port()),
         )
         self.paths = down_mod.Paths(self.home.resolve(), self.lm_home.resolve())
         self.records: dict[str, dict] = {}
@@ -321,6 +322,15 @@ def _drive(page, steps: Steps, env: UpEnvironment, timings: dict[str, float], ex
     approve_button = page.get_by_test_id("hitl-option-Approve")
     expect(approve_button).to_be_enabled()
     expect(page.get_by_text("The candidate passed the quality gate")).to_be_visible()
+    # the evaluation plot is a link a person can open: a presigned URL on localmaker, a PNG
+    plot = page.get_by_role("link", name="evaluation plot")
+    expect(plot).to_be_visible()
+    href = plot.get_attribute("href")
+    assert href and href.startswith(env.lm_url + "/"), href
+    import urllib.request
+
+    with urllib.request.urlopen(href, timeout=30) as resp:
+        assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
     steps.shot("approval-request")
     t_approve = time.monotonic()
     approve_button.click()

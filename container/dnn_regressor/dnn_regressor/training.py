@@ -276,7 +276,9 @@ def _save(
         (env.output_data_dir / "history.json").write_text(
             json.dumps(history, indent=2) + "\n", encoding="utf-8"
         )
-        log(f"saved the model to {env.model_dir}")
+        # no local path: it means nothing outside this host (SageMaker's /opt/ml/model, localmaker's home)
+        files = ", ".join(sorted(f.name for f in env.model_dir.iterdir()))
+        log(f"saved the model ({files}): SageMaker uploads it as model.tar.gz to the job's S3 output path")
         return
     scratch = tempfile.mkdtemp(prefix=f"dnn-regressor-{env.current_host}-")
     try:
