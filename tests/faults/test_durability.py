@@ -316,21 +316,29 @@ def test_completed_training_job_survives_kill_9(tmp_path: Path) -> None:
         srv.stop(sig=signal.SIGKILL)
 
 
+def start_padded_job(srv: Any, name: str, seconds: int) -> Any:
+    """A tiny-algo job sleeping ``seconds`` in its Training phase; returns the SageMaker client.
+
+    Big hyperparameters make every status write ~100 KB, more than the few pages localmaker's own
+    clean-up (the process records it deletes when the job's process ends) gives back on a full disk.
+    """
+    s3, sm = srv.client("s3"), srv.client("sagemaker")
+    s3.create_bucket(Bucket="jobs")
+    s3.put_object(Bucket="jobs", Key="data/train/a.csv", Body=b"1,2\n")
+    pad = {f"pad{i}": "x" * 2500 for i in range(40)}
+    sm.create_training_job(**training_request(name, "jobs", hps={"mode": "sleep", "seconds": str(seconds), **pad}))
+    deadline = time.monotonic() + 60
+    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return sm
+
+
 def test_job_ending_on_a_full_disk_is_marked_failed_once_space_returns(small_disk: Path) -> None:
     home = small_disk / "home"
     srv = start_server(home)
     try:
-        s3, sm = srv.client("s3"), srv.client("sagemaker")
-        s3.create_bucket(Bucket="jobs")
-        s3.put_object(Bucket="jobs", Key="data/train/a.csv", Body=b"1,2\n")
-        # big hyperparameters make every status write ~100 KB, more than the few pages localmaker's
-        # own clean-up (the process records it deletes when the job's process ends) gives back
-        pad = {f"pad{i}": "x" * 2500 for i in range(40)}
-        sm.create_training_job(**training_request("on-full-disk", "jobs", hps={"mode": "sleep", "seconds": "2", **pad}))
-        deadline = time.monotonic() + 60
-        while sm.describe_training_job(TrainingJobName="on-full-disk")["SecondaryStatus"] != "Training":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        sm = start_padded_job(srv, "on-full-disk", seconds=2)
         filler = fill(small_disk)
         time.sleep(6)  # the job ends (it cannot even write its model) and its final status cannot be written
         job = sm.describe_training_job(TrainingJobName="on-full-disk")
@@ -453,15 +461,7 @@ def test_restart_on_a_full_disk_is_a_one_line_error_then_recovers(small_disk: Pa
     home = small_disk / "home"
     srv = start_server(home)
     try:
-        s3, sm = srv.client("s3"), srv.client("sagemaker")
-        s3.create_bucket(Bucket="jobs")
-        s3.put_object(Bucket="jobs", Key="data/train/a.csv", Body=b"1,2\n")
-        pad = {f"pad{i}": "x" * 2500 for i in range(40)}  # a ~100 KB status write
-        sm.create_training_job(**training_request("interrupted", "jobs", hps={"mode": "sleep", "seconds": "60", **pad}))
-        deadline = time.monotonic() + 60
-        while sm.describe_training_job(TrainingJobName="interrupted")["SecondaryStatus"] != "Training":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        start_padded_job(srv, "interrupted", seconds=60)
     finally:
         srv.stop(sig=signal.SIGKILL)
     filler = fill(small_disk)
