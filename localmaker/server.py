@@ -321,13 +321,7 @@ class LocalMaker:
             return _respond(start_response, 500, {"Content-Type": JSON_TYPE}, json.dumps(doc).encode())
 
     def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
-        headers = {
-            "Content-Type": environ.get("CONTENT_TYPE", ""),
-            "Accept": environ.get("HTTP_ACCEPT", ""),
-            "X-Amzn-SageMaker-Custom-Attributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""),
-            "X-Amzn-SageMaker-Target-Variant": environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
-            "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
-        }
+        headers = _container_headers(environ, "HTTP_ACCEPT")
         try:
             _check_endpoint_name(endpoint)
             body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
@@ -360,13 +354,7 @@ class LocalMaker:
 
     def _invoke_stream(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
         """InvokeEndpointWithResponseStream: the container's chunks as ``PayloadPart`` events."""
-        headers = {
-            "Content-Type": environ.get("CONTENT_TYPE", ""),
-            "Accept": environ.get("HTTP_X_AMZN_SAGEMAKER_ACCEPT", ""),
-            "X-Amzn-SageMaker-Custom-Attributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""),
-            "X-Amzn-SageMaker-Target-Variant": environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
-            "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
-        }
+        headers = _container_headers(environ, "HTTP_X_AMZN_SAGEMAKER_ACCEPT")  # its Accept is X-Amzn-SageMaker-Accept
         try:
             _check_endpoint_name(endpoint)
             body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
@@ -393,6 +381,18 @@ class LocalMaker:
                     close()
 
         return events()
+
+
+def _container_headers(environ: dict[str, Any], accept_key: str) -> dict[str, str]:
+    """The request headers a runtime invocation passes on to the container (``accept_key``: where the
+    operation carries Accept; InvokeEndpoint uses ``Accept``, the streaming one ``X-Amzn-SageMaker-Accept``)."""
+    return {
+        "Content-Type": environ.get("CONTENT_TYPE", ""),
+        "Accept": environ.get(accept_key, ""),
+        "X-Amzn-SageMaker-Custom-Attributes": environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES", ""),
+        "X-Amzn-SageMaker-Target-Variant": environ.get("HTTP_X_AMZN_SAGEMAKER_TARGET_VARIANT", ""),
+        "X-Amzn-SageMaker-Inference-Id": environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID", ""),
+    }
 
 
 def _runtime_error(start_response: StartResponse, err: AwsError) -> list[bytes]:
