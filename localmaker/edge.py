@@ -77,7 +77,7 @@ _SIGNATURE_FIELD = re.compile(rb'name="(?:x-amz-signature|signature)"', re.IGNOR
 
 _REASONS = {
     200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error",
+    408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error", 507: "Insufficient Storage",
 }
 _EXPOSE = ", ".join((
     "ETag", "Content-Length", "Content-Type", "x-amz-request-id", "x-amz-id-2", "x-amz-version-id",

@@ -50,6 +50,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import edge
+
 log = logging.getLogger("localmaker.s3durable")
 
 STORE_DIR = "_objects"
@@ -492,7 +494,6 @@ def _load_object(backend: Any, bucket_name: str, path: Path) -> None:
 
 # ---- the WSGI side --------------------------------------------------------------------------------
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
-_STATUS = {507: "507 Insufficient Storage", 500: "500 Internal Server Error"}
 
 
 class DurableApp:
@@ -542,22 +543,7 @@ class DurableApp:
 def _error(start_response: Callable[..., Any], environ: dict[str, Any], err: PersistError) -> list[bytes]:
     full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
     status, code = (507, "InsufficientStorage") if full else (500, "InternalError")
-    rid = uuid.uuid4().hex.upper()[:16]
-    resource = environ.get("PATH_INFO", "")
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{_xml(str(err))}</Message>"
-        f"<Resource>{_xml(resource)}</Resource><RequestId>{rid}</RequestId></Error>"
-    ).encode()
-    start_response(
-        _STATUS[status],
-        [("Content-Type", "application/xml"), ("Content-Length", str(len(body))), ("x-amz-request-id", rid)],
-    )
-    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
-
-
-def _xml(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return edge.error_response(environ, start_response, status, code, str(err), kind="s3")
 
 
 def attach(root: Path, app: Callable[..., Iterable[bytes]]) -> tuple[DurableApp, int]:
