@@ -697,7 +697,8 @@ class HostingManager:
             except TimeoutError as exc:
                 raise _timeout_error(timeout) from exc
             except ExchangeError as exc:
-                if not exc.sent or (inst.child is not None and inst.child.poll() is not None):
+                died = exc.sent and _exits_soon(inst)
+                if not exc.sent or died:
                     # down or refusing: out of rotation now (not at the next supervisor pass) until it
                     # answers /ping again
                     self._heal(endpoint, fleet, inst)
@@ -705,6 +706,16 @@ class HostingManager:
                     tried.append(inst)
                     inst = fleet.next_instance(variant, exclude=tuple(tried))
                     continue
+                if died:
+                    # the process died with the request in it: not sent again (it may have acted on
+                    # it), answered like a request that found no instance, which clients retry
+                    raise AwsError(
+                        "ServiceUnavailable",
+                        f"The service is unavailable. Try your call again. (The serve process of "
+                        f"production variant {variant} of endpoint {endpoint} exited while handling the "
+                        f"request: {exc}; it is being restarted.)",
+                        status=503,
+                    ) from exc
                 raise AwsError(
                     "ModelError",
                     f"An error occurred while sending the request to container primary: {exc}",
@@ -737,6 +748,23 @@ def _forward_headers(headers: dict[str, str]) -> dict[str, str]:
         if headers.get(h):
             fwd[h] = headers[h]
     return fwd
+
+
+#: how long a dropped connection waits for its serve process to be seen exiting: a process killed
+#: with SIGKILL drops its sockets before its guard (the parent localmaker watches) has exited
+DEATH_GRACE_SECONDS = 1.0
+
+
+def _exits_soon(inst: Instance) -> bool:
+    """Whether the serve process of ``inst`` has exited or exits within DEATH_GRACE_SECONDS."""
+    if inst.child is None:
+        return False
+    deadline = time.monotonic() + DEATH_GRACE_SECONDS
+    while inst.child.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _unavailable(endpoint: str, variant: str) -> AwsError:

@@ -23,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.faults.conftest import ROLE, Server, start_server
@@ -396,6 +398,39 @@ def test_restarts_of_two_endpoints_run_in_parallel(flaky: tuple[Server, Path]) -
     assert max(back.values()) < 2 * delay + 1.5, back
     for name in names:
         sm.delete_endpoint(EndpointName=name)
+
+
+def test_request_in_flight_when_its_serve_process_is_killed_is_service_unavailable(flaky: tuple[Server, Path]) -> None:
+    """The serve process dies holding the request: the answer is AWS's retryable 503 (not a ModelError
+    blaming the model), even though localmaker only sees the process gone a moment after the socket."""
+    srv, state = flaky
+    sm, rt = srv.client("sagemaker"), srv.client("sagemaker-runtime")
+    # one attempt: botocore's own retry of the 503 would otherwise reach the restarted process
+    rt = boto3.client("sagemaker-runtime", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id="test",
+                      aws_secret_access_key="test", config=Config(retries={"total_max_attempts": 1}, read_timeout=90))
+    deploy(sm, "inflight", FLAKY, env=flaky_env(state, "inflight", FLAKY_INVOKE_SECONDS="3"))
+    in_service(sm, "inflight")
+    pid = next(iter(instance_starts(state, "inflight").values()))[0]["pid"]
+    out: dict[str, Any] = {}
+
+    def invoke() -> None:
+        try:
+            r = rt.invoke_endpoint(EndpointName="inflight", Body=b"{}", ContentType="application/json")
+            out["ok"] = (json.loads(r["Body"].read()), time.monotonic() - t0)
+        except ClientError as exc:
+            out["error"] = exc.response
+
+    t = threading.Thread(target=invoke)
+    t0 = time.monotonic()
+    t.start()
+    time.sleep(1.0)
+    os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    assert "error" in out, out
+    err = out["error"]
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ServiceUnavailable", 503), err
+    assert "exited while handling the request" in err["Error"]["Message"], err
+    sm.delete_endpoint(EndpointName="inflight")
 
 
 def rss_mb(pid: int) -> float:
