@@ -1,4 +1,4 @@
-"""include/mlpipeline/config.py: merge order, validation messages (file + key), trigger params."""
+"""include/mlpipeline/config/ (package): merge order, validation messages (file + key), trigger params."""
 
 from __future__ import annotations
 
@@ -332,6 +332,10 @@ def test_several_problems_are_reported_together() -> None:
         (
             {"training": {"image_uri": "{acount}.dkr.ecr"}},
             "run overrides: training.image_uri: unknown placeholder {acount}",
+        ),
+        (
+            {"training": {"image_uri": "{account.dkr.ecr"}},
+            "run overrides: training.image_uri: malformed placeholder in '{account.dkr.ecr'",
         ),
     ],
 )

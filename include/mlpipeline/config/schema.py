@@ -1,93 +1,33 @@
-"""Pipeline configuration: load, deep-merge and validate ``include/config``.
+"""The configuration's schema: one frozen pydantic model per section, unknown keys refused.
 
-Config is data. Every instance type, count, hyperparameter, range, threshold, schedule and
-endpoint name comes from four layers, later ones winning::
-
-    base.yaml  <-  stages/<stage>.yaml  <-  models/<model>.yaml  <-  run overrides
-
-Mappings merge key by key (except that a mapping changing its ``type``, such as a tuning range
-turning categorical, replaces the old one); lists and scalars replace. The loader remembers which layer last set
-each key, so a validation error names the file to edit and the dotted key in it, e.g.
-``models/diabetes_dnn.yaml: training.instance_count: must be >= 1 (got 0)``.
-
-DAG files call :func:`list_models` and :func:`load_config` at parse time, so this module imports
-only the stdlib, pydantic and PyYAML.
+Single-key rules live on the models (``field_validator`` / ``model_validator``); rules spanning
+sections are in :mod:`.checks`. Imports only the stdlib and pydantic.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import json
-import os
 import re
-import string
-import types
-import typing
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-#: ``include/config``: where the YAML layers live.
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
-#: The project root (the directory holding ``include/``): ``file://`` data URIs resolve against it.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-#: The layer name used in error messages for values passed to :func:`load_config` directly.
-OVERRIDES_SOURCE = "run overrides"
-#: Environment variable a DAG file may read to pick the stage it is deployed as.
-STAGE_ENV_VAR = "MLPIPELINE_STAGE"
-
-_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-_INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+#: A SageMaker resource name (endpoint, variant, model package group).
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+#: An ML instance type such as ``ml.m5.large``.
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
 _ROLE_ARN_PATTERN = r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$"
 _BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-_MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: A config file's stem, which is also its model's name.
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _CRON_FIELD = r"[0-9*/,?LW#A-Za-z-]+"
 _CRON_PATTERN = re.compile(rf"^{_CRON_FIELD}(\s+{_CRON_FIELD}){{4}}$")
 _CRON_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@continuous"}
 
-#: Dotted keys whose string values may use ``{account}``, ``{region}``, ``{bucket}``, ``{model}``
-#: (the model name as in its file), ``{model_slug}`` (the same with ``_`` as ``-``, legal in
-#: SageMaker names) and ``{stage}``. Deliberately a short list: metric regexes and hyperparameters
-#: legitimately contain braces.
-TEMPLATED_KEYS = (
-    "aws.bucket",
-    "aws.role_arn",
-    "training.image_uri",
-    "endpoint.dev_name",
-    "endpoint.prod_name",
-    "endpoint.data_capture.destination_s3_uri",
-    "registry.model_package_group_name",
-    "data.source_uri",
-    "data.batch_source_uri",
-    "alerts.sns_topic_arn",
-    "monitoring.image_uri",
-    "image_inference.input_prefix",
-    "image_inference.accepted_prefix",
-    "image_inference.review_prefix",
-)
 
-
-class ConfigError(ValueError):
-    """The merged configuration is unusable; ``problems`` holds one ``file: key: message`` each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        if len(self.problems) == 1:
-            message = self.problems[0]
-        else:
-            message = f"{len(self.problems)} config problems:\n" + "\n".join(
-                f"  - {p}" for p in self.problems
-            )
-        super().__init__(message)
-
-
-# --------------------------------------------------------------------------------------------
-# Schema
-# --------------------------------------------------------------------------------------------
+def slug(name: str) -> str:
+    """A name as SageMaker names allow it (``diabetes_dnn`` -> ``diabetes-dnn``)."""
+    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 
 class _Section(BaseModel):
@@ -310,7 +250,7 @@ class TrainingConfig(_Section):
     """
 
     image_uri: str = Field(min_length=1, max_length=255)
-    instance_type: str = Field(pattern=_INSTANCE_TYPE_PATTERN)
+    instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN)
     instance_count: int = Field(ge=1)
     volume_size_gb: int = Field(ge=1)
     max_runtime_seconds: int = Field(ge=1)
@@ -425,10 +365,10 @@ class DeploymentSettings(_Section):
 class EndpointSettings(_Section):
     """Real-time endpoints: a dev/QA one for smoke tests and the production one."""
 
-    dev_name: str = Field(pattern=_NAME_PATTERN)
-    prod_name: str = Field(pattern=_NAME_PATTERN)
-    variant_name: str = Field(default="AllTraffic", pattern=_NAME_PATTERN)
-    instance_type: str = Field(pattern=_INSTANCE_TYPE_PATTERN)
+    dev_name: str = Field(pattern=NAME_PATTERN)
+    prod_name: str = Field(pattern=NAME_PATTERN)
+    variant_name: str = Field(default="AllTraffic", pattern=NAME_PATTERN)
+    instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN)
     initial_instance_count: int = Field(ge=1)
     data_capture: DataCaptureSettings
     deployment: DeploymentSettings | None = None
@@ -439,7 +379,7 @@ class EndpointSettings(_Section):
 class TransformSettings(_Section):
     """Batch transform resources and batching."""
 
-    instance_type: str = Field(pattern=_INSTANCE_TYPE_PATTERN)
+    instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN)
     instance_count: int = Field(ge=1)
     max_payload_mb: int = Field(default=6, ge=0, le=100)
     max_concurrent_transforms: int | None = Field(default=None, ge=0)
@@ -530,7 +470,7 @@ class Schedules(_Section):
 class RegistrySettings(_Section):
     """Model registry: the package group every approved version of this model goes to."""
 
-    model_package_group_name: str = Field(pattern=_NAME_PATTERN)
+    model_package_group_name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=1024)
 
 
@@ -572,7 +512,7 @@ class MonitoringSettings(_Section):
 
     enabled: bool = True
     image_uri: str = Field(default="{account}.dkr.ecr.{region}.amazonaws.com/model-monitor:latest", min_length=1, max_length=255)
-    instance_type: str = Field(default="ml.m5.large", pattern=_INSTANCE_TYPE_PATTERN)
+    instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     volume_size_gb: int = Field(default=20, ge=1)
     max_runtime_seconds: int = Field(default=3600, ge=1)
     drift_threshold: float = Field(default=0.1, gt=0, le=1)
@@ -695,542 +635,5 @@ class PipelineConfig(_Section):
     @property
     def model_slug(self) -> str:
         """The model name as SageMaker names allow it (``diabetes_dnn`` -> ``diabetes-dnn``)."""
-        return _slug(self.model)
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-KeyPath = tuple[str, ...]
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
-
-
-def list_models(config_dir: Path | None = None) -> list[str]:
-    """Names of the configured models (``models/*.yaml``), for one-DAG-per-model files."""
-    return sorted(p.stem for p in ((config_dir or CONFIG_DIR) / "models").glob("*.yaml"))
-
-
-def list_stages(config_dir: Path | None = None) -> list[str]:
-    """Names of the configured stages (``stages/*.yaml``)."""
-    return sorted(p.stem for p in ((config_dir or CONFIG_DIR) / "stages").glob("*.yaml"))
-
-
-def default_stage(default: str = "dev") -> str:
-    """The stage a deployment runs as (``MLPIPELINE_STAGE``), for DAG files' param defaults."""
-    return os.environ.get(STAGE_ENV_VAR, default)
-
-
-def load_config(
-    model: str,
-    stage: str,
-    overrides: Mapping[str, Any] | None = None,
-    config_dir: Path | None = None,
-) -> PipelineConfig:
-    """Merge ``base <- stages/<stage> <- models/<model> <- overrides`` and validate the result.
-
-    Raises:
-        ConfigError: unknown model or stage (listing the available ones), unreadable YAML, or
-            invalid values; every problem names the layer that set the key and the dotted key.
-    """
-    config_dir = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    if not (config_dir / "base.yaml").is_file():
-        raise ConfigError([f"base.yaml: not found in {config_dir}"])
-    _check_choice("model", model, list_models(config_dir))
-    _check_choice("stage", stage, list_stages(config_dir))
-
-    layers: list[tuple[str, Mapping[str, Any]]] = [
-        ("base.yaml", _read_yaml(config_dir, "base.yaml")),
-        (f"stages/{stage}.yaml", _read_yaml(config_dir, f"stages/{stage}.yaml")),
-        (f"models/{model}.yaml", _read_yaml(config_dir, f"models/{model}.yaml")),
-    ]
-    if overrides:
-        if not isinstance(overrides, Mapping):
-            raise ConfigError([f"{OVERRIDES_SOURCE}: must be a mapping (got {type(overrides).__name__})"])
-        layers.append((OVERRIDES_SOURCE, overrides))
-
-    merged: dict[str, Any] = {}
-    sources: dict[KeyPath, str] = {}
-    for label, layer in layers:
-        for reserved in ("model", "stage"):
-            if reserved in layer:
-                raise ConfigError(
-                    [f"{label}: {reserved}: reserved key, set by load_config() from its arguments"]
-                )
-        _merge_into(merged, layer, (), label, sources)
-
-    fallback = f"models/{model}.yaml"
-    _fill_templates(merged, sources, model=model, stage=stage, fallback=fallback)
-    try:
-        config = PipelineConfig.model_validate({**merged, "model": model, "stage": stage})
-    except ValidationError as exc:
-        raise ConfigError([_describe(err, merged, sources, fallback) for err in exc.errors()]) from None
-
-    problems = [
-        f"{_source_for(key, sources, fallback)}: {'.'.join(key)}: {msg}" for key, msg in _cross_checks(config)
-    ]
-    if problems:
-        raise ConfigError(problems)
-    return config
-
-
-def _check_choice(kind: str, value: str, available: list[str]) -> None:
-    if value not in available:
-        listing = ", ".join(available) if available else "none"
-        raise ConfigError([f"unknown {kind} {value!r}; available {kind}s: {listing}"])
-    if kind == "model" and not _MODEL_NAME_PATTERN.match(value):
-        raise ConfigError([f"models/{value}.yaml: model names may hold letters, digits, '_' and '-' only"])
-
-
-def _read_yaml(config_dir: Path, relative: str) -> dict[str, Any]:
-    path = config_dir / relative
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{relative}: invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            [f"{relative}: top level must be a mapping of sections (got {type(data).__name__})"]
-        )
-    return data
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``: mappings merge recursively, lists and scalars replace."""
-    result = copy.deepcopy(dict(base))
-    _merge_into(result, override, (), "", {})
-    return result
-
-
-def _merge_into(
-    target: dict[str, Any],
-    layer: Mapping[str, Any],
-    prefix: KeyPath,
-    label: str,
-    sources: dict[KeyPath, str],
-) -> None:
-    for key, value in layer.items():
-        key = str(key)
-        path = (*prefix, key)
-        sources[path] = label
-        if (
-            isinstance(value, Mapping)
-            and isinstance(target.get(key), dict)
-            and not _changes_type(target[key], value)
-        ):
-            _merge_into(target[key], value, path, label, sources)
-            continue
-        for stale in [p for p in sources if p[: len(path)] == path and len(p) > len(path)]:
-            del sources[stale]
-        target[key] = copy.deepcopy(dict(value)) if isinstance(value, Mapping) else copy.deepcopy(value)
-        if isinstance(value, Mapping):
-            _record_sources(value, path, label, sources)
-
-
-def _changes_type(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """A mapping that switches its ``type`` (a tuning range going from continuous to categorical)
-    replaces the old one: merging would mix keys of both kinds (``min`` next to ``values``)."""
-    return "type" in new and "type" in current and new["type"] != current["type"]
-
-
-def _record_sources(
-    value: Mapping[str, Any], prefix: KeyPath, label: str, sources: dict[KeyPath, str]
-) -> None:
-    for key, child in value.items():
-        path = (*prefix, str(key))
-        sources[path] = label
-        if isinstance(child, Mapping):
-            _record_sources(child, path, label, sources)
-
-
-def _source_for(path: KeyPath, sources: Mapping[KeyPath, str], fallback: str) -> str:
-    """The layer that last set ``path`` or, failing that, its nearest ancestor."""
-    for end in range(len(path), 0, -1):
-        if path[:end] in sources:
-            return sources[path[:end]]
-    return fallback
-
-
-def _get(tree: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = tree
-    for part in parents:
-        node = node[part]
-    node[last] = value
-
-
-def _fill_templates(
-    merged: dict[str, Any], sources: Mapping[KeyPath, str], *, model: str, stage: str, fallback: str
-) -> None:
-    """Substitute ``{account}``-style placeholders in :data:`TEMPLATED_KEYS`, bucket first."""
-    aws = merged.get("aws") if isinstance(merged.get("aws"), Mapping) else {}
-    variables: dict[str, str] = {
-        "account": str(aws.get("account_id", "")),
-        "region": str(aws.get("region", "")),
-        "model": model,
-        "model_slug": _slug(model),
-        "stage": stage,
-    }
-    problems: list[str] = []
-    for dotted in TEMPLATED_KEYS:
-        found, value = _get(merged, dotted)
-        if found and isinstance(value, str):
-            names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
-            unknown = sorted({n for n in names if n not in variables})
-            if unknown:
-                where = _source_for(tuple(dotted.split(".")), sources, fallback)
-                known = ", ".join(sorted(variables))
-                problems.append(f"{where}: {dotted}: unknown placeholder {{{unknown[0]}}} (known: {known})")
-                continue
-            _set(merged, dotted, value.format_map(variables))
-        if dotted == "aws.bucket":
-            variables["bucket"] = str(_get(merged, dotted)[1] or "")
-    if problems:
-        raise ConfigError(problems)
-
-
-def _describe(
-    err: Mapping[str, Any], merged: Mapping[str, Any], sources: Mapping[KeyPath, str], fallback: str
-) -> str:
-    """Turn one pydantic error into ``file: dotted.key: message a user can act on``."""
-    path = _config_path(err["loc"], merged)
-    dotted = ".".join(path) or "<top level>"
-    where = _source_for(path, sources, fallback)
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    got = err.get("input")
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(path[:-1])
-        hint = difflib.get_close_matches(path[-1], allowed, n=1)
-        message = f"unknown key{f' (did you mean {hint[0]!r}?)' if hint else ''}"
-        if allowed:
-            message += f"; allowed here: {', '.join(allowed)}"
-    elif kind == "missing":
-        message = "required key is missing"
-    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[
-            kind
-        ]
-        bound = next(iter(ctx.values()))
-        message = f"must be {op} {bound} (got {got!r})"
-    elif kind == "literal_error":
-        message = f"must be one of {ctx.get('expected')} (got {got!r})"
-    elif kind == "string_pattern_mismatch":
-        message = f"must match {ctx.get('pattern')} (got {got!r})"
-    elif kind in ("too_short", "too_long"):
-        message = f"{err['msg'].lower()} (got {got!r})"
-    elif kind == "value_error":
-        message = str(ctx.get("error", err["msg"]))
-    else:
-        message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {got!r})"
-    return f"{where}: {dotted}: {message}"
-
-
-def _config_path(loc: tuple[Any, ...], merged: Mapping[str, Any]) -> KeyPath:
-    """Map a pydantic ``loc`` onto keys of the merged YAML.
-
-    pydantic inserts tags such as ``continuous`` for discriminated unions; they are dropped by
-    walking the real data, so the user sees only keys that exist in their file.
-    """
-    path: list[str] = []
-    node: Any = merged
-    for part in loc:
-        if isinstance(node, Mapping):
-            if str(part) in node:
-                path.append(str(part))
-                node = node[str(part)]
-            elif isinstance(part, str) and not _is_union_tag(part):
-                path.append(part)  # a missing or unknown key
-                node = None
-        elif isinstance(node, list) and isinstance(part, int):
-            path.append(str(part))
-            node = node[part] if part < len(node) else None
-        elif node is None and isinstance(part, str):
-            path.append(part)
-    return tuple(path)
-
-
-def _is_union_tag(part: str) -> bool:
-    """pydantic's names for union members (``integer``, ``function-after[...]``) are not keys."""
-    return part in ("integer", "continuous", "categorical") or "[" in part
-
-
-def _allowed_keys(path: KeyPath) -> list[str]:
-    """Field names accepted at ``path``, for "did you mean" hints on unknown keys."""
-    nodes: list[Any] = [PipelineConfig]
-    for part in path:
-        following: list[Any] = []
-        for node in nodes:
-            if isinstance(node, _DictValues):
-                following.extend(_schema_nodes(node.annotation))
-            elif part in node.model_fields:
-                following.extend(_schema_nodes(node.model_fields[part].annotation))
-        nodes = following
-    keys = {key for node in nodes if not isinstance(node, _DictValues) for key in node.model_fields}
-    if not path:
-        keys -= {"model", "stage"}
-    return sorted(keys)
-
-
-class _DictValues:
-    """Schema walker marker: the next key is a free-form name (a column, a range) in a dict."""
-
-    def __init__(self, annotation: Any) -> None:
-        self.annotation = annotation
-
-
-def _schema_nodes(annotation: Any) -> list[Any]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is Annotated:
-        return _schema_nodes(args[0])
-    if origin in (Union, types.UnionType):
-        return [node for arg in args for node in _schema_nodes(arg)]
-    if origin is dict:
-        return [_DictValues(args[1])]
-    return []
-
-
-def _cross_checks(cfg: PipelineConfig) -> list[tuple[KeyPath, str]]:
-    """Rules spanning several keys, reported against the key a user would change."""
-    problems: list[tuple[KeyPath, str]] = []
-    data = cfg.data
-    if data.label_column not in data.columns:
-        problems.append(
-            (
-                ("data", "label_column"),
-                f"{data.label_column!r} is not one of data.columns ({', '.join(data.columns)})",
-            )
-        )
-    if data.id_column is not None and data.id_column in data.columns:
-        problems.append(
-            (
-                ("data", "id_column"),
-                f"{data.id_column!r} is a row key, not a feature: remove it from data.columns",
-            )
-        )
-    for name, spec in data.columns.items():
-        if spec.min is not None and spec.max is not None and spec.min > spec.max:
-            problems.append((("data", "columns", name, "min"), f"must be <= max ({spec.min} > {spec.max})"))
-        if spec.fill_value is not None and not spec.nullable:
-            problems.append(
-                (
-                    ("data", "columns", name, "fill_value"),
-                    "only applies to nullable columns: set nullable: true",
-                )
-            )
-    if data.label_column in data.columns and data.columns[data.label_column].nullable:
-        problems.append(
-            (("data", "columns", data.label_column, "nullable"), "the label column cannot be nullable")
-        )
-    total = data.split.train + data.split.validation + data.split.test
-    if abs(total - 1.0) > 1e-6:
-        problems.append((("data", "split"), f"train + validation + test must be 1 (got {total:g})"))
-    if data.batch_source_uri and not data.batch_id_column:
-        problems.append((("data", "batch_id_column"), "required when data.batch_source_uri is set"))
-
-    metric_names = [m.name for m in cfg.training.metric_definitions]
-    if len(set(metric_names)) != len(metric_names):
-        problems.append((("training", "metric_definitions"), "metric names must be unique"))
-
-    tuning = cfg.tuning
-    if tuning.enabled and tuning.objective is None:
-        problems.append((("tuning", "objective"), "required when tuning.enabled is true"))
-    if tuning.enabled and not tuning.parameter_ranges:
-        problems.append(
-            (("tuning", "parameter_ranges"), "at least one range is required when tuning.enabled is true")
-        )
-    builtin = is_builtin_image(cfg.training.image_uri) and not metric_names
-    if tuning.objective is not None and not builtin and tuning.objective.metric not in metric_names:
-        problems.append(
-            (
-                ("tuning", "objective", "metric"),
-                f"{tuning.objective.metric!r} is not in training.metric_definitions ({', '.join(metric_names) or 'none'})",
-            )
-        )
-    if tuning.max_parallel_jobs > tuning.max_jobs:
-        problems.append(
-            (
-                ("tuning", "max_parallel_jobs"),
-                f"must be <= tuning.max_jobs ({tuning.max_parallel_jobs} > {tuning.max_jobs})",
-            )
-        )
-    for name, rng in tuning.parameter_ranges.items():
-        key = ("tuning", "parameter_ranges", name)
-        if isinstance(rng, IntegerRange | ContinuousRange):
-            if rng.min >= rng.max:
-                problems.append(((*key, "min"), f"must be < max ({rng.min} >= {rng.max})"))
-            if rng.scaling in ("Logarithmic", "ReverseLogarithmic") and rng.min <= 0:
-                problems.append(((*key, "min"), f"must be > 0 for {rng.scaling} scaling (got {rng.min})"))
-            if rng.scaling == "ReverseLogarithmic" and rng.max >= 1:
-                problems.append(
-                    ((*key, "max"), f"must be < 1 for ReverseLogarithmic scaling (got {rng.max})")
-                )
-    if tuning.strategy == "Grid":
-        not_categorical = [
-            f"{n} ({r.type})"
-            for n, r in tuning.parameter_ranges.items()
-            if not isinstance(r, CategoricalRange)
-        ]
-        if not_categorical:
-            problems.append(
-                (
-                    ("tuning", "strategy"),
-                    f"Grid supports categorical ranges only; tuning.parameter_ranges has {', '.join(not_categorical)}",
-                )
-            )
-
-    ev = cfg.evaluation
-    if ev.primary_metric not in ev.metrics:
-        problems.append(
-            (("evaluation", "primary_metric"), f"{ev.primary_metric!r} is not in evaluation.metrics")
-        )
-    for key in ev.thresholds:
-        if key.split("_", 1)[1] not in ev.metrics:
-            problems.append(
-                (
-                    ("evaluation", "thresholds", key),
-                    f"metric {key.split('_', 1)[1]!r} is not in evaluation.metrics",
-                )
-            )
-    for name in ev.compare_metrics:
-        if name not in ev.metrics:
-            problems.append((("evaluation", "compare_metrics"), f"{name!r} is not in evaluation.metrics"))
-    if cfg.endpoint.dev_name == cfg.endpoint.prod_name:
-        problems.append(
-            (("endpoint", "prod_name"), f"must differ from endpoint.dev_name ({cfg.endpoint.dev_name!r})")
-        )
-    return problems
-
-
-# --------------------------------------------------------------------------------------------
-# Trigger-form parameters
-# --------------------------------------------------------------------------------------------
-
-#: Flat trigger-form parameter -> the dotted config key it overrides.
-PARAM_KEYS: dict[str, str] = {
-    "instance_type": "training.instance_type",
-    "instance_count": "training.instance_count",
-    "max_runtime_seconds": "training.max_runtime_seconds",
-    "hyperparameters": "training.hyperparameters",
-    "tuning": "tuning.enabled",
-    "tuning_max_jobs": "tuning.max_jobs",
-    "tuning_max_parallel_jobs": "tuning.max_parallel_jobs",
-    "endpoint_instance_type": "endpoint.instance_type",
-    "endpoint_instance_count": "endpoint.initial_instance_count",
-    "transform_instance_type": "transform.instance_type",
-    "source_uri": "data.source_uri",
-    "batch_source_uri": "data.batch_source_uri",
-    "deploy": "run.deploy",
-    "auto_approve": "run.auto_approve",
-}
-#: Parameters that choose what to load rather than override a value.
-SELECTOR_PARAMS = frozenset({"stage", "model"})
-
-
-def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn trigger-form params (``dag_run.conf`` / ``params``) into a nested overrides mapping.
-
-    Accepted keys: the flat names in :data:`PARAM_KEYS`; dotted config keys
-    (``"training.volume_size_gb": 50``); and ``"overrides"``, a nested mapping merged as is.
-    ``stage``/``model`` are skipped (they select files), and ``None`` means "use the config"
-    because that is what an untouched optional form field sends. ``hyperparameters`` may be a
-    JSON object string, as a text field in the form would send it; hyperparameters given here
-    merge into the configured ones instead of replacing them all.
-    """
-    result: dict[str, Any] = {}
-    unknown: list[str] = []
-    for name, value in params.items():
-        if name in SELECTOR_PARAMS or value is None:
-            continue
-        if name == "overrides":
-            if not isinstance(value, Mapping):
-                raise ConfigError(
-                    [f"{OVERRIDES_SOURCE}: overrides: must be a mapping (got {type(value).__name__})"]
-                )
-            result = deep_merge(result, value)
-            continue
-        if name == "hyperparameters" and isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    [f"{OVERRIDES_SOURCE}: hyperparameters: not a JSON object: {exc}"]
-                ) from None
-            if not isinstance(value, dict):
-                raise ConfigError([f"{OVERRIDES_SOURCE}: hyperparameters: must be a JSON object"])
-        dotted = PARAM_KEYS.get(name) or (name if "." in name else None)
-        if dotted is None:
-            unknown.append(name)
-            continue
-        nested: Any = value
-        for part in reversed(dotted.split(".")):
-            nested = {part: nested}
-        result = deep_merge(result, nested)
-    if unknown:
-        known = ", ".join(sorted([*PARAM_KEYS, "overrides", *SELECTOR_PARAMS]))
-        raise ConfigError(
-            [
-                f"{OVERRIDES_SOURCE}: {name}: unknown trigger parameter (known: {known}, or a dotted config key)"
-                for name in unknown
-            ]
-        )
-    return result
-
-
-def config_for_run(
-    model: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    config_dir: Path | None = None,
-    stage: str | None = None,
-) -> PipelineConfig:
-    """Load the config a DAG run asked for: stage from ``params["stage"]`` (else ``stage``, else
-    :func:`default_stage`), everything else from :func:`overrides_from_params`."""
-    params = dict(params or {})
-    chosen = params.get("stage") or stage or default_stage()
-    return load_config(model, chosen, overrides_from_params(params), config_dir=config_dir)
-
-
-def config_for_failed_run(
-    model: str,
-    params: Mapping[str, Any] | None = None,
-    *,
-    config_dir: Path | None = None,
-    stage: str | None = None,
-) -> tuple[PipelineConfig, str | None]:
-    """The config to clean up and alert with after a failure: ``(config, problem)``.
-
-    The run's own config (:func:`config_for_run`) when it loads; when the run's overrides are what
-    broke it (``instance_type: ml.bogus``), the config without them, of the run's stage (so its
-    resource names are the run's), else of the default stage; ``problem`` then says why. Only a
-    model whose files themselves are broken raises.
-    """
-    try:
-        return config_for_run(model, params, config_dir=config_dir, stage=stage), None
-    except ConfigError as exc:
-        problem = str(exc)
-    chosen = dict(params or {}).get("stage") or stage or default_stage()
-    try:
-        return load_config(model, chosen, config_dir=config_dir), problem
-    except ConfigError:
-        return load_config(model, default_stage(), config_dir=config_dir), problem
+        return slug(self.model)
 
