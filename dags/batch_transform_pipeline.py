@@ -130,7 +130,7 @@ def build_batch_transform_dag(model: str) -> DAG:
 
         @task
         def transform_request(batch: dict[str, Any], champ: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
             from include.mlpipeline.run import s3_uri, sagemaker_name
 
             cfg, ctx = cfg_ctx(model, context)

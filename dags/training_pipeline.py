@@ -112,7 +112,7 @@ def build_training_dag(model: str) -> DAG:
 
         @task
         def training_requests(etl: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             ctx = ctx.with_data(etl["channels"])
@@ -161,7 +161,7 @@ def build_training_dag(model: str) -> DAG:
         @task
         def evaluation_request(cand: dict[str, Any], etl: dict[str, Any], **context: Any) -> dict[str, Any]:
             """Model + transform of the held-out test set, scored in order against its labels."""
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             ctx = ctx.with_data(etl["channels"])
@@ -174,7 +174,7 @@ def build_training_dag(model: str) -> DAG:
             cand: dict[str, Any], transformed: dict[str, Any], etl: dict[str, Any], **context: Any
         ) -> dict[str, Any]:
             from include.mlpipeline import evaluate as ev
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             s3, sm = clients()
@@ -230,7 +230,7 @@ def build_training_dag(model: str) -> DAG:
 
         @task
         def package_request(cand: dict[str, Any], evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             request = rq.model_package_request(
@@ -251,7 +251,7 @@ def build_training_dag(model: str) -> DAG:
 
         @task
         def deploy_config(cand: dict[str, Any], target: str, **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             return rq.deploy_request(cfg, ctx, cand["model_data_url"], target=target)
@@ -301,7 +301,7 @@ def build_training_dag(model: str) -> DAG:
 
         @task(trigger_rule="none_failed_min_one_success")
         def prod_config(cand: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import requests as rq
+            from include.mlpipeline import sagemaker_requests as rq
 
             cfg, ctx = cfg_ctx(model, context)
             return rq.deploy_request(cfg, ctx, cand["model_data_url"], target="prod", include_model=False)

@@ -97,7 +97,7 @@ def test_metric_definitions_match_the_images_own_file(dev_cfg: PipelineConfig) -
 def test_config_modules_import_without_heavy_dependencies() -> None:
     """DAG files import these at parse time: no pandas, numpy, matplotlib, sklearn or boto3."""
     code = (
-        "import sys, include.mlpipeline.config, include.mlpipeline.requests, include.mlpipeline.run,"
+        "import sys, include.mlpipeline.config, include.mlpipeline.sagemaker_requests, include.mlpipeline.run,"
         " include.mlpipeline.etl, include.mlpipeline.evaluate;"
         "heavy = [m for m in ('pandas', 'numpy', 'matplotlib', 'sklearn', 'boto3', 'botocore') if m in sys.modules];"
         "print(heavy)"
