@@ -46,8 +46,15 @@ from .layers import (
     placeholders,
     read_yaml,
 )
-from .messages import ConfigError, KeyPath, describe, source_for, validation_problems
-from .params import PARAM_KEYS, SELECTOR_PARAMS, config_for_failed_run, config_for_run, overrides_from_params
+from .messages import ConfigError, KeyPath, source_for, validation_problems
+from .params import (
+    PARAM_KEYS,
+    SELECTOR_PARAMS,
+    config_for_failed_run,
+    config_for_run,
+    json_object_param,
+    overrides_from_params,
+)
 from .schema import (
     BUILTIN_REPOSITORIES,
     INSTANCE_TYPE_PATTERN,
@@ -82,6 +89,7 @@ from .schema import (
     RunSettings,
     Scaling,
     Schedules,
+    Section,
     SplitConfig,
     TrainingConfig,
     TransformSettings,
@@ -135,6 +143,7 @@ __all__ = [
     "RunSettings",
     "Scaling",
     "Schedules",
+    "Section",
     "SplitConfig",
     "TrainingConfig",
     "TransformSettings",
@@ -144,11 +153,11 @@ __all__ = [
     "cross_checks",
     "deep_merge",
     "default_stage",
-    "describe",
     "expand_braces",
     "fill_template",
     "fill_templates",
     "is_builtin_image",
+    "json_object_param",
     "list_models",
     "list_stages",
     "load_config",

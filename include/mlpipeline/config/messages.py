@@ -51,29 +51,24 @@ def validation_problems(
     root: type[BaseModel],
     reserved: Collection[str] = (),
 ) -> ConfigError:
-    """All of ``exc``'s errors as one :class:`ConfigError` (``reserved``: top-level keys the loader
-    sets itself, left out of "allowed here" hints)."""
-    return ConfigError([describe(err, merged, sources, fallback, root=root, reserved=reserved) for err in exc.errors()])
+    """Each of ``exc``'s errors as ``file: dotted.key: message a user can act on``, the file being
+    the layer that set the key (``fallback`` when none did). ``root`` is the schema validated;
+    ``reserved`` its top-level keys the loader sets itself, left out of "allowed here" hints."""
+    problems = []
+    for err in exc.errors():
+        path = _config_path(err["loc"], merged)
+        allowed = _allowed_keys(root, path[:-1], reserved) if err["type"] == "extra_forbidden" else []
+        where = source_for(path, sources, fallback)
+        problems.append(f"{where}: {'.'.join(path) or '<top level>'}: {_message(err, path, allowed)}")
+    return ConfigError(problems)
 
 
-def describe(
-    err: Mapping[str, Any],
-    merged: Mapping[str, Any],
-    sources: Mapping[KeyPath, str],
-    fallback: str,
-    *,
-    root: type[BaseModel],
-    reserved: Collection[str] = (),
-) -> str:
-    """Turn one pydantic error into ``file: dotted.key: message a user can act on``."""
-    path = _config_path(err["loc"], merged)
-    dotted = ".".join(path) or "<top level>"
-    where = source_for(path, sources, fallback)
+def _message(err: Mapping[str, Any], path: KeyPath, allowed: list[str]) -> str:
+    """One pydantic error in words a user can act on (the bound, the pattern, a close key name)."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     got = err.get("input")
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(root, path[:-1], reserved)
         hint = difflib.get_close_matches(path[-1], allowed, n=1)
         message = f"unknown key{f' (did you mean {hint[0]!r}?)' if hint else ''}"
         if allowed:
@@ -96,7 +91,7 @@ def describe(
         message = str(ctx.get("error", err["msg"]))
     else:
         message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {got!r})"
-    return f"{where}: {dotted}: {message}"
+    return message
 
 
 def _config_path(loc: Sequence[Any], merged: Mapping[str, Any]) -> KeyPath:

@@ -32,6 +32,19 @@ PARAM_KEYS: dict[str, str] = {
 SELECTOR_PARAMS = frozenset({"stage", "model"})
 
 
+def json_object_param(name: str, value: Any) -> dict[str, Any]:
+    """A trigger param that holds an object: a mapping, or its JSON text as a form's text field
+    sends it (empty text: ``{}``). Errors name the param and blame the run's overrides."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError([f"{OVERRIDES_SOURCE}: {name}: not a JSON object: {exc}"]) from None
+    if not isinstance(value, Mapping):
+        raise ConfigError([f"{OVERRIDES_SOURCE}: {name}: must be a JSON object (got {type(value).__name__})"])
+    return dict(value)
+
+
 def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Turn trigger-form params (``dag_run.conf`` / ``params``) into a nested overrides mapping.
 
@@ -55,14 +68,7 @@ def overrides_from_params(params: Mapping[str, Any]) -> dict[str, Any]:
             result = deep_merge(result, value)
             continue
         if name == "hyperparameters" and isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    [f"{OVERRIDES_SOURCE}: hyperparameters: not a JSON object: {exc}"]
-                ) from None
-            if not isinstance(value, dict):
-                raise ConfigError([f"{OVERRIDES_SOURCE}: hyperparameters: must be a JSON object"])
+            value = json_object_param(name, value)
         dotted = PARAM_KEYS.get(name) or (name if "." in name else None)
         if dotted is None:
             unknown.append(name)

@@ -30,13 +30,13 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     """Base for every config section: unknown keys are typos, and config never changes mid-run."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AwsConfig(_Section):
+class AwsConfig(Section):
     """Where the pipeline's resources live.
 
     Attributes:
@@ -61,7 +61,7 @@ class AwsConfig(_Section):
         return value
 
 
-class ColumnSpec(_Section):
+class ColumnSpec(Section):
     """Schema of one input column; every row is checked against it before it reaches training.
 
     Attributes:
@@ -80,7 +80,7 @@ class ColumnSpec(_Section):
     fill_value: float | None = None
 
 
-class SplitConfig(_Section):
+class SplitConfig(Section):
     """Train/validation/test fractions and the seed of the deterministic per-row split."""
 
     train: float = Field(gt=0, le=1)
@@ -116,7 +116,7 @@ def expand_braces(key: str) -> list[str]:
     return [name for i in range(lo, hi + 1) for name in expand_braces(f"{head}{i}{tail}")]
 
 
-class ImageLayout(_Section):
+class ImageLayout(Section):
     """How a row of pixel columns becomes an image file (``data.format: image``).
 
     Attributes:
@@ -134,7 +134,7 @@ class ImageLayout(_Section):
 DataFormat = Literal["csv", "recordio-protobuf", "image"]
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     """Source, schema and split of a model's data set.
 
     Attributes:
@@ -204,7 +204,7 @@ class DataConfig(_Section):
         return [c for c in self.columns if c != self.label_column]
 
 
-class MetricDefinition(_Section):
+class MetricDefinition(Section):
     """A metric SageMaker scrapes from the training log with ``regex`` (first group = value)."""
 
     name: str = Field(min_length=1, max_length=255)
@@ -225,7 +225,7 @@ class MetricDefinition(_Section):
 HyperparameterValue = bool | int | float | str
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     """One training job: image, resources, budget, hyperparameters and metrics.
 
     Attributes:
@@ -278,21 +278,21 @@ class TrainingConfig(_Section):
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 
 
-class IntegerRange(_Section):
+class IntegerRange(Section):
     type: Literal["integer"]
     min: int
     max: int
     scaling: Scaling = "Auto"
 
 
-class ContinuousRange(_Section):
+class ContinuousRange(Section):
     type: Literal["continuous"]
     min: float
     max: float
     scaling: Scaling = "Auto"
 
 
-class CategoricalRange(_Section):
+class CategoricalRange(Section):
     type: Literal["categorical"]
     values: list[HyperparameterValue] = Field(min_length=1, max_length=30)
 
@@ -300,12 +300,12 @@ class CategoricalRange(_Section):
 ParameterRange = Annotated[IntegerRange | ContinuousRange | CategoricalRange, Field(discriminator="type")]
 
 
-class Objective(_Section):
+class Objective(Section):
     metric: str
     type: Literal["Minimize", "Maximize"]
 
 
-class TuningConfig(_Section):
+class TuningConfig(Section):
     """Hyperparameter tuning: when enabled the DAG runs a tuning job instead of one training job.
 
     Attributes:
@@ -333,7 +333,7 @@ class TuningConfig(_Section):
         return value
 
 
-class DataCaptureSettings(_Section):
+class DataCaptureSettings(Section):
     """Endpoint data capture, the input of model monitoring."""
 
     enabled: bool = True
@@ -343,7 +343,7 @@ class DataCaptureSettings(_Section):
     json_content_types: list[str] = Field(default_factory=lambda: ["application/json"], min_length=1)
 
 
-class DeploymentSettings(_Section):
+class DeploymentSettings(Section):
     """Blue/green update of an endpoint that already serves traffic.
 
     Attributes:
@@ -362,7 +362,7 @@ class DeploymentSettings(_Section):
     rollback_alarms: list[str] = Field(default_factory=list, max_length=10)
 
 
-class EndpointSettings(_Section):
+class EndpointSettings(Section):
     """Real-time endpoints: a dev/QA one for smoke tests and the production one."""
 
     dev_name: str = Field(pattern=NAME_PATTERN)
@@ -376,7 +376,7 @@ class EndpointSettings(_Section):
     smoke_test_max_latency_ms: float = Field(default=2000.0, gt=0)
 
 
-class TransformSettings(_Section):
+class TransformSettings(Section):
     """Batch transform resources and batching."""
 
     instance_type: str = Field(pattern=INSTANCE_TYPE_PATTERN)
@@ -395,7 +395,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-class InferenceSettings(_Section):
+class InferenceSettings(Section):
     """How evaluation, the smoke test and batch scoring talk to the model.
 
     Attributes:
@@ -411,7 +411,7 @@ class InferenceSettings(_Section):
     prediction_field: str | None = None
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(Section):
     """The quality gate.
 
     Attributes:
@@ -450,7 +450,7 @@ class EvaluationSettings(_Section):
         return self
 
 
-class Schedules(_Section):
+class Schedules(Section):
     """Cron expressions (or presets such as ``@daily``); null disables the schedule."""
 
     training: str | None = None
@@ -467,14 +467,14 @@ class Schedules(_Section):
         )
 
 
-class RegistrySettings(_Section):
+class RegistrySettings(Section):
     """Model registry: the package group every approved version of this model goes to."""
 
     model_package_group_name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=1024)
 
 
-class RunSettings(_Section):
+class RunSettings(Section):
     """Per-run switches, usually set from the trigger form.
 
     Attributes:
@@ -487,7 +487,7 @@ class RunSettings(_Section):
     approval_timeout_hours: float = Field(default=12, gt=0, le=24 * 30)
 
 
-class AlertsSettings(_Section):
+class AlertsSettings(Section):
     """Where failures and monitoring violations are announced.
 
     Attributes:
@@ -499,7 +499,7 @@ class AlertsSettings(_Section):
     retrain_on_drift: bool = True
 
 
-class MonitoringSettings(_Section):
+class MonitoringSettings(Section):
     """Scheduled data-quality checks of captured traffic (our Model Monitor-compatible image).
 
     Attributes:
@@ -519,7 +519,7 @@ class MonitoringSettings(_Section):
     window_hours: float = Field(default=1.0, gt=0, le=168)
 
 
-class JanitorSettings(_Section):
+class JanitorSettings(Section):
     """What ``sagemaker_janitor`` may delete: dev endpoints older than the TTL, unused models and
     endpoint configs beyond the newest ``keep_last`` per model. Prod is never touched."""
 
@@ -527,7 +527,7 @@ class JanitorSettings(_Section):
     keep_last: int = Field(default=3, ge=1)
 
 
-class ImageInferenceSettings(_Section):
+class ImageInferenceSettings(Section):
     """The image inference workflow (``<model>_image_inference``): new images under ``input_prefix``
     are classified by the endpoint; predictions at or above ``confidence_threshold`` are kept under
     ``accepted_prefix``, the rest are copied to ``review_prefix`` for a person to label.
@@ -554,7 +554,7 @@ class ImageInferenceSettings(_Section):
         return Schedules._is_cron(value)
 
 
-class AirflowSettings(_Section):
+class AirflowSettings(Section):
     """How the provider's SageMaker operators wait for the jobs and endpoints they start.
 
     Attributes:
@@ -599,7 +599,7 @@ class AirflowSettings(_Section):
         return -(-self.max_wait_seconds // self.poll_interval_seconds)
 
 
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     """The merged, validated configuration of one model in one stage."""
 
     model: str
