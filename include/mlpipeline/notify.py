@@ -37,11 +37,11 @@ def failure_callback(
         if not topic:
             return
         ti = context.get("ti") or context.get("task_instance")
-        exc = context.get("exception")
+        error = context.get("exception")
         subject = f"[{stage}] {label}: task {getattr(ti, 'task_id', '?')} failed"
         message = (
             f"DAG {getattr(ti, 'dag_id', '?')} run {context.get('run_id')} task {getattr(ti, 'task_id', '?')} "
-            f"try {getattr(ti, 'try_number', '?')} failed: {exc}"
+            f"try {getattr(ti, 'try_number', '?')} failed: {error}"
         )
         if problem:
             message += f"\n\nThe run's config is invalid (alerting with it minus the run's overrides): {problem}"

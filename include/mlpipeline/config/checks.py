@@ -105,12 +105,12 @@ def cross_checks(cfg: PipelineConfig) -> list[tuple[KeyPath, str]]:
         problems.append(
             (("evaluation", "primary_metric"), f"{ev.primary_metric!r} is not in evaluation.metrics")
         )
-    for key in ev.thresholds:
-        if key.split("_", 1)[1] not in ev.metrics:
+    for threshold in ev.thresholds:
+        if threshold.split("_", 1)[1] not in ev.metrics:
             problems.append(
                 (
-                    ("evaluation", "thresholds", key),
-                    f"metric {key.split('_', 1)[1]!r} is not in evaluation.metrics",
+                    ("evaluation", "thresholds", threshold),
+                    f"metric {threshold.split('_', 1)[1]!r} is not in evaluation.metrics",
                 )
             )
     for name in ev.compare_metrics:

@@ -223,6 +223,7 @@ class MetricDefinition(Section):
 
 
 HyperparameterValue = bool | int | float | str
+Channel = Literal["train", "validation", "test"]
 
 
 class TrainingConfig(Section):
@@ -260,9 +261,7 @@ class TrainingConfig(Section):
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
     metric_definitions_file: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
-    channels: list[Literal["train", "validation", "test"]] = Field(
-        default_factory=lambda: ["train", "validation"], min_length=1
-    )
+    channels: list[Channel] = Field(default_factory=lambda: list[Channel](["train", "validation"]), min_length=1)
     source_dir: str | None = None
     entry_point: str | None = None
 
@@ -424,9 +423,9 @@ class EvaluationSettings(Section):
 
     task: Literal["regression", "binary", "multiclass", "clustering"] = "regression"
     primary_metric: MetricName = "rmse"
-    metrics: list[MetricName] = Field(default_factory=lambda: ["rmse", "mae", "r2"], min_length=1)
+    metrics: list[MetricName] = Field(default_factory=lambda: list[MetricName](["rmse", "mae", "r2"]), min_length=1)
     thresholds: dict[str, float] = Field(default_factory=dict)
-    compare_metrics: list[MetricName] = Field(default_factory=lambda: ["rmse"])
+    compare_metrics: list[MetricName] = Field(default_factory=lambda: list[MetricName](["rmse"]))
     champion_tolerance: float = Field(default=0.0, ge=0, le=1)
 
     @field_validator("thresholds")
@@ -442,7 +441,7 @@ class EvaluationSettings(Section):
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> EvaluationSettings:
         allowed = TASK_METRICS[self.task]
-        used = {self.primary_metric, *self.metrics, *self.compare_metrics}
+        used: set[str] = {self.primary_metric, *self.metrics, *self.compare_metrics}
         used |= {k.split("_", 1)[1] for k in self.thresholds}
         wrong = sorted(used - set(allowed))
         if wrong:
