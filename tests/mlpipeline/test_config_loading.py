@@ -108,6 +108,19 @@ def test_config_modules_import_without_heavy_dependencies() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_config_package_imports_nothing_else_of_the_library() -> None:
+    """The package map (README Layout): config is the library's base, so it imports no sibling module."""
+    code = (
+        "import sys, include.mlpipeline.config;"
+        "print(sorted(m for m in sys.modules if m.startswith('include.mlpipeline.')"
+        " and not m.startswith('include.mlpipeline.config')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
 # ------------------------------------------------------------------------------ merge order
 
 
