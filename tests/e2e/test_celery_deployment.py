@@ -250,12 +250,18 @@ def test_a_run_survives_a_worker_killed_mid_task(celery_up: CeleryUp) -> None:
                 killed_at["running_since"] = time.monotonic()
             elif time.monotonic() - killed_at["running_since"] >= 5:  # well into its wait for the job
                 name = WORKERS[ti["hostname"]]
+                # a running task's log: the API server fetches it from that worker's own log server
+                killed["log"] = celery_up.call(
+                    f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/train/logs/1?full_content=true")
                 killed.update(host=ti["hostname"], name=name, pids=celery_up.kill_worker(name),
                               at=time.monotonic() - t0)
 
     state, _ = celery_up.follow(run_id, on_poll=kill_during_train, interval=0.5)
+    log = killed.pop("log", None)
     print(f"  run 2: {state} in {time.monotonic() - t0:.0f} s; killed {killed}", flush=True)
     assert killed, "train was never seen running on a worker"
+    served = f"http://{killed['host']}:{celery_up.env['UP_WORKER_LOG_PORT']}/log/"
+    assert served in json.dumps(log), f"the running task's log was not served by its worker ({served}): {log}"[:3000]
     assert state == "success", celery_up.logs()
 
     survivor = next(h for h in WORKERS if h != killed["host"])
