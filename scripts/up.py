@@ -478,8 +478,11 @@ def up(s: Settings) -> int:
         banner(s, dags, [], None)
         return 0
     if have or (s.paths.pids.exists() and any(s.paths.pids.glob("*.json"))):
-        why = "" if same else f" (with the {started.get('executor', 'local')} executor)"
-        print(f"make up: a previous environment{why} is partly running or was not stopped: stopping it first")
+        if same:
+            print("make up: a previous environment is partly running or was not stopped: stopping it first")
+        else:
+            print(f"make up: the environment here runs the {started.get('executor', 'local')} executor, "
+                  f"{s.executor} asked for: stopping it first")
         down(s.paths)
     ports = [(s.port, "AIRFLOW_PORT", s.bind_host), (s.lm_port, "LOCALMAKER_PORT", s.bind_host),
              (s.trigger_log_port, "UP_TRIGGERER_LOG_PORT", s.bind_host)]
