@@ -235,3 +235,26 @@ def test_postgres_refuses_a_home_its_account_cannot_enter():
                 up_celery.prepare_postgres(target, "airflow", "airflow", Path("/nonexistent"), base / "log")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_make_down_stops_a_component_with_its_recorded_signal(settings):
+    """PostgreSQL is stopped with SIGINT (its fast shutdown; SIGTERM waits for every client): a component
+    that ignores SIGTERM and exits on SIGINT goes at once, without the SIGKILL of the grace period."""
+    down = sys.modules["down"]
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    proc = up.spawn("postgres", [sys.executable, "-c", code], dict(os.environ), settings, stop_signal="SIGINT")
+    try:
+        deadline = time.monotonic() + 30
+        log = settings.paths.logs / "postgres.log"
+        while not log.read_bytes().rstrip().endswith(b"\nup"):  # its SIGTERM handler is in place
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        said: list[str] = []
+        t0 = time.monotonic()
+        assert down.down(settings.paths, grace=20, echo=said.append) == 1
+        assert time.monotonic() - t0 < 10 and not any("SIGKILL" in line for line in said), said
+        assert proc.wait(timeout=5) != 0  # KeyboardInterrupt: SIGINT did it
+        assert not (settings.paths.pids / "postgres.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
