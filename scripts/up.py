@@ -460,6 +460,8 @@ def up(s: Settings) -> int:
     t0 = time.monotonic()
     if s.executor not in EXECUTORS:
         raise UpError(f"UP_EXECUTOR={s.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if s.celery and not 1 <= s.workers <= 200:
+        raise UpError(f"UP_CELERY_WORKERS={s.workers}: between 1 and 200 (worker i listens on 127.0.0.<1+i>)")
     have = running(s.paths)
     wanted = s.components()
     state = s.paths.home / "up.json"  # the settings it was started with (ports, login, executor)
