@@ -30,9 +30,10 @@ localmaker: setup
 demo: setup
 	$(PY) scripts/demo.py --model $(or $(MODEL),diabetes_dnn)
 
-# localmaker + the Airflow 3 UI in the background (docs/ui.md); AIRFLOW_PORT, LOCALMAKER_PORT, UP_HOME
+# localmaker + the Airflow 3 UI in the background (docs/ui.md); AIRFLOW_PORT, LOCALMAKER_PORT, UP_HOME.
+# EXECUTOR=celery: docker-compose.yaml's topology (PostgreSQL, Redis, Celery workers; docs/environments.md)
 up: setup
-	$(PY) scripts/up.py
+	UP_EXECUTOR=$(or $(EXECUTOR),$(UP_EXECUTOR)) $(PY) scripts/up.py
 
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/down.py; else python3 scripts/down.py; fi

@@ -1,13 +1,13 @@
 """`make down`: stop everything `make up` started, and nothing else.
 
 `make up` starts each component (localmaker, the Airflow api-server, scheduler, dag-processor and
-triggerer) as the leader of its own process group, tags it with ``MLPIPELINE_UP_HOME=<home>`` in its
+triggerer; with the Celery executor also PostgreSQL, Redis and the Celery workers) as the leader of its own process group, tags it with ``MLPIPELINE_UP_HOME=<home>`` in its
 environment and writes ``<home>/pids/<name>.json`` (pid, the kernel's start time of that pid, the
 command). Stopping:
 
 1. the Airflow components first, then localmaker (so it stops its endpoints and training jobs and
-   saves its S3 state while nothing calls it any more): SIGTERM to the whole process group, SIGKILL
-   to what is left after a grace period;
+   saves its S3 state while nothing calls it any more): SIGTERM to the whole process group (SIGINT
+   to PostgreSQL's: its fast shutdown), SIGKILL to what is left after a grace period;
 2. a sweep for anything still carrying the tag, or whose environment points into localmaker's home
    (endpoint and job processes localmaker runs in their own sessions): these were started by this
    environment, so they go too.
@@ -32,10 +32,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "MLPIPELINE_UP_HOME"
-# stop order: clients of localmaker first, the API server (which the task runners report to) last of
-# the Airflow components, localmaker at the very end
-STOP_ORDER = ["scheduler", "triggerer", "dag-processor", "api-server", "worker-log-server", "trigger-log-server",
-              "localmaker"]
+# stop order: clients of localmaker first (the scheduler, then the Celery workers, which finish or give up
+# their tasks, before the API server the task runners report to), then the log servers, the broker and the
+# database the Airflow components used, localmaker at the very end
+STOP_ORDER = ["scheduler", "celery-worker-*", "triggerer", "dag-processor", "api-server", "*log-server", "redis",
+              "postgres", "localmaker"]
+
+
+def stop_rank(name: str) -> int:
+    """Position of a component in :data:`STOP_ORDER` (patterns with ``*``); unknown ones just before
+    the broker."""
+    import fnmatch
+
+    if name.endswith("log-server"):  # a Celery worker's too
+        return STOP_ORDER.index("*log-server")
+    for i, pattern in enumerate(STOP_ORDER):
+        if fnmatch.fnmatchcase(name, pattern):
+            return i
+    return STOP_ORDER.index("redis")
 
 
 @dataclass(frozen=True)
@@ -238,11 +252,12 @@ def stop_group(name: str, rec: dict, paths: Paths, grace: float, echo=print) -> 
     if not members:
         return
     echo(f"stopping {name} (process group {pid}, {len(members)} processes)")
+    sig = getattr(signal, rec.get("stop_signal") or "SIGTERM", signal.SIGTERM)  # PostgreSQL's: SIGINT
     if is_ours(rec):
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):
-            _signal_all(members, signal.SIGTERM)
+            _signal_all(members, sig)
     else:  # the leader is gone: its orphans
         _signal_all(members, signal.SIGTERM)
     rest = _wait_gone(left, grace)
@@ -255,7 +270,7 @@ def stop_group(name: str, rec: dict, paths: Paths, grace: float, echo=print) -> 
 def down(paths: Paths, grace: float = 30.0, echo=print) -> int:
     """Stop the environment at ``paths``; returns how many components were running."""
     recs = {n: r for n, r in read_pidfiles(paths).items() if r.get("pid")}
-    names = [n for n in STOP_ORDER if n in recs] + [n for n in recs if n not in STOP_ORDER]
+    names = sorted(recs, key=stop_rank)
     stopped = 0
     for name in names:
         if any(leader == recs[name]["pid"] for leader in belonging(paths, {name: recs[name]}).values()):

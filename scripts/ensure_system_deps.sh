@@ -3,11 +3,14 @@
 #   - chromium: the browser test (tests/ui), at $CHROMIUM (default /usr/bin/chromium)
 #   - nginx: the dnn-regressor's `serve` with nginx in front of gunicorn, as in the image
 #   - the shellcheck linter, for the shell scripts (scripts/push_images.sh)
+#   - postgresql and redis-server: `make up EXECUTOR=celery` (scripts/up.py) runs them as its metadata
+#     database and Celery broker, and its test (tests/e2e/test_celery_deployment.py)
 #
 # Installs the missing ones in one apt-get call when we are root (CI runs `make test` as root on
 # a fresh machine). Never fails the build: when the install is impossible it says why, and the
 # tests that need a missing program then skip with that reason. Package scripts are kept from
-# starting services (no nginx left listening on port 80). Playwright's own browser download is
+# starting services (no nginx on port 80, no PostgreSQL or Redis server left running: `make up`
+# starts its own, with data under its home). Playwright's own browser download is
 # not used on purpose (it needs a CDN this machine cannot reach); the UI test drives the system
 # Chromium instead.
 set -u
@@ -19,9 +22,12 @@ missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+postgres_bin() { compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n 1; }
+[ -n "$(postgres_bin)" ] || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "system-deps: chromium, nginx and shellcheck present"
+    echo "system-deps: chromium, nginx, shellcheck, postgresql and redis-server present"
     exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
@@ -54,6 +60,7 @@ for program in "${missing[@]}"; do
     case "$program" in
         chromium) found="$CHROMIUM" ;;
         nginx) found="$(command -v nginx || echo /usr/sbin/nginx)" ;;
+        postgresql) found="$(postgres_bin)" ;;
         *) found="$(command -v "$program" || true)" ;;
     esac
     if [ -n "$found" ] && [ -x "$found" ]; then

@@ -26,6 +26,14 @@ Settings (environment):
   UP_SCHEDULES (off)             on: the scheduler also starts cron- and Asset-scheduled runs
   UP_WORKER_LOG_PORT (8793)      task log server        UP_TRIGGERER_LOG_PORT (8794)  triggerer log server
 
+``UP_EXECUTOR=celery`` (``make up EXECUTOR=celery``) runs the topology of docker-compose.yaml instead,
+from Debian's packages (scripts/up_celery.py): PostgreSQL as the metadata database and Celery result
+backend, Redis as the broker, two ``airflow celery worker`` that run the tasks, with the executor,
+database and broker settings read from docker-compose.yaml (one source for both):
+
+  UP_EXECUTOR (local)            local or celery        UP_POSTGRES_PORT (5432)  UP_REDIS_PORT (6379)
+  UP_CELERY_WORKERS (2)          Celery workers         UP_POSTGRES_BIN          initdb/postgres directory
+
 Schedules are off by default (``[scheduler] use_job_schedule = False``; triggered runs run as usual).
 ``UP_SCHEDULES=on make up`` gives the deployed behaviour (cron and Assets): each cron-scheduled DAG's
 first run is its next slot (the DAGs have no start_date, so no missed slot is started at once).
@@ -49,10 +57,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import up_celery  # noqa: E402
 from down import MARKER, Paths, down, running, start_ticks  # noqa: E402
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 #: the log servers of the scheduler's LocalExecutor workers and of the triggerer (the API server reads
 #: running tasks' logs from them); started here, bound to UP_HOST, instead of by `airflow scheduler` and
 #: `airflow triggerer`, which bind theirs to every interface
@@ -79,6 +89,27 @@ class Settings:
         self.schedules = env.get("UP_SCHEDULES", "off").lower() in ("1", "on", "true", "yes")
         self.worker_log_port = int(env.get("UP_WORKER_LOG_PORT", "8793"))
         self.trigger_log_port = int(env.get("UP_TRIGGERER_LOG_PORT", "8794"))
+        self.executor = env.get("UP_EXECUTOR", "").strip().lower() or "local"
+        self.pg_port = int(env.get("UP_POSTGRES_PORT", "5432"))
+        self.redis_port = int(env.get("UP_REDIS_PORT", "6379"))
+        self.workers = int(env.get("UP_CELERY_WORKERS", "2"))
+
+    @property
+    def celery(self) -> bool:
+        return self.executor == "celery"
+
+    def components(self) -> list[str]:
+        """What `make up` runs with this executor, in start order."""
+        if not self.celery:
+            return ["localmaker", *LOG_SERVERS, *COMPONENTS]
+        workers = [f"celery-worker-{i}" for i in range(1, self.workers + 1)]
+        return ["localmaker", "postgres", "redis", "trigger-log-server", *COMPONENTS,
+                *(f"{w}-log-server" for w in workers), *workers]
+
+    def addresses(self) -> dict[str, str]:
+        """docker-compose.yaml's service names -> the host:port of what stands for them here."""
+        return {"postgres": f"127.0.0.1:{self.pg_port}", "redis": f"127.0.0.1:{self.redis_port}",
+                "airflow-apiserver": self.api.split("://", 1)[1], "localmaker": self.lm_url.split("://", 1)[1]}
 
     @property
     def url(self) -> str:
@@ -102,8 +133,10 @@ class Settings:
 # ---- processes ---------------------------------------------------------------------------------------------
 
 
-def spawn(name: str, cmd: list[str], env: dict[str, str], s: Settings) -> subprocess.Popen:
-    """Start ``cmd`` detached: its own session/process group, output to a log file, pid file written."""
+def spawn(name: str, cmd: list[str], env: dict[str, str], s: Settings, account=None,
+          stop_signal: str = "SIGTERM") -> subprocess.Popen:
+    """Start ``cmd`` detached: its own session/process group, output to a log file, pid file written
+    (with the signal `make down` stops it with). ``account``: run as that user (``pwd`` entry)."""
     s.paths.logs.mkdir(parents=True, exist_ok=True)
     s.paths.pids.mkdir(parents=True, exist_ok=True)
     log = open(s.paths.logs / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
@@ -111,10 +144,11 @@ def spawn(name: str, cmd: list[str], env: dict[str, str], s: Settings) -> subpro
     log.flush()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env={**env, MARKER: str(s.paths.home)}, stdin=subprocess.DEVNULL,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **up_celery.as_account(account),
     )
     log.close()
-    rec = {"name": name, "pid": proc.pid, "start_ticks": start_ticks(proc.pid), "cmd": cmd}
+    rec = {"name": name, "pid": proc.pid, "start_ticks": start_ticks(proc.pid), "cmd": cmd,
+           "stop_signal": stop_signal}
     (s.paths.pids / f"{name}.json").write_text(json.dumps(rec) + "\n")
     return proc
 
@@ -208,14 +242,16 @@ def secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_config(s: Settings) -> dict[str, dict[str, str]]:
+def airflow_config(s: Settings, compose: Path = up_celery.COMPOSE) -> dict[str, dict[str, str]]:
     """Every Airflow setting of the environment, ``{section: {key: value}}``.
 
     The components get them as ``AIRFLOW__SECTION__KEY`` variables and ``$UP_HOME/airflow.cfg`` holds
     the same values, so the CLI (``AIRFLOW_HOME=.airflow/up airflow ...``) sees what the UI sees.
+    With the Celery executor, the settings of ``compose``'s Airflow services are laid over these
+    (:func:`up_celery.celery_config`: its executor, database, broker, result backend, ...).
     """
     home = s.paths.home
-    return {
+    config = {
         "core": {
             "dags_folder": str(ROOT / "dags"),
             "plugins_folder": str(ROOT / "plugins"),
@@ -231,6 +267,7 @@ def airflow_config(s: Settings) -> dict[str, dict[str, str]]:
             "execution_api_server_url": f"{s.api}/execution/",
             "hostname_callable": "scripts.up_hostname.hostname",  # the log servers' address
         },
+        "database": {"sql_alchemy_conn": f"sqlite:///{home / 'airflow.db'}"},  # Airflow's default, said
         "scheduler": {"use_job_schedule": str(s.schedules)},
         # secret_key signs the API server's requests to the log servers: one value for every process
         "api": {"host": s.host, "port": str(s.port), "workers": "1", "secret_key": secret(home / "api_secret_key")},
@@ -241,6 +278,11 @@ def airflow_config(s: Settings) -> dict[str, dict[str, str]]:
             "trigger_log_server_port": str(s.trigger_log_port),
         },
     }
+    if s.celery:
+        taken = up_celery.celery_config(up_celery.compose_settings(compose)[0], s.addresses())
+        for section, values in taken.items():
+            config.setdefault(section, {}).update(values)
+    return config
 
 
 def shell_env(s: Settings) -> dict[str, str]:
@@ -295,11 +337,12 @@ def airflow_env(s: Settings, config: dict[str, dict[str, str]] | None = None) ->
     return env
 
 
-def log_server_cmd(s: Settings, name: str) -> list[str]:
-    """Airflow's log server app (what `airflow scheduler` / `triggerer` serve), bound to UP_HOST only."""
-    port = getattr(s, LOG_SERVERS[name])
-    return [sys.executable, "-m", "uvicorn", LOG_APP, "--factory", "--host", s.bind_host, "--port", str(port),
-            "--no-access-log"]
+def log_server_cmd(s: Settings, name: str, host: str | None = None) -> list[str]:
+    """Airflow's log server app (what `airflow scheduler` / `triggerer` / `celery worker` serve), bound to
+    UP_HOST only (a Celery worker's: to its own address, ``host``)."""
+    port = getattr(s, LOG_SERVERS.get(name, "worker_log_port"))
+    return [sys.executable, "-m", "uvicorn", LOG_APP, "--factory", "--host", host or s.bind_host,
+            "--port", str(port), "--no-access-log"]
 
 
 def write_passwords(s: Settings) -> None:
@@ -362,6 +405,12 @@ def banner(s: Settings, dags: list[dict], made: list[str], elapsed: float | None
     took = f" in {elapsed:.0f} s" if elapsed is not None else ""
     print(f"\nAirflow UI:  {s.url}   (login: {s.user} / {s.password}){took}")
     print(f"localmaker:  {s.lm_url}   (AWS_ENDPOINT_URL={s.lm_url} AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x)")
+    if s.celery:
+        hosts = ", ".join(up_celery.worker_address(i) for i in range(1, s.workers + 1))
+        print(f"executor:    CeleryExecutor, {s.workers} workers ({hosts}); PostgreSQL 127.0.0.1:{s.pg_port}, "
+              f"Redis 127.0.0.1:{s.redis_port} (settings from docker-compose.yaml)")
+    else:
+        print("executor:    LocalExecutor on SQLite (`make up EXECUTOR=celery` for the Celery topology)")
     if made:
         print(f"bootstrapped: {', '.join(made)}")
     for d in sorted(dags, key=lambda d: d["dag_id"]):
@@ -371,14 +420,55 @@ def banner(s: Settings, dags: list[dict], made: list[str], elapsed: float | None
     print(f"AIRFLOW_HOME {s.paths.home}; component logs in {s.paths.logs}; stop with `make down`")
 
 
+def start_servers(s: Settings) -> dict[str, subprocess.Popen]:
+    """PostgreSQL and Redis for the Celery executor, with the compose file's database and credentials;
+    returns once both answer and the database exists."""
+    pg = up_celery.compose_settings()[1]
+    user, password, db = pg.get("POSTGRES_USER", "postgres"), pg.get("POSTGRES_PASSWORD", ""), pg.get("POSTGRES_DB")
+    if not password:
+        raise UpError("docker-compose.yaml's postgres service has no POSTGRES_PASSWORD (make up uses password auth)")
+    bindir = up_celery.postgres_bindir()
+    redis_dir = s.paths.home / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    redis_cmd = up_celery.redis_cmd(redis_dir, s.redis_port)  # fails here when redis-server is missing
+    pgdir = s.paths.home / "postgres"
+    print(f"starting PostgreSQL on 127.0.0.1:{s.pg_port} ({pgdir}) and Redis on 127.0.0.1:{s.redis_port} ...",
+          flush=True)
+    s.paths.logs.mkdir(parents=True, exist_ok=True)
+    account = up_celery.prepare_postgres(pgdir, user, password, bindir, s.paths.logs / "postgres.log")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AIRFLOW_", "PG"))}
+    procs = {
+        # SIGINT: PostgreSQL's fast shutdown (SIGTERM waits for every client to disconnect)
+        "postgres": spawn("postgres", up_celery.postgres_cmd(bindir, pgdir, s.pg_port), env, s, account, "SIGINT"),
+        "redis": spawn("redis", redis_cmd, env, s),
+    }
+    wait_for("PostgreSQL", lambda: up_celery.postgres_ready(s.pg_port, user, password), 120, procs, s)
+    wait_for("Redis", lambda: up_celery.redis_ready(s.redis_port), 60, procs, s)
+    if db and up_celery.ensure_database(s.pg_port, user, password, db):
+        print(f"created database {db}", flush=True)
+    return procs
+
+
+def worker_ready(s: Settings, name: str, offset: int) -> bool:
+    log = s.paths.logs / f"{name}.log"
+    with open(log, "rb") as f:
+        f.seek(offset)
+        return b" ready." in f.read()
+
+
 def up(s: Settings) -> int:
     t0 = time.monotonic()
+    if s.executor not in EXECUTORS:
+        raise UpError(f"UP_EXECUTOR={s.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if s.celery and not 1 <= s.workers <= 200:
+        raise UpError(f"UP_CELERY_WORKERS={s.workers}: between 1 and 200 (worker i listens on 127.0.0.<1+i>)")
     have = running(s.paths)
-    wanted = ["localmaker", *LOG_SERVERS, *COMPONENTS]
-    if have and all(n in have for n in wanted):
-        state = s.paths.home / "up.json"  # the settings it was started with (ports, login)
-        if state.exists():
-            s.__dict__.update(json.loads(state.read_text()))
+    wanted = s.components()
+    state = s.paths.home / "up.json"  # the settings it was started with (ports, login, executor)
+    started = json.loads(state.read_text()) if state.exists() else {}
+    same = started.get("executor", "local") == s.executor
+    if have and same and all(n in have for n in wanted):
+        s.__dict__.update(started)
         pids = ", ".join(f"{n} {have[n]['pid']}" for n in wanted)
         print(f"make up: already running ({pids})")
         if not healthy(s):
@@ -390,23 +480,43 @@ def up(s: Settings) -> int:
         banner(s, dags, [], None)
         return 0
     if have or (s.paths.pids.exists() and any(s.paths.pids.glob("*.json"))):
-        print("make up: a previous environment is partly running or was not stopped: stopping it first")
+        if same:
+            print("make up: a previous environment is partly running or was not stopped: stopping it first")
+        else:
+            print(f"make up: the environment here runs the {started.get('executor', 'local')} executor, "
+                  f"{s.executor} asked for: stopping it first")
         down(s.paths)
-    ports = ((s.port, "AIRFLOW_PORT"), (s.lm_port, "LOCALMAKER_PORT"),
-             (s.worker_log_port, "UP_WORKER_LOG_PORT"), (s.trigger_log_port, "UP_TRIGGERER_LOG_PORT"))
-    for port, what in ports:
-        if not port_free(s.bind_host, port):
-            raise UpError(f"port {port} is in use: stop what listens there or set {what}=<another port>")
+    ports = [(s.port, "AIRFLOW_PORT", s.bind_host), (s.lm_port, "LOCALMAKER_PORT", s.bind_host),
+             (s.trigger_log_port, "UP_TRIGGERER_LOG_PORT", s.bind_host)]
+    if s.celery:
+        ports += [(s.pg_port, "UP_POSTGRES_PORT", "127.0.0.1"), (s.redis_port, "UP_REDIS_PORT", "127.0.0.1")]
+        ports += [(s.worker_log_port, "UP_WORKER_LOG_PORT", up_celery.worker_address(i))
+                  for i in range(1, s.workers + 1)]
+    else:
+        ports.append((s.worker_log_port, "UP_WORKER_LOG_PORT", s.bind_host))
+    for port, what, host in ports:
+        if not port_free(host, port):
+            raise UpError(f"port {port} is in use on {host}: stop what listens there or set {what}=<another port>")
     s.paths.home.mkdir(parents=True, exist_ok=True)
     s.paths.lm_home.mkdir(parents=True, exist_ok=True)
-    keep = ("host", "port", "lm_port", "user", "password", "paused", "schedules", "worker_log_port", "trigger_log_port")
-    (s.paths.home / "up.json").write_text(json.dumps({k: getattr(s, k) for k in keep}) + "\n")
+    keep = ("host", "port", "lm_port", "user", "password", "paused", "schedules", "worker_log_port", "trigger_log_port",
+            "executor", "pg_port", "redis_port", "workers")
+    state.write_text(json.dumps({k: getattr(s, k) for k in keep}) + "\n")
 
     print(f"starting localmaker on {s.lm_url} (home {s.paths.lm_home}) ...", flush=True)
     lm = start_localmaker(s)
     made = bootstrap(s)
+    procs = {"localmaker": lm}
+    try:
+        config = airflow_config(s)
+    except up_celery.ComposeError as exc:
+        raise UpError(str(exc)) from None
+    if s.celery:
+        try:
+            procs.update(start_servers(s))
+        except up_celery.ComposeError as exc:
+            raise UpError(str(exc)) from None
 
-    config = airflow_config(s)
     write_config(s, config)
     env = airflow_env(s, config)
     write_passwords(s)
@@ -417,9 +527,8 @@ def up(s: Settings) -> int:
     if rc != 0:
         raise UpError("`airflow db migrate` failed:\n" + tail(s.paths.logs / "db-migrate.log"))
 
-    print(f"starting Airflow: {', '.join(COMPONENTS)} ...", flush=True)
-    procs = {"localmaker": lm}
-    for name in LOG_SERVERS:
+    print(f"starting Airflow: {', '.join(n for n in wanted if n not in procs)} ...", flush=True)
+    for name in LOG_SERVERS if not s.celery else ["trigger-log-server"]:
         procs[name] = spawn(name, log_server_cmd(s, name), env, s)
     for name in COMPONENTS:
         cmd = [AIRFLOW, name]
@@ -428,9 +537,20 @@ def up(s: Settings) -> int:
         elif name in ("scheduler", "triggerer"):
             cmd.append("--skip-serve-logs")  # this script runs them, bound to UP_HOST (LOG_SERVERS)
         procs[name] = spawn(name, cmd, env, s)
+    offsets = {}
+    for i in range(1, s.workers + 1 if s.celery else 1):
+        name, address = f"celery-worker-{i}", up_celery.worker_address(i)
+        # the worker's hostname in its task instances: the address its log server listens on
+        worker_env = {**env, "UP_HOSTNAME": address}
+        procs[f"{name}-log-server"] = spawn(f"{name}-log-server", log_server_cmd(s, name, address), worker_env, s)
+        log = s.paths.logs / f"{name}.log"
+        offsets[name] = log.stat().st_size if log.exists() else 0
+        procs[name] = spawn(name, up_celery.worker_cmd(AIRFLOW, i), worker_env, s)
 
     remaining = lambda: max(10.0, s.timeout - (time.monotonic() - t0))  # noqa: E731
     wait_for(f"the UI on {s.url} and healthy components", lambda: healthy(s), remaining(), procs, s)
+    for name, offset in offsets.items():
+        wait_for(f"{name} to connect to Redis", lambda n=name, o=offset: worker_ready(s, n, o), remaining(), procs, s)
     tok = token(s)
     try:
         dags = wait_for("the DAGs to be parsed", lambda: dags_loaded(s, tok), remaining(), procs, s)

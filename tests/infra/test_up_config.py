@@ -135,3 +135,126 @@ def test_a_busy_log_port_is_refused_with_the_variable_to_set(settings, monkeypat
         monkeypatch.setattr(up, "running", lambda paths: {})
         with pytest.raises(up.UpError, match="UP_TRIGGERER_LOG_PORT"):
             up.up(settings)
+
+
+# ---- `make up EXECUTOR=celery`: docker-compose.yaml is the one source of the Celery topology's settings ----
+
+up_celery = sys.modules["up_celery"]  # what scripts/up.py imported
+
+
+def _flat(config: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {f"AIRFLOW__{sec.upper()}__{key.upper()}": val for sec, vals in config.items() for key, val in vals.items()}
+
+
+@pytest.fixture
+def celery_settings(settings):
+    settings.executor = "celery"
+    settings.pg_port, settings.redis_port = free_port(), free_port()
+    return settings
+
+
+def test_celery_settings_are_the_compose_files_with_local_addresses(celery_settings):
+    s = celery_settings
+    config = up.airflow_config(s)
+    got = _flat(config)
+    common, _ = up_celery.compose_settings()
+    taken = [k for k in common if k.startswith("AIRFLOW__") and k not in up_celery.OWN_SETTINGS]
+    assert len(taken) >= 6
+    for name in taken:  # every Airflow setting of the compose file, bar the listed own ones
+        assert got[name] == up_celery.rewrite_hosts(common[name], s.addresses()), name
+    assert config["core"]["executor"] == "CeleryExecutor"
+    assert config["database"]["sql_alchemy_conn"] == f"postgresql+psycopg2://airflow:airflow@127.0.0.1:{s.pg_port}/airflow"
+    assert config["celery"]["result_backend"] == f"db+postgresql+psycopg2://airflow:airflow@127.0.0.1:{s.pg_port}/airflow"
+    assert config["celery"]["broker_url"] == f"redis://:@127.0.0.1:{s.redis_port}/0"
+    assert config["core"]["execution_api_server_url"] == f"{s.api}/execution/"
+    # what make up keeps its own way: its login, its random secrets, DAGs unpaused
+    assert config["core"]["auth_manager"] == up.SIMPLE_AUTH
+    assert config["api_auth"]["jwt_secret"] == (s.paths.home / "jwt_secret").read_text().strip()
+    assert config["core"]["dags_are_paused_at_creation"] == "False"
+    # the CLI sees the same (airflow.cfg)
+    up.write_config(s, config)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(s.paths.home / "airflow.cfg")
+    assert cfg["celery"]["broker_url"] == config["celery"]["broker_url"]
+
+
+def test_a_change_to_the_compose_file_is_a_change_to_make_up(celery_settings, tmp_path):
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert "redis://:@redis:6379/0" in text
+    changed = tmp_path / "docker-compose.yaml"
+    changed.write_text(text.replace("redis://:@redis:6379/0", "redis://:@redis:6379/5")
+                       .replace("AIRFLOW__CORE__LOAD_EXAMPLES: \"false\"",
+                                "AIRFLOW__CORE__LOAD_EXAMPLES: \"false\"\n    AIRFLOW__CORE__PARALLELISM: \"6\""))
+    config = up.airflow_config(celery_settings, compose=changed)
+    assert config["celery"]["broker_url"] == f"redis://:@127.0.0.1:{celery_settings.redis_port}/5"
+    assert config["core"]["parallelism"] == "6"
+    assert up.airflow_config(celery_settings)["core"]["parallelism"] == "4"  # make up's own, when compose says none
+
+
+def test_compose_interpolation_uses_the_environment():
+    common, pg = up_celery.compose_settings(env={"AIRFLOW_FERNET_KEY": "k" * 44})
+    assert common["AIRFLOW__CORE__FERNET_KEY"] == "k" * 44
+    assert up_celery.compose_settings(env={})[0]["AIRFLOW__CORE__FERNET_KEY"] == ""
+    assert (pg["POSTGRES_USER"], pg["POSTGRES_DB"]) == ("airflow", "airflow")
+
+
+def test_the_local_executor_is_untouched_by_the_compose_file(settings):
+    config = up.airflow_config(settings)
+    assert config["core"]["executor"] == "LocalExecutor" and "celery" not in config
+    assert config["database"]["sql_alchemy_conn"] == f"sqlite:///{settings.paths.home / 'airflow.db'}"
+    assert settings.components() == ["localmaker", "worker-log-server", "trigger-log-server", *up.COMPONENTS]
+
+
+def test_an_unknown_executor_is_refused_with_the_choices(settings):
+    settings.executor = "kubernetes"
+    with pytest.raises(up.UpError, match="local, celery"):
+        up.up(settings)
+
+
+def test_postgres_refuses_a_home_its_account_cannot_enter():
+    import pwd
+    import shutil
+    import tempfile
+
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres account (Debian's postgresql package makes it)")
+    base = Path(tempfile.mkdtemp(prefix="up-reach-", dir="/tmp"))  # pytest's own tmp is mode 700
+    try:
+        base.chmod(0o755)
+        (base / "private" / "home").mkdir(parents=True)
+        target = base / "private" / "home" / "postgres"
+        (base / "private").chmod(0o700)
+        assert up_celery.unreachable_ancestor(target, account) == base / "private"
+        (base / "private").chmod(0o711)
+        assert up_celery.unreachable_ancestor(target, account) is None
+        (base / "private").chmod(0o700)
+        if os.geteuid() == 0:  # make up stops before initdb, naming the directory and the way out
+            with pytest.raises(up_celery.ComposeError, match=r"cannot enter .*private.*UP_HOME"):
+                up_celery.prepare_postgres(target, "airflow", "airflow", Path("/nonexistent"), base / "log")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_make_down_stops_a_component_with_its_recorded_signal(settings):
+    """PostgreSQL is stopped with SIGINT (its fast shutdown; SIGTERM waits for every client): a component
+    that ignores SIGTERM and exits on SIGINT goes at once, without the SIGKILL of the grace period."""
+    down = sys.modules["down"]
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    proc = up.spawn("postgres", [sys.executable, "-c", code], dict(os.environ), settings, stop_signal="SIGINT")
+    try:
+        deadline = time.monotonic() + 30
+        log = settings.paths.logs / "postgres.log"
+        while not log.read_bytes().rstrip().endswith(b"\nup"):  # its SIGTERM handler is in place
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        said: list[str] = []
+        t0 = time.monotonic()
+        assert down.down(settings.paths, grace=20, echo=said.append) == 1
+        assert time.monotonic() - t0 < 10 and not any("SIGKILL" in line for line in said), said
+        assert proc.wait(timeout=5) != 0  # KeyboardInterrupt: SIGINT did it
+        assert not (settings.paths.pids / "postgres.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
