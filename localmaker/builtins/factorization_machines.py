@@ -117,7 +117,7 @@ def parse_config(given: dict[str, str]) -> dict[str, Any]:
 # ---- data: dense or sparse RecordIO-protobuf --------------------------------------------------------------
 def _tensor(entry_value: bytes) -> tuple[list[float], list[int], list[int]]:
     """``(values, keys, shape)`` of one map entry's Value message (float32/float64/int32 tensors)."""
-    from include.mlpipeline.formats import recordio as rio
+    from smformats import recordio as rio
 
     for fnum, _wire, raw in rio._fields(entry_value):
         if fnum in (rio._VALUE_FLOAT32, rio._VALUE_FLOAT64, rio._VALUE_INT32):
@@ -126,7 +126,7 @@ def _tensor(entry_value: bytes) -> tuple[list[float], list[int], list[int]]:
 
 
 def _map(entries: list[bytes]) -> dict[str, tuple[list[float], list[int], list[int]]]:
-    from include.mlpipeline.formats import recordio as rio
+    from smformats import recordio as rio
 
     out = {}
     for entry in entries:
@@ -150,7 +150,7 @@ class Row:
 
 def parse_record(payload: bytes) -> Row:
     """One ``aialgs.data.Record``: features under ``values`` (dense, or sparse with keys + shape), label."""
-    from include.mlpipeline.formats import recordio as rio
+    from smformats import recordio as rio
 
     feats: list[bytes] = []
     labs: list[bytes] = []
@@ -183,7 +183,7 @@ def parse_record(payload: bytes) -> Row:
 
 
 def iter_rows(stream: Any) -> Iterator[Row]:
-    from include.mlpipeline.formats.recordio import RecordIOError, iter_recordio
+    from smformats.recordio import RecordIOError, iter_recordio
 
     for index, payload in enumerate(iter_recordio(stream)):
         try:
@@ -214,7 +214,7 @@ def to_csr(rows: list[Row], feature_dim: int, where: str,
 
 
 def read_channel(env: TrainingEnv, name: str, hp: dict[str, Any]) -> tuple[sp.csr_matrix, np.ndarray]:
-    from include.mlpipeline.formats.recordio import RecordIOError
+    from smformats.recordio import RecordIOError
 
     ctype = env.content_type(name, RECORDIO)
     if ctype not in (RECORDIO, "application/x-recordio"):
@@ -529,7 +529,7 @@ def decode(body: bytes, content_type: str, feature_dim: int) -> sp.csr_matrix:
                 except ValueError as exc:
                     raise serving.HttpError(400, f"line {i} is not valid JSON: {exc}") from None
     elif ctype in (RECORDIO, "application/x-recordio"):
-        from include.mlpipeline.formats.recordio import RecordIOError
+        from smformats.recordio import RecordIOError
 
         try:
             rows = list(iter_rows(io.BytesIO(body)))

@@ -77,7 +77,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from include.mlpipeline.formats.imagelist import LstEntry, LstError, read_lst  # noqa: E402
 from localmaker import safepath  # noqa: E402
 from localmaker.builtins.runtime import (  # noqa: E402
     HP,
@@ -90,6 +89,7 @@ from localmaker.builtins.runtime import (  # noqa: E402
     one_of,
     parse_hyperparameters,
 )
+from smformats.imagelist import LstEntry, LstError, read_lst  # noqa: E402
 
 PREFIX = "image-classification"
 SYMBOL_FILE = f"{PREFIX}-symbol.json"

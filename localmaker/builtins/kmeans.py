@@ -139,7 +139,7 @@ def parse_hps(given: dict[str, str]) -> dict[str, Any]:
 # ---- data -----------------------------------------------------------------------------------------------
 def read_recordio_file(path: Path, where: str) -> np.ndarray:
     """Dense float32 rows of one RecordIO-protobuf file (labels ignored: K-Means is unsupervised)."""
-    from include.mlpipeline.formats.recordio import RecordIOError, read_recordio_protobuf
+    from smformats.recordio import RecordIOError, read_recordio_protobuf
 
     try:
         with path.open("rb") as fh:

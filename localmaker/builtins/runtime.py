@@ -271,7 +271,7 @@ def read_dense_channel(
             )
         features, labels = matrix[:, n_label:], (matrix[:, :n_label] if n_label else None)
     elif ctype in ("application/x-recordio-protobuf", "application/x-recordio"):
-        from include.mlpipeline.formats.recordio import RecordIOError, read_recordio_protobuf
+        from smformats.recordio import RecordIOError, read_recordio_protobuf
 
         feats: list[Any] = []
         labs: list[Any] = []

@@ -140,7 +140,7 @@ def decode_jsonlines(body: bytes, expect: int | None = None) -> np.ndarray:
 
 
 def decode_recordio(body: bytes, expect: int | None = None) -> np.ndarray:
-    from include.mlpipeline.formats.recordio import RecordIOError, from_recordio_protobuf
+    from smformats.recordio import RecordIOError, from_recordio_protobuf
 
     try:
         records = from_recordio_protobuf(body)
@@ -183,7 +183,7 @@ def encode_records(records: list[dict[str, Any]], accept: str, key: str = "predi
     if accept == JSONLINES:
         return "".join(json.dumps(r) + "\n" for r in records).encode(), JSONLINES
     if accept == RECORDIO:
-        from include.mlpipeline.formats.recordio import encode_labelled, frame_record
+        from smformats.recordio import encode_labelled, frame_record
 
         return b"".join(frame_record(encode_labelled(r)) for r in records), RECORDIO
     raise HttpError(406, f"Accept {accept} is not supported")

@@ -514,7 +514,7 @@ def load_parquet(files: Sequence[Path]) -> Dataset | None:
 
 
 def load_recordio(files: Sequence[Path]) -> Dataset | None:
-    from include.mlpipeline.formats.recordio import RecordIOError, read_recordio_protobuf
+    from smformats.recordio import RecordIOError, read_recordio_protobuf
 
     feats: list[tuple[float, ...]] = []
     labels: list[float] = []
@@ -868,7 +868,7 @@ def parse_request(body: bytes, kind: str, num_features: int) -> Any:
                              np.asarray(ptr)), shape=(len(ptr) - 1, num_features))
         got = num_features
     else:
-        from include.mlpipeline.formats.recordio import RecordIOError, from_recordio_protobuf
+        from smformats.recordio import RecordIOError, from_recordio_protobuf
 
         try:
             records = from_recordio_protobuf(body)
@@ -976,7 +976,7 @@ def encode_selected(rows: list[dict], keys: Sequence[str], accept: str, batch: b
     if accept == "application/jsonlines":
         return "".join(json.dumps(r) + "\n" for r in rows).encode(), accept
     if accept == "application/x-recordio-protobuf":
-        from include.mlpipeline.formats.recordio import encode_labelled, frame_record
+        from smformats.recordio import encode_labelled, frame_record
 
         return b"".join(frame_record(encode_labelled(r)) for r in rows), accept
     lines = []

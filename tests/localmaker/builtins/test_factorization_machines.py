@@ -19,10 +19,10 @@ import scipy.sparse as sp
 from botocore.exceptions import ClientError as BotoClientError
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from include.mlpipeline.formats import recordio as rio
 from localmaker.builtins import factorization_machines as fm
 from localmaker.builtins.runtime import ClientError
 from localmaker.builtins.serving import HttpError
+from smformats import recordio as rio
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 

@@ -1,4 +1,4 @@
-"""include/mlpipeline/formats/recordio.py against byte fixtures derived from the spec.
+"""smformats/recordio.py against byte fixtures derived from the spec.
 
 The fixtures are written out field by field from ``record.proto`` (field numbers: Record.features
 = 1, Record.label = 2, map entry key = 1 / value = 2, Value.float32_tensor = 2,
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from include.mlpipeline.formats.recordio import (
+from smformats.recordio import (
     MAGIC,
     Record,
     RecordIOError,
@@ -255,7 +255,7 @@ def test_cross_check_with_the_sagemaker_sdk_record_pb2() -> None:
 
 
 def test_labelled_response_records_round_trip_by_key():
-    from include.mlpipeline.formats.recordio import (
+    from smformats.recordio import (
         decode_label_map,
         encode_labelled,
         frame_record,
@@ -271,3 +271,16 @@ def test_labelled_response_records_round_trip_by_key():
     # byte layout: label field (2, LEN) holding a map entry whose key is the field name
     one = encode_labelled({"score": 0.5})
     assert one[0] == (2 << 3) | 2 and b"score" in one
+
+
+def test_split_recordio_keeps_whole_framed_records() -> None:
+    from smformats.recordio import split_recordio
+
+    data = to_recordio_protobuf([[1.0, 2.0], [0.0] * 30, [5.0]], [1.0, 0.0, 2.0])
+    parts = split_recordio(data)
+    assert len(parts) == 3 and b"".join(parts) == data
+    assert all(len(p) % 4 == 0 for p in parts)  # padding stays with its record
+    assert [from_recordio_protobuf(p)[0].features for p in parts] == [(1.0, 2.0), (0.0,) * 30, (5.0,)]
+    assert split_recordio(b"") == []
+    with pytest.raises(RecordIOError, match=r"record 1 at byte 52: truncated header \(3 of 8 bytes\)"):
+        split_recordio(data[:55])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from include.mlpipeline.formats.imagelist import (
+from smformats.imagelist import (
     LstEntry,
     LstError,
     encode_image,

@@ -1,4 +1,4 @@
-"""include/mlpipeline/formats/csv.py: label-first, header-less CSV."""
+"""smformats/csv.py: label-first, header-less CSV."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.mlpipeline.formats.csv import (
+from smformats.csv import (
     algorithm_columns,
     read_algorithm_csv,
     write_algorithm_csv,

@@ -324,13 +324,8 @@ def decode_record(payload: bytes) -> Record:
     return Record(tuple(feature_values), tuple(label_values) if label_values is not None else None)
 
 
-def iter_recordio(stream: BinaryIO) -> Iterator[bytes]:
-    """Yield the payloads of a RecordIO stream, checking the framing of every record.
-
-    Raises:
-        RecordIOError: bad magic, multi-part record, or a truncated header/payload/padding,
-            naming the record index and its byte offset.
-    """
+def _frames(stream: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
+    """Yield ``(offset, payload, padding)`` per record, checking the framing of every record."""
     index = 0
     offset = 0
     while True:
@@ -360,9 +355,36 @@ def iter_recordio(stream: BinaryIO) -> Iterator[bytes]:
         padding = -length % 4
         if padding and len(stream.read(padding)) < padding:
             raise RecordIOError(f"record {index} at byte {offset}: truncated padding")
-        yield payload
+        yield offset, payload, padding
         index += 1
         offset += _HEADER.size + length + padding
+
+
+def iter_recordio(stream: BinaryIO) -> Iterator[bytes]:
+    """Yield the payloads of a RecordIO stream, checking the framing of every record.
+
+    Raises:
+        RecordIOError: bad magic, multi-part record, or a truncated header/payload/padding,
+            naming the record index and its byte offset.
+    """
+    for _offset, payload, _padding in _frames(stream):
+        yield payload
+
+
+def split_recordio(data: bytes) -> list[bytes]:
+    """The whole framed records of ``data`` (header + payload + padding), each a valid RecordIO
+    stream on its own, so any run of them concatenated is one too (batch transform's ``SplitType:
+    RecordIO``).
+
+    Raises:
+        RecordIOError: as :func:`iter_recordio`.
+    """
+    import io
+
+    return [
+        data[offset : offset + _HEADER.size + len(payload) + padding]
+        for offset, payload, padding in _frames(io.BytesIO(data))
+    ]
 
 
 def read_recordio_protobuf(stream: BinaryIO) -> Iterator[Record]:
