@@ -7,6 +7,7 @@ Pillow are imported inside the functions that need them). One reader + writer pa
 
 * :mod:`.csv` - label-first, header-less CSV (BYOC regressor, XGBoost, Linear Learner...)
 * :mod:`.recordio` - RecordIO-wrapped ``aialgs.data.Record`` protobuf (built-in algorithms'
-  ``application/x-recordio-protobuf``)
+  ``application/x-recordio-protobuf``); the message classes are :mod:`.record_pb2`, generated from
+  SageMaker's ``record.proto`` (kept next to it)
 * :mod:`.imagelist` - ``.lst`` image lists and PNG/JPEG files (image classification's image format)
 """

@@ -1,21 +1,18 @@
 """RecordIO-protobuf (``application/x-recordio-protobuf``), byte-compatible with SageMaker.
 
 SageMaker's built-in algorithms (Linear Learner, k-means, PCA, factorization machines...) read
-training data and batch input in this format; writing it ourselves avoids the SageMaker SDK (and
-protobuf codegen) in Airflow workers. The layout, checked against ``record.proto`` of the SDK:
-
-RecordIO framing (MXNet's), per record::
+training data and batch input in this format and answer in it. Per record, MXNet's RecordIO framing::
 
     uint32 LE  magic 0xced7230a
     uint32 LE  (cflag << 29) | length        cflag 0 = complete record
     bytes      payload (length bytes)
     bytes      zero padding to a multiple of 4
 
-Payload, ``aialgs.data.Record`` (proto2)::
+and a payload that is one ``aialgs.data.Record`` protobuf message, generated from SageMaker's own
+``record.proto`` (next to this file) into :mod:`smformats.record_pb2`::
 
     Record        { map<string, Value> features = 1; map<string, Value> label = 2;
                     optional string uid = 3; metadata = 4; configuration = 5; }
-    map entry     { string key = 1; Value value = 2; }
     Value         { oneof { Float32Tensor float32_tensor = 2; Float64Tensor float64_tensor = 3;
                             Int32Tensor int32_tensor = 7; Bytes bytes = 9; } }
     Float32Tensor { repeated float values = 1 [packed]; repeated uint64 keys = 2 [packed];
@@ -25,13 +22,27 @@ Dense vectors go under the map key ``"values"`` for both features and label, as 
 ``write_numpy_to_dense_tensor`` does. The writer emits float32 tensors; the reader also accepts
 float64 / int32 tensors (the SDK writes float64 labels for float64 arrays) and sparse tensors
 with a shape.
+
+Speed: the protobuf runtime (upb, C) encodes and decodes faster than the hand-written pure-Python
+codec this module had before (commit bb4b76c), so every path uses the generated messages and
+there is no hand-encoded fast path. ``bench/recordio.py``, 100,000 rows x 10 float32 features + a
+label, both codecs interleaved in one process, best of 5, on the shared 2-core machine (load
+average ~10): encode 1.77 s (hand) -> 1.15 s (``Record`` messages, 1.5x), decode 2.19 s -> 1.20 s
+(1.8x); walking the frames alone takes 0.12 s. The bytes are identical to the hand encoder's
+(tests/smformats/data holds samples it wrote), and the SageMaker SDK 2.x reads them.
+
+``protobuf`` is imported on first use of a record function, not with this module: batch transform
+only splits frames (:func:`split_recordio`) and needs no message classes.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from math import prod
+from types import ModuleType
 from typing import Any, BinaryIO
 
 CONTENT_TYPE = "application/x-recordio-protobuf"
@@ -40,23 +51,6 @@ VALUES_KEY = "values"
 
 _HEADER = struct.Struct("<II")
 _LENGTH_MASK = (1 << 29) - 1
-
-# field numbers from record.proto
-_RECORD_FEATURES = 1
-_RECORD_LABEL = 2
-_ENTRY_KEY = 1
-_ENTRY_VALUE = 2
-_VALUE_FLOAT32 = 2
-_VALUE_FLOAT64 = 3
-_VALUE_INT32 = 7
-_TENSOR_VALUES = 1
-_TENSOR_KEYS = 2
-_TENSOR_SHAPE = 3
-
-_VARINT = 0
-_FIXED64 = 1
-_LEN = 2
-_FIXED32 = 5
 
 
 class RecordIOError(ValueError):
@@ -71,87 +65,90 @@ class Record:
     label: tuple[float, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """One map value as stored: ``values``, and for a sparse tensor its ``keys`` and ``shape``."""
+
+    values: list[float]
+    keys: list[int]
+    shape: list[int]
+
+    def dense(self) -> list[float]:
+        """The values laid out densely (a sparse tensor needs its shape)."""
+        if not self.keys:
+            return self.values
+        if not self.shape:
+            raise ValueError("sparse tensor without a shape cannot be made dense")
+        if len(self.keys) != len(self.values):
+            raise ValueError(f"sparse tensor has {len(self.keys)} keys but {len(self.values)} values")
+        size = prod(self.shape)
+        dense = [0.0] * size
+        for key, value in zip(self.keys, self.values, strict=True):
+            if key >= size:
+                raise ValueError(f"sparse key {key} is outside the tensor's shape {self.shape}")
+            dense[key] = value
+        return dense
+
+
+@cache
+def _pb() -> ModuleType:
+    from . import record_pb2
+
+    return record_pb2
+
+
+@cache
+def _message_classes() -> tuple[Any, type[Exception]]:
+    from google.protobuf.message import DecodeError
+
+    return _pb().Record, DecodeError
+
+
 # ----------------------------------------------------------------------------------- encoding
 
 
-def _varint(value: int) -> bytes:
-    if value < 0:
-        raise ValueError("varints here are unsigned")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+def _floats(values: Any) -> list[float]:
+    if isinstance(values, int | float):
+        return [values]
+    if hasattr(values, "ravel") and hasattr(values, "tolist"):  # numpy, without importing it
+        return values.ravel().tolist()
+    return list(values)
 
 
-def _tag(field: int, wire_type: int) -> bytes:
-    return _varint((field << 3) | wire_type)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _tag(field, _LEN) + _varint(len(payload)) + payload
-
-
-def _float32_bytes(values: Any) -> bytes:
-    if hasattr(values, "astype") and hasattr(values, "tobytes"):  # numpy, without importing it
-        return values.astype("<f4", copy=False).ravel().tobytes()
-    vals = list(values)
-    return struct.pack(f"<{len(vals)}f", *vals)
-
-
-def _value_message(packed_float32: bytes) -> bytes:
-    tensor = _length_delimited(_TENSOR_VALUES, packed_float32) if packed_float32 else b""
-    return _length_delimited(_VALUE_FLOAT32, tensor)
-
-
-def _map_entry(field: int, key: str, value_message: bytes) -> bytes:
-    entry = _length_delimited(_ENTRY_KEY, key.encode("utf-8")) + _length_delimited(
-        _ENTRY_VALUE, value_message
-    )
-    return _length_delimited(field, entry)
+def _set_tensor(value: Any, values: Any) -> None:
+    tensor = value.float32_tensor
+    tensor.SetInParent()  # present even when empty, as the hand encoder wrote it
+    tensor.values.extend(_floats(values))
 
 
 def encode_record(features: Sequence[float] | Any, label: Sequence[float] | float | None = None) -> bytes:
     """The ``aialgs.data.Record`` protobuf bytes for one dense float32 row (no RecordIO framing)."""
-    packed = _float32_bytes(features)
-    if not packed:
+    values = _floats(features)
+    if not values:
         raise ValueError("a record needs at least one feature")
-    payload = _map_entry(_RECORD_FEATURES, VALUES_KEY, _value_message(packed))
+    record = _pb().Record()
+    _set_tensor(record.features[VALUES_KEY], values)
     if label is not None:
-        labels = [label] if isinstance(label, int | float) else label
-        payload += _map_entry(_RECORD_LABEL, VALUES_KEY, _value_message(_float32_bytes(labels)))
-    return payload
+        _set_tensor(record.label[VALUES_KEY], label)
+    return record.SerializeToString()
 
 
-def encode_labelled(fields: dict[str, float | Sequence[float]]) -> bytes:
+def encode_labelled(fields: Mapping[str, float | Sequence[float]]) -> bytes:
     """A response record as built-in algorithms answer in RecordIO-protobuf: no features, one
-    ``label`` map entry per output field (``closest_cluster``, ``score``, ``projection``...)."""
+    ``label`` map entry per output field (``closest_cluster``, ``score``, ``projection``...).
+
+    The entries keep the order of ``fields``: a protobuf map serializes in hash order, but
+    concatenated messages parse as one (their map entries merge), so each entry is its own
+    one-entry ``Record`` and the bytes are joined.
+    """
     if not fields:
         raise ValueError("a response record needs at least one field")
-    payload = b""
+    parts = []
     for key, value in fields.items():
-        values = [value] if isinstance(value, int | float) else value
-        payload += _map_entry(_RECORD_LABEL, key, _value_message(_float32_bytes(values)))
-    return payload
-
-
-def decode_label_map(payload: bytes) -> dict[str, list[float]]:
-    """The ``label`` map of one record by key (the reverse of :func:`encode_labelled`)."""
-    out: dict[str, list[float]] = {}
-    for field, wire, value in _fields(payload):
-        if field == _RECORD_LABEL and wire == _LEN:
-            key, raw = "", b""
-            for f, _w, v in _fields(value):
-                if f == _ENTRY_KEY:
-                    key = v.decode("utf-8")
-                elif f == _ENTRY_VALUE:
-                    raw = v
-            out[key] = _decode_value(raw)
-    return out
+        record = _pb().Record()
+        _set_tensor(record.label[key], value)
+        parts.append(record.SerializeToString())
+    return b"".join(parts)
 
 
 def frame_record(payload: bytes) -> bytes:
@@ -204,124 +201,65 @@ def to_recordio_protobuf(
 # ----------------------------------------------------------------------------------- decoding
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
+def _parse(payload: bytes) -> Any:
+    record_class, decode_error = _message_classes()
+    try:
+        return record_class.FromString(payload)
+    except decode_error as exc:
+        raise ValueError(f"not an aialgs.data.Record message ({exc})") from None
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """Yield ``(field, wire_type, value)``; value is an int or, for wire type 2, bytes."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == _VARINT:
-            value, pos = _read_varint(buf, pos)
-        elif wire == _FIXED64:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == _LEN:
-            size, pos = _read_varint(buf, pos)
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == _FIXED32:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire} for field {field}")
-        if pos > len(buf):
-            raise ValueError(f"field {field} runs past the end of its message")
-        yield field, wire, value
+def _tensor(value: Any) -> Tensor:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return Tensor([], [], [])
+    if kind == "bytes":
+        raise ValueError("Bytes values are not numeric tensors")
+    tensor = getattr(value, kind)
+    values = list(tensor.values)
+    if kind == "int32_tensor":
+        values = [float(v) for v in values]
+    return Tensor(values, list(tensor.keys), list(tensor.shape))
 
 
-def _decode_tensor(buf: bytes, kind: int) -> tuple[list[float], list[int], list[int]]:
-    values: list[float] = []
-    keys: list[int] = []
-    shape: list[int] = []
-    for field, wire, value in _fields(buf):
-        if field == _TENSOR_VALUES:
-            if kind == _VALUE_FLOAT32:  # packed (wire type 2) or a single fixed32: same bytes
-                values.extend(struct.unpack(f"<{len(value) // 4}f", value))
-            elif kind == _VALUE_FLOAT64:
-                values.extend(struct.unpack(f"<{len(value) // 8}d", value))
-            elif wire == _LEN:  # int32, packed varints (negative numbers are 10-byte two's complement)
-                pos = 0
-                while pos < len(value):
-                    number, pos = _read_varint(value, pos)
-                    values.append(float(number - (1 << 64) if number >> 63 else number))
-            else:
-                values.append(float(value - (1 << 64) if value >> 63 else value))
-        elif field in (_TENSOR_KEYS, _TENSOR_SHAPE):
-            target = keys if field == _TENSOR_KEYS else shape
-            if wire == _LEN:
-                pos = 0
-                while pos < len(value):
-                    number, pos = _read_varint(value, pos)
-                    target.append(number)
-            else:
-                target.append(value)
-    return values, keys, shape
+def _dense(value: Any) -> tuple[float, ...]:
+    if value.WhichOneof("value") == "float32_tensor":  # what every writer here and the SDK write
+        tensor = value.float32_tensor
+        if not tensor.keys:
+            return tuple(tensor.values)
+    return tuple(_tensor(value).dense())
 
 
-def _decode_value(buf: bytes) -> list[float]:
-    for field, _wire, value in _fields(buf):
-        if field in (_VALUE_FLOAT32, _VALUE_FLOAT64, _VALUE_INT32):
-            values, keys, shape = _decode_tensor(value, field)
-            if not keys:
-                return values
-            if not shape:
-                raise ValueError("sparse tensor without a shape cannot be made dense")
-            size = 1
-            for dim in shape:
-                size *= dim
-            dense = [0.0] * size
-            for k, v in zip(keys, values, strict=True):
-                dense[k] = v
-            return dense
-        if field == 9:
-            raise ValueError("Bytes values are not numeric tensors")
-    return []
+def decode_tensors(payload: bytes) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The ``features`` and ``label`` maps of one record as stored (sparse tensors stay sparse)."""
+    record = _parse(payload)
+    return (
+        {key: _tensor(value) for key, value in record.features.items()},
+        {key: _tensor(value) for key, value in record.label.items()},
+    )
 
 
-def _decode_map(entries: list[bytes]) -> list[float] | None:
-    if not entries:
-        return None
-    found: dict[str, list[float]] = {}
-    for entry in entries:
-        key, value = "", b""
-        for field, _wire, raw in _fields(entry):
-            if field == _ENTRY_KEY:
-                key = raw.decode("utf-8")
-            elif field == _ENTRY_VALUE:
-                value = raw
-        found[key] = _decode_value(value)
-    if VALUES_KEY not in found:
-        raise ValueError(f"no {VALUES_KEY!r} entry (keys: {sorted(found)})")
-    return found[VALUES_KEY]
+def decode_label_map(payload: bytes) -> dict[str, list[float]]:
+    """The ``label`` map of one record by key (the reverse of :func:`encode_labelled`)."""
+    return {key: list(_dense(value)) for key, value in _parse(payload).label.items()}
+
+
+def _values_entry(entries: Any) -> tuple[float, ...] | None:
+    value = entries.get(VALUES_KEY)  # one lookup, and no entry inserted when it is missing
+    if value is not None:
+        return _dense(value)
+    if entries:
+        raise ValueError(f"no {VALUES_KEY!r} entry (keys: {sorted(entries)})")
+    return None
 
 
 def decode_record(payload: bytes) -> Record:
     """Parse one ``aialgs.data.Record`` payload; unknown fields (uid, metadata...) are skipped."""
-    features: list[bytes] = []
-    labels: list[bytes] = []
-    for field, wire, value in _fields(payload):
-        if field == _RECORD_FEATURES and wire == _LEN:
-            features.append(value)
-        elif field == _RECORD_LABEL and wire == _LEN:
-            labels.append(value)
-    feature_values = _decode_map(features)
-    if feature_values is None:
+    record = _parse(payload)
+    features = _values_entry(record.features)
+    if features is None:
         raise ValueError("record has no features")
-    label_values = _decode_map(labels)
-    return Record(tuple(feature_values), tuple(label_values) if label_values is not None else None)
+    return Record(features, _values_entry(record.label))
 
 
 def _frames(stream: BinaryIO) -> Iterator[tuple[int, bytes, int]]:
@@ -396,7 +334,7 @@ def read_recordio_protobuf(stream: BinaryIO) -> Iterator[Record]:
     for index, payload in enumerate(iter_recordio(stream)):
         try:
             yield decode_record(payload)
-        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise RecordIOError(f"record {index}: invalid aialgs.data.Record protobuf: {exc}") from None
 
 

@@ -115,31 +115,6 @@ def parse_config(given: dict[str, str]) -> dict[str, Any]:
 
 
 # ---- data: dense or sparse RecordIO-protobuf --------------------------------------------------------------
-def _tensor(entry_value: bytes) -> tuple[list[float], list[int], list[int]]:
-    """``(values, keys, shape)`` of one map entry's Value message (float32/float64/int32 tensors)."""
-    from smformats import recordio as rio
-
-    for fnum, _wire, raw in rio._fields(entry_value):
-        if fnum in (rio._VALUE_FLOAT32, rio._VALUE_FLOAT64, rio._VALUE_INT32):
-            return rio._decode_tensor(raw, fnum)
-    raise ValueError("the value is not a numeric tensor")
-
-
-def _map(entries: list[bytes]) -> dict[str, tuple[list[float], list[int], list[int]]]:
-    from smformats import recordio as rio
-
-    out = {}
-    for entry in entries:
-        key, value = "", b""
-        for fnum, _wire, raw in rio._fields(entry):
-            if fnum == rio._ENTRY_KEY:
-                key = raw.decode("utf-8")
-            elif fnum == rio._ENTRY_VALUE:
-                value = raw
-        out[key] = _tensor(value)
-    return out
-
-
 @dataclass
 class Row:
     keys: np.ndarray  # int64 column indices
@@ -152,17 +127,11 @@ def parse_record(payload: bytes) -> Row:
     """One ``aialgs.data.Record``: features under ``values`` (dense, or sparse with keys + shape), label."""
     from smformats import recordio as rio
 
-    feats: list[bytes] = []
-    labs: list[bytes] = []
-    for fnum, wire, raw in rio._fields(payload):
-        if fnum == rio._RECORD_FEATURES and wire == rio._LEN:
-            feats.append(raw)
-        elif fnum == rio._RECORD_LABEL and wire == rio._LEN:
-            labs.append(raw)
-    features = _map(feats)
+    features, labels = rio.decode_tensors(payload)
     if rio.VALUES_KEY not in features:
         raise ValueError(f"no {rio.VALUES_KEY!r} features entry (keys: {sorted(features)})")
-    values, keys, shape = features[rio.VALUES_KEY]
+    tensor = features[rio.VALUES_KEY]
+    values, keys, shape = tensor.values, tensor.keys, tensor.shape
     if keys:
         if len(keys) != len(values):
             raise ValueError(f"sparse tensor has {len(keys)} keys but {len(values)} values")
@@ -170,9 +139,9 @@ def parse_record(payload: bytes) -> Row:
                   int(shape[0]) if shape else None, None)
     else:
         row = Row(np.arange(len(values), dtype=np.int64), np.asarray(values, dtype=np.float32), len(values), None)
-    label = _map(labs).get(rio.VALUES_KEY) if labs else None
+    label = labels.get(rio.VALUES_KEY)
     if label is not None:
-        lv, lk, lshape = label
+        lv, lk, lshape = label.values, label.keys, label.shape
         if lk:  # a sparse label: densify
             dense = [0.0] * (int(lshape[0]) if lshape else max(lk) + 1)
             for k, v in zip(lk, lv, strict=True):

@@ -60,9 +60,10 @@ def test_the_formats_live_only_in_smformats() -> None:
 
 
 def test_importing_smformats_loads_neither_side() -> None:
+    """Nor protobuf: the frame splitter (localmaker's batch transform) needs no message classes."""
     code = (
         "import sys, smformats.recordio, smformats.csv, smformats.imagelist; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'include', 'localmaker', 'numpy', 'pandas', 'PIL'}))"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'include', 'localmaker', 'numpy', 'pandas', 'PIL', 'google'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

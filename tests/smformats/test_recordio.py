@@ -3,22 +3,29 @@
 The fixtures are written out field by field from ``record.proto`` (field numbers: Record.features
 = 1, Record.label = 2, map entry key = 1 / value = 2, Value.float32_tensor = 2,
 Float32Tensor.values = 1) and MXNet's RecordIO framing, so a wrong field number or a missing
-pad byte fails here. Two independent cross-checks follow: the ``protobuf`` runtime with a
-descriptor built from the same .proto, and, when its source is unpacked under /tmp/sm2, the
-SageMaker Python SDK 2.x's own generated ``record_pb2``.
+pad byte fails here. Independent cross-checks follow: the generated ``record_pb2`` against the
+``.proto`` it was generated from; a descriptor built by hand from the same field numbers; the
+bytes the hand-written encoder (before ``record_pb2``) wrote, frozen in ``data/``; and the
+SageMaker Python SDK 2.x's own ``record_pb2``, reader and writer, from its virtual environment
+(``.venv-sdk``, see tests/clients) or its source unpacked under /tmp/sm2, when either is there.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import json
+import os
+import re
 import struct
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from smformats import record_pb2
 from smformats.recordio import (
     MAGIC,
     Record,
@@ -236,11 +243,23 @@ def test_cross_check_with_the_protobuf_runtime() -> None:
     _check_against(_record_class_from_descriptor())
 
 
-SDK_RECORD_PB2 = Path("/tmp/sm2/src/sagemaker/amazon/record_pb2.py")
+ROOT = Path(__file__).resolve().parents[2]
+SDK_VENV = Path(os.environ.get("LOCALMAKER_SDK_VENV", ROOT / ".venv-sdk"))
+SDK_RECORD_PB2 = next(
+    (
+        p
+        for p in (
+            Path("/tmp/sm2/src/sagemaker/amazon/record_pb2.py"),
+            *sorted(SDK_VENV.glob("lib/python3*/site-packages/sagemaker/amazon/record_pb2.py")),
+        )
+        if p.is_file()
+    ),
+    Path("/tmp/sm2/src/sagemaker/amazon/record_pb2.py"),
+)
 
 
 @pytest.mark.skipif(
-    not SDK_RECORD_PB2.is_file(), reason="SageMaker SDK 2.x source not unpacked under /tmp/sm2"
+    not SDK_RECORD_PB2.is_file(), reason="no SageMaker SDK 2.x: neither .venv-sdk nor /tmp/sm2"
 )
 def test_cross_check_with_the_sagemaker_sdk_record_pb2() -> None:
     pytest.importorskip("google.protobuf")
@@ -252,6 +271,8 @@ def test_cross_check_with_the_sagemaker_sdk_record_pb2() -> None:
     except Exception as exc:  # e.g. a protobuf runtime too new for that generated code
         pytest.skip(f"cannot load the SDK's record_pb2: {exc}")
     _check_against(module.Record)
+    # the same record.proto: both generated modules describe one file, byte for byte
+    assert module.DESCRIPTOR.serialized_pb == record_pb2.DESCRIPTOR.serialized_pb
 
 
 def test_labelled_response_records_round_trip_by_key():
@@ -284,3 +305,178 @@ def test_split_recordio_keeps_whole_framed_records() -> None:
     assert split_recordio(b"") == []
     with pytest.raises(RecordIOError, match=r"record 1 at byte 52: truncated header \(3 of 8 bytes\)"):
         split_recordio(data[:55])
+
+
+# ------------------------------------------------------- the generated module and its .proto
+
+PROTO = ROOT / "smformats" / "record.proto"
+_SCALARS = {"float": "TYPE_FLOAT", "double": "TYPE_DOUBLE", "int32": "TYPE_INT32", "uint64": "TYPE_UINT64",
+            "bytes": "TYPE_BYTES", "string": "TYPE_STRING"}
+
+
+def _proto_fields() -> dict[str, dict[str, tuple[str, str, int, bool, str | None]]]:
+    """message -> field -> (label, type, number, packed, oneof), read from record.proto's text.
+
+    A small reader for the subset record.proto uses (proto2 messages, ``repeated``/``optional``,
+    ``[packed = true]``, one ``oneof``, ``map<string, Value>``), independent of protoc.
+    """
+    text = re.sub(r"//[^\n]*", "", PROTO.read_text())
+    messages: dict[str, dict[str, tuple[str, str, int, bool, str | None]]] = {}
+    for name, body in re.findall(r"message\s+(\w+)\s*\{((?:[^{}]|\{[^{}]*\})*)\}", text):
+        fields: dict[str, tuple[str, str, int, bool, str | None]] = {}
+        oneofs = re.findall(r"oneof\s+(\w+)\s*\{([^}]*)\}", body)
+        in_oneof = {m[1]: oneof for oneof, block in oneofs for m in re.findall(r"(\w+)\s+(\w+)\s*=", block)}
+        flat = re.sub(r"oneof\s+\w+\s*\{", "", body).replace("}", "")
+        for label, kind, field, number, options in re.findall(
+            r"(repeated|optional)?\s*(map<\s*\w+\s*,\s*\w+\s*>|\w+)\s+(\w+)\s*=\s*(\d+)\s*(\[[^\]]*\])?\s*;", flat
+        ):
+            if kind.startswith("map<"):
+                label, kind = "repeated", "map"
+            fields[field] = (
+                label or "optional",
+                kind,
+                int(number),
+                "packed = true" in options.replace("  ", " "),
+                in_oneof.get(field),
+            )
+        messages[name] = fields
+    return messages
+
+
+def test_the_generated_module_matches_record_proto() -> None:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    expected = _proto_fields()
+    assert set(expected) == {"Float32Tensor", "Float64Tensor", "Int32Tensor", "Bytes", "Value", "Record"}
+    file = record_pb2.DESCRIPTOR
+    assert file.package == "aialgs.data" and file.name == "record.proto"
+    assert set(file.message_types_by_name) == set(expected)
+    for message, fields in expected.items():
+        descriptor = file.message_types_by_name[message]
+        assert set(descriptor.fields_by_name) == set(fields), message
+        for name, (label, kind, number, packed, oneof) in fields.items():
+            field = descriptor.fields_by_name[name]
+            where = f"{message}.{name}"
+            assert field.number == number, where
+            assert field.is_repeated == (label == "repeated"), where
+            if kind == "map":
+                entry = field.message_type
+                assert entry.GetOptions().map_entry, where
+                assert entry.fields_by_name["key"].type == FieldDescriptor.TYPE_STRING, where
+                assert entry.fields_by_name["value"].message_type.name == "Value", where
+            elif kind in _SCALARS:
+                assert field.type == getattr(FieldDescriptor, _SCALARS[kind]), where
+            else:
+                assert field.message_type.name == kind, where
+            assert field.GetOptions().packed == packed, where
+            assert (field.containing_oneof.name if field.containing_oneof else None) == oneof, where
+
+
+def test_record_pb2_regenerates_identically_when_protoc_is_at_hand(tmp_path: Path) -> None:
+    protoc = pytest.importorskip("grpc_tools.protoc", reason="grpcio-tools not installed (see record.proto)")
+    assert protoc.main(["protoc", f"-I{PROTO.parent}", f"--python_out={tmp_path}", "record.proto"]) == 0
+    spec = importlib.util.spec_from_file_location("regenerated_record_pb2", tmp_path / "record_pb2.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.DESCRIPTOR.serialized_pb == record_pb2.DESCRIPTOR.serialized_pb
+
+
+# ------------------------------------------------- the hand encoder's bytes, frozen in data/
+
+DATA = Path(__file__).parent / "data"
+
+
+def _frozen_inputs() -> dict[str, Any]:
+    return json.loads((DATA / "frozen_inputs.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(json.loads((DATA / "frozen_inputs.json").read_text())["dense"]))
+def test_dense_records_are_byte_identical_to_the_hand_encoder(case: str) -> None:
+    """``frozen_<case>.rec`` was written by the hand encoder this module had before ``record_pb2``
+    (commit bb4b76c, ``to_recordio_protobuf(np.array(features, dtype=float64), labels)``)."""
+    spec = _frozen_inputs()["dense"][case]
+    frozen = (DATA / f"frozen_{case}.rec").read_bytes()
+    with np.errstate(over="ignore"):
+        features = np.array(spec["features"], dtype=np.float64)
+    assert to_recordio_protobuf(features, spec["labels"]) == frozen
+    # and the reader gives back what was written, as float32
+    records = from_recordio_protobuf(frozen)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(
+            np.array([r.features for r in records], dtype=np.float32), features.astype(np.float32)
+        )
+
+
+def test_labelled_responses_are_byte_identical_to_the_hand_encoder() -> None:
+    from smformats.recordio import decode_label_map, encode_labelled
+
+    labelled = _frozen_inputs()["labelled"]
+    frozen = (DATA / "frozen_labelled.rec").read_bytes()
+    assert b"".join(frame_record(encode_labelled(fields)) for fields in labelled) == frozen
+    decoded = [decode_label_map(p) for p in iter_recordio(io.BytesIO(frozen))]
+    assert decoded == [{k: v if isinstance(v, list) else [v] for k, v in f.items()} for f in labelled]
+    # map entries keep the caller's order on the wire (a protobuf map alone would hash-order them)
+    keys = [k.decode() for k in re.findall(rb"\x0a[\x01-\x7f]([a-z_]+)\x12", frozen[8:])]
+    assert keys[:2] == ["closest_cluster", "distance_to_cluster"]
+
+
+# ------------------------------------------------- the SageMaker SDK 2.x reads and writes the same
+
+SDK_PYTHON = SDK_VENV / "bin" / "python"
+_SDK_SCRIPT = """
+import io, json, sys
+import numpy as np
+from sagemaker.amazon.common import read_records, write_numpy_to_dense_tensor
+from sagemaker.amazon.record_pb2 import Record
+from sagemaker.serializer_utils import _write_recordio
+import smformats.record_pb2  # the same record.proto in one process: must load next to the SDK's
+
+ours = open(sys.argv[1], "rb").read()
+records = read_records(io.BytesIO(ours))
+features = np.array(json.loads(sys.argv[2]), dtype=np.float32)
+labels = np.array(json.loads(sys.argv[3]), dtype=np.float32)
+dense, sparse = io.BytesIO(), io.BytesIO()
+write_numpy_to_dense_tensor(dense, features, labels)
+for row, label in zip(features, labels):  # as write_spmatrix_to_sparse_tensor (needs scipy) writes
+    record = Record()
+    keys = np.flatnonzero(row)
+    record.features["values"].float32_tensor.values.extend(row[keys])
+    record.features["values"].float32_tensor.keys.extend(keys.astype(np.uint64))
+    record.features["values"].float32_tensor.shape.extend([len(row)])
+    record.label["values"].float32_tensor.values.extend([label])
+    _write_recordio(sparse, record.SerializeToString())
+print(json.dumps({
+    "features": [list(r.features["values"].float32_tensor.values) for r in records],
+    "labels": [list(r.label["values"].float32_tensor.values) for r in records],
+    "dense": dense.getvalue().hex(),
+    "sparse": sparse.getvalue().hex(),
+}))
+"""
+
+
+@pytest.mark.skipif(not SDK_PYTHON.exists(), reason=f"no SageMaker SDK 2.x venv at {SDK_VENV} (tests/clients makes it)")
+def test_the_sagemaker_sdk_reads_what_we_write_and_writes_what_we_write(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(25, 7)).astype(np.float32)
+    features[features < -0.5] = 0.0  # some zeros, so the sparse form differs from the dense one
+    labels = rng.integers(0, 3, size=25).astype(np.float32)
+    path = tmp_path / "ours.rec"
+    with open(path, "wb") as fh:
+        write_recordio_protobuf(fh, features, labels)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+           "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [str(SDK_PYTHON), "-c", _SDK_SCRIPT, str(path), json.dumps(features.tolist()), json.dumps(labels.tolist())],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    sdk = json.loads(out.stdout.strip().splitlines()[-1])
+    # the SDK's reader sees our records
+    np.testing.assert_array_equal(np.array(sdk["features"], dtype=np.float32), features)
+    np.testing.assert_array_equal(np.array(sdk["labels"], dtype=np.float32)[:, 0], labels)
+    # the SDK's dense writer writes our bytes, and we read its sparse records back densely
+    assert bytes.fromhex(sdk["dense"]) == path.read_bytes()
+    records = from_recordio_protobuf(bytes.fromhex(sdk["sparse"]))
+    np.testing.assert_array_equal(np.array([r.features for r in records], dtype=np.float32), features)
+    assert [r.label for r in records] == [(float(v),) for v in labels]
