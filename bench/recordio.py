@@ -2,8 +2,9 @@
 
 smformats.recordio encodes and decodes ``aialgs.data.Record`` with the protobuf runtime's
 generated messages (upb, C). Before that it had a hand-written pure-Python codec; this benchmark
-loads that one from git history (commit BASELINE_COMMIT, ``smformats/recordio.py``) so both run in
-one process on the same data, interleaved, best of ``--repeat`` runs:
+loads that one from git history (``smformats/recordio.py`` in the parent of the commit that added
+``smformats/record_pb2.py``) so both run in one process on the same data, interleaved, best of
+``--repeat`` runs:
 
 * encode: ``to_recordio_protobuf(features, labels)``, rows x 10 float32 features + a label;
 * decode: ``from_recordio_protobuf(data)`` back to ``Record`` tuples;
@@ -13,7 +14,7 @@ Both write the same bytes (asserted). Ratios are what to compare across machines
 
     .venv/bin/python bench/recordio.py [--rows 100000] [--features 10] [--repeat 3]
 
-Writes ``bench/results/recordio.json``. Without git or that commit the baseline column is empty.
+Writes ``bench/results/recordio.json``. Without git history the baseline row is left out.
 """
 
 from __future__ import annotations
@@ -40,15 +41,20 @@ sys.path.insert(0, str(ROOT))
 from smformats import recordio  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "recordio.json"
-BASELINE_COMMIT = "bb4b76c"  # the last commit with the hand-written codec
 
 
-def _baseline() -> ModuleType | None:
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=True, text=True).stdout
+
+
+def _baseline() -> tuple[str, ModuleType] | None:
+    """The hand-written codec: smformats/recordio.py just before record_pb2 was added."""
     try:
-        source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:smformats/recordio.py"],
-            capture_output=True, check=True, text=True,
-        ).stdout
+        added = _git("log", "--diff-filter=A", "--format=%h", "--", "smformats/record_pb2.py").split()
+        if not added:
+            return None
+        commit = f"{added[-1]}^"
+        source = _git("show", f"{commit}:smformats/recordio.py")
     except (OSError, subprocess.CalledProcessError):
         return None
     path = Path(tempfile.mkdtemp()) / "recordio_hand.py"
@@ -58,7 +64,7 @@ def _baseline() -> ModuleType | None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
-    return module
+    return _git("rev-parse", "--short", commit).strip(), module
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -80,10 +86,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(args.rows, args.features)).astype(np.float32)
     labels = rng.normal(size=args.rows).astype(np.float32)
-    hand = _baseline()
+    baseline = _baseline()
     codecs: dict[str, Any] = {"protobuf (record_pb2)": recordio}
-    if hand is not None:
-        codecs[f"hand-written ({BASELINE_COMMIT})"] = hand
+    hand_name = ""
+    if baseline is not None:
+        hand_name = f"hand-written ({baseline[0]})"
+        codecs[hand_name] = baseline[1]
 
     timings: dict[str, dict[str, float]] = {name: {} for name in codecs}
     encoded: dict[str, bytes] = {}
@@ -107,8 +115,8 @@ def main() -> None:
               f"{args.rows / t['encode_s']:>14,.0f}{args.rows / t['decode_s']:>14,.0f}")
     print(f"{'framing only':<28}{'':>10}{framing:>10.3f}")
     ratios = {}
-    if hand is not None:
-        new, old = timings["protobuf (record_pb2)"], timings[f"hand-written ({BASELINE_COMMIT})"]
+    if hand_name:
+        new, old = timings["protobuf (record_pb2)"], timings[hand_name]
         ratios = {"encode_speedup": old["encode_s"] / new["encode_s"], "decode_speedup": old["decode_s"] / new["decode_s"]}
         print(f"protobuf vs hand-written: encode {ratios['encode_speedup']:.2f}x, decode {ratios['decode_speedup']:.2f}x")
 

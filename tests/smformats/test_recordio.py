@@ -394,7 +394,8 @@ def _frozen_inputs() -> dict[str, Any]:
 @pytest.mark.parametrize("case", sorted(json.loads((DATA / "frozen_inputs.json").read_text())["dense"]))
 def test_dense_records_are_byte_identical_to_the_hand_encoder(case: str) -> None:
     """``frozen_<case>.rec`` was written by the hand encoder this module had before ``record_pb2``
-    (commit bb4b76c, ``to_recordio_protobuf(np.array(features, dtype=float64), labels)``)."""
+    (``smformats/recordio.py`` in the parent of the commit that added ``record_pb2.py``) as
+    ``to_recordio_protobuf(np.array(features, dtype=float64), labels)``."""
     spec = _frozen_inputs()["dense"][case]
     frozen = (DATA / f"frozen_{case}.rec").read_bytes()
     with np.errstate(over="ignore"):
