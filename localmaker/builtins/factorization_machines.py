@@ -67,11 +67,11 @@ import scipy.sparse as sp
 
 from localmaker.builtins import runtime as rt
 from localmaker.builtins.runtime import HP, ClientError, TrainingEnv
+from smformats.recordio import CONTENT_TYPE as RECORDIO
 
 BINARY, REGRESSOR = "binary_classifier", "regressor"
 CHANNELS = ("train", "test")
 MODEL_FILE = "model_algo-1"
-RECORDIO = "application/x-recordio-protobuf"
 SEED = 0
 #: the host named in metric lines (``current_host`` of the resource config; set by :func:`train`)
 HOST = "algo-1"
@@ -410,12 +410,8 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     hp = parse_config(env.hyperparameters)
-    unknown = sorted(set(env.channels) - set(CHANNELS))
-    if unknown:
-        raise ClientError(f"Unsupported channel(s) {unknown}: Factorization Machines reads 'train' and optionally "
-                          "'test'.")
-    if not env.has_channel("train"):
-        raise ClientError("The 'train' channel is required: Factorization Machines needs labelled training data.")
+    rt.check_channels(env, CHANNELS, "Factorization Machines reads 'train' and optionally 'test'.",
+                      "The 'train' channel is required: Factorization Machines needs labelled training data.")
     if not env.is_leader:
         info(f"{env.current_host}: the model is trained on {sorted(env.hosts)[0]}; nothing to do on this host.")
         return
@@ -490,13 +486,7 @@ def decode(body: bytes, content_type: str, feature_dim: int) -> sp.csr_matrix:
             raise serving.HttpError(400, "'instances' must be a non-empty list")
         rows = [_json_instance(item, i) for i, item in enumerate(items, start=1)]
     elif ctype == serving.JSONLINES:
-        rows = []
-        for i, line in enumerate(body.decode("utf-8", errors="replace").splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(_json_instance(json.loads(line), i))
-                except ValueError as exc:
-                    raise serving.HttpError(400, f"line {i} is not valid JSON: {exc}") from None
+        rows = [_json_instance(item, i) for i, item in serving.json_lines(body)]
     elif ctype in (RECORDIO, "application/x-recordio"):
         from smformats.recordio import RecordIOError
 

@@ -70,8 +70,8 @@ from localmaker.builtins.runtime import (
     one_of,
     parse_hyperparameters,
 )
+from smformats.recordio import CONTENT_TYPE as RECORDIO
 
-RECORDIO = "application/x-recordio-protobuf"
 CSV = "text/csv"
 MODEL_FILE = "model_algo-1"
 SEED = 0

@@ -284,11 +284,8 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     hp = parse_config(env.hyperparameters)
-    unknown = sorted(set(env.channels) - set(CHANNELS))
-    if unknown:
-        raise ClientError(f"Unsupported channel(s) {unknown}: k-NN reads 'train' and optionally 'test'.")
-    if not env.has_channel("train"):
-        raise ClientError("The 'train' channel is required: k-NN needs labelled training data.")
+    rt.check_channels(env, CHANNELS, "k-NN reads 'train' and optionally 'test'.",
+                      "The 'train' channel is required: k-NN needs labelled training data.")
     if not env.is_leader:
         info(f"{env.current_host}: the index is built on {sorted(env.hosts)[0]}; nothing to do on this host.")
         return

@@ -729,11 +729,8 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     cfg = parse_config(env.hyperparameters)
-    unknown = sorted(set(env.channels) - set(CHANNELS))
-    if unknown:
-        raise ClientError(f"Unsupported channel(s) {unknown}: Linear Learner reads 'train', 'validation' and 'test'.")
-    if not env.has_channel("train"):
-        raise ClientError("The 'train' channel is required: Linear Learner needs labelled training data.")
+    rt.check_channels(env, CHANNELS, "Linear Learner reads 'train', 'validation' and 'test'.",
+                      "The 'train' channel is required: Linear Learner needs labelled training data.")
     x, labels = rt.read_dense_channel(env, "train", label_size=1, feature_dim=cfg.feature_dim)
     train_set = Dataset(x, check_labels(cfg, labels, "train"))
     info(f"{x.shape[1]} feature(s) found in 'data'; {x.shape[0]} training records.")

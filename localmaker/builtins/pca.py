@@ -152,11 +152,7 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     hp = parse_config(env.hyperparameters)
-    unknown = sorted(set(env.channels) - set(CHANNELS))
-    if unknown:
-        raise ClientError(f"Unsupported channel(s) {unknown}: PCA reads 'train' (and optionally 'test').")
-    if not env.has_channel("train"):
-        raise ClientError("The 'train' channel is required.")
+    rt.check_channels(env, CHANNELS, "PCA reads 'train' (and optionally 'test').")
     started = time.monotonic()
     x, _ = rt.read_dense_channel(env, "train", label_size=1, feature_dim=hp["feature_dim"])
     if len(x) < 2:

@@ -226,6 +226,16 @@ def main(train: Callable[[TrainingEnv], None], serve: Callable[[], None], argv: 
 
 
 # ---- dense training data (the 1P algorithms' text/csv and RecordIO-protobuf channels) -----------------
+def check_channels(env: TrainingEnv, allowed: Iterable[str], reads: str,
+                   train_required: str = "The 'train' channel is required.") -> None:
+    """The real algorithms' channel checks, in their words: no channel they do not read, then 'train'."""
+    unknown = sorted(set(env.channels) - set(allowed))
+    if unknown:
+        raise ClientError(f"Unsupported channel(s) {unknown}: {reads}")
+    if not env.has_channel("train"):
+        raise ClientError(train_required)
+
+
 def model_file(model_dir: Path, name: str) -> Path:
     """``name`` in the extracted model (at its top, else the first one below it, as tarred by hand)."""
     path = model_dir / name

@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from smformats.recordio import CONTENT_TYPE as RECORDIO
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
-RECORDIO = "application/x-recordio-protobuf"
 LIBSVM = "text/libsvm"
 
 Loader = Callable[[Path], Any]
@@ -126,14 +127,18 @@ def decode_json(body: bytes, expect: int | None = None) -> np.ndarray:
     return _matrix([_json_row(item, i) for i, item in enumerate(items, start=1)], expect)
 
 
-def decode_jsonlines(body: bytes, expect: int | None = None) -> np.ndarray:
-    rows = []
+def json_lines(body: bytes) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed JSON)`` per non-blank line of an ``application/jsonlines`` body."""
     for i, line in enumerate(body.decode("utf-8", errors="replace").splitlines(), start=1):
         if line.strip():
             try:
-                rows.append(_json_row(json.loads(line), i))
+                yield i, json.loads(line)
             except ValueError as exc:
                 raise HttpError(400, f"line {i} is not valid JSON: {exc}") from None
+
+
+def decode_jsonlines(body: bytes, expect: int | None = None) -> np.ndarray:
+    rows = [_json_row(item, i) for i, item in json_lines(body)]
     if not rows:
         raise HttpError(400, "the request has no rows")
     return _matrix(rows, expect)
