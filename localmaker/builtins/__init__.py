@@ -8,7 +8,10 @@ image: hyperparameters, channels and ``/opt/ml`` layout in, ``model/`` and metri
 
 Each algorithm module is a program: ``python -m localmaker.builtins.<module> train|serve``. They are
 image code, not server code: they run in their own processes and never import the server's modules.
-:mod:`.runtime` holds the container-contract side they share, :mod:`.serving` the HTTP side.
+:mod:`.runtime` holds the container-contract side they share, :mod:`.serving` the HTTP side. The data
+formats (RecordIO-protobuf, ``.lst``) come from the leaf package :mod:`smformats`, never from the
+Airflow project's ``include/``; localmaker puts the folder holding ``localmaker/`` and ``smformats/``
+on their ``PYTHONPATH`` (:mod:`localmaker.images`), so they run from any working directory.
 """
 
 from __future__ import annotations
