@@ -75,8 +75,15 @@ def test_builtin_images_import_localmaker_and_smformats_from_their_own_workdir()
     assert (CODE_ROOT / "localmaker").is_dir() and (CODE_ROOT / "smformats").is_dir()
     assert spec.workdir == builtins.parent  # not the project root any more
     env = clean_env("http://127.0.0.1:1", "us-east-1", spec.env)
-    code = "import localmaker.builtins.runtime, smformats.recordio; print(smformats.recordio.MAGIC)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=spec.workdir, env=env, capture_output=True, text=True)
+    code = (
+        "import sys, localmaker.builtins.runtime, smformats.recordio; "
+        "print(smformats.recordio.MAGIC, any(p in ('', '.', sys.argv[1]) for p in sys.path))"
+    )
+    python, flag = spec.command("train")[:2]
+    assert flag == "-P"  # the working directory (localmaker/builtins) stays off sys.path
+    out = subprocess.run(
+        [python, flag, "-c", code, str(spec.workdir)], cwd=spec.workdir, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(0xCED7230A)
+    assert out.stdout.split() == [str(0xCED7230A), "False"]
     # a custom image gets no such path (test_resolve_any_registry_and_command_placeholders: env exact)
