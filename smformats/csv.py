@@ -9,7 +9,7 @@ append-friendly so the ETL can stream chunk by chunk.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -62,6 +62,54 @@ def write_csv_with_header(frame: pd.DataFrame, target: str | Path, *, append: bo
     return len(frame)
 
 
+class CsvRowError(ValueError):
+    """A line of header-less numeric CSV is malformed. ``lineno`` is 1-based; a non-numeric cell
+    sets ``column`` (1-based) and ``cell``, a line of the wrong length ``width`` (the first line's)
+    and ``got``. Readers turn it into their own wording."""
+
+    def __init__(
+        self, lineno: int, line: str, *, column: int | None = None, cell: str | None = None,
+        width: int | None = None, got: int | None = None,
+    ) -> None:
+        self.lineno, self.line, self.column, self.cell, self.width, self.got = lineno, line, column, cell, width, got
+        if column is not None:
+            super().__init__(f"line {lineno}, column {column}: {cell!r} is not a number")
+        else:
+            super().__init__(f"line {lineno}: expected {width} fields, got {got}")
+
+
+def numeric_rows(lines: Iterable[str]) -> Iterator[tuple[int, list[float]]]:
+    """``(line number, values)`` per non-blank line of header-less, comma-separated numbers; every
+    line must have as many fields as the first.
+
+    Raises:
+        CsvRowError: the first non-numeric cell (checked first) or line of another length.
+    """
+    width: int | None = None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cells = line.rstrip("\r\n").split(",")
+        try:
+            row = [float(c) for c in cells]
+        except ValueError:
+            column = next(j for j, c in enumerate(cells, start=1) if not _is_float(c))
+            raise CsvRowError(lineno, line, column=column, cell=cells[column - 1].strip()) from None
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise CsvRowError(lineno, line, width=width, got=len(row))
+        yield lineno, row
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_algorithm_csv(
     source: str | Path | TextIO | bytes,
     *,
@@ -80,26 +128,16 @@ def read_algorithm_csv(
         handle = open(source, encoding="utf-8")
     else:
         handle = source
-    rows: list[list[float]] = []
-    width: int | None = None
     try:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = line.split(",")
-            if width is None:
-                width = len(fields)
-            elif len(fields) != width:
-                raise ValueError(f"line {number}: expected {width} fields, got {len(fields)}")
-            try:
-                rows.append([float(f) for f in fields])
-            except ValueError:
-                raise ValueError(f"line {number}: non-numeric field in {line[:80]!r}") from None
+        rows = [row for _, row in numeric_rows(handle)]
+    except CsvRowError as exc:
+        if exc.column is not None:
+            raise ValueError(f"line {exc.lineno}: non-numeric field in {exc.line.strip()[:80]!r}") from None
+        raise ValueError(str(exc)) from None
     finally:
         if isinstance(source, str | Path):
             handle.close()
-    matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), width or 0)
+    matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
     if not has_label:
         return None, matrix
     if matrix.shape[1] < 2 and len(rows):

@@ -155,36 +155,22 @@ def read_recordio_file(path: Path, where: str) -> np.ndarray:
 
 def read_csv_file(path: Path, where: str, label_size: int) -> np.ndarray:
     """Header-less numeric CSV; the first ``label_size`` columns are labels and dropped."""
-    rows: list[list[float]] = []
-    width = None
+    from smformats.csv import CsvRowError, numeric_rows
+
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split(",")
-            try:
-                row = [float(c) for c in cells]
-            except ValueError:
-                bad = next(c for c in cells if not _is_float(c))
-                raise ClientError(f"{where}, line {lineno}: {bad.strip()!r} is not a number "
+        try:
+            full = [row for _, row in numeric_rows(fh)]
+        except CsvRowError as exc:
+            if exc.column is not None:
+                raise ClientError(f"{where}, line {exc.lineno}: {exc.cell!r} is not a number "
                                   "(K-Means reads header-less numeric CSV)") from None
-            if width is None:
-                width = len(row)
-            elif len(row) != width:
-                raise ClientError(f"{where}, line {lineno}: {len(row)} columns, line 1 has {width}")
-            rows.append(row[label_size:])
+            raise ClientError(f"{where}, line {exc.lineno}: {exc.got} columns, line 1 has {exc.width}") from None
+    width = len(full[0]) if full else None
+    rows = [row[label_size:] for row in full]
     if width is not None and width <= label_size:
         raise ClientError(f"{where}: {width} columns leave no features after label_size={label_size}")
     arr = np.asarray(rows, dtype=np.float32)
     return arr.reshape(len(rows), (width or 0) - label_size if rows else 0)
-
-
-def _is_float(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
 
 
 def read_channel(env: TrainingEnv, name: str, feature_dim: int, allow_empty: bool = False) -> np.ndarray:

@@ -330,32 +330,19 @@ def _read_csv_file(path: Path, channel: str) -> Any:
     """One header-less numeric CSV file -> float32 matrix; the error names the line and column."""
     import numpy as np
 
-    rows: list[list[float]] = []
+    from smformats.csv import CsvRowError, numeric_rows
+
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split(",")
-            try:
-                row = [float(c) for c in cells]
-            except ValueError:
-                bad = next(j for j, c in enumerate(cells, start=1) if not _is_float(c))
+        try:
+            rows = [row for _, row in numeric_rows(fh)]
+        except CsvRowError as exc:
+            if exc.column is not None:
                 raise ClientError(
-                    f"Channel '{channel}', file {path.name}, line {lineno}, column {bad}: "
-                    f"{cells[bad - 1].strip()!r} is not a number (CSV training data must be numeric, without a header)."
+                    f"Channel '{channel}', file {path.name}, line {exc.lineno}, column {exc.column}: "
+                    f"{exc.cell!r} is not a number (CSV training data must be numeric, without a header)."
                 ) from None
-            if rows and len(row) != len(rows[0]):
-                raise ClientError(
-                    f"Channel '{channel}', file {path.name}, line {lineno} has {len(row)} columns; "
-                    f"the first row has {len(rows[0])}."
-                )
-            rows.append(row)
+            raise ClientError(
+                f"Channel '{channel}', file {path.name}, line {exc.lineno} has {exc.got} columns; "
+                f"the first row has {exc.width}."
+            ) from None
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(rows[0]) if rows else 0)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -62,26 +62,23 @@ def negotiate(accept: str | None, supported: list[str], default: str) -> str:
 # ---- request decoding ---------------------------------------------------------------------------------
 def decode_csv(body: bytes, expect: int | None = None) -> np.ndarray:
     """Header-less CSV rows of numbers -> float32 matrix; errors name the row and column."""
-    text = body.decode("utf-8", errors="replace")
+    from smformats.csv import CsvRowError, numeric_rows
+
     rows: list[list[float]] = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        row = []
-        for j, cell in enumerate(cells, start=1):
-            try:
-                v = float(cell)
-            except ValueError:
-                raise HttpError(400, f"row {i}, column {j}: {cell.strip()!r} is not a number") from None
-            if v != v:
-                raise HttpError(400, f"row {i}, column {j}: NaN is not allowed")
-            row.append(v)
-        if expect is not None and len(row) != expect:
-            raise HttpError(400, f"row {i} has {len(row)} columns; the model expects {expect} features")
-        if rows and len(row) != len(rows[0]):
-            raise HttpError(400, f"row {i} has {len(row)} columns, row 1 has {len(rows[0])}")
-        rows.append(row)
+    try:
+        for i, row in numeric_rows(body.decode("utf-8", errors="replace").splitlines()):
+            nan = next((j for j, v in enumerate(row, start=1) if v != v), None)
+            if nan is not None:
+                raise HttpError(400, f"row {i}, column {nan}: NaN is not allowed")
+            if expect is not None and len(row) != expect:
+                raise HttpError(400, f"row {i} has {len(row)} columns; the model expects {expect} features")
+            rows.append(row)
+    except CsvRowError as exc:
+        if exc.column is not None:
+            raise HttpError(400, f"row {exc.lineno}, column {exc.column}: {exc.cell!r} is not a number") from None
+        if expect is not None:  # a ragged row is first of all not what the model expects
+            raise HttpError(400, f"row {exc.lineno} has {exc.got} columns; the model expects {expect} features") from None
+        raise HttpError(400, f"row {exc.lineno} has {exc.got} columns, row 1 has {exc.width}") from None
     if not rows:
         raise HttpError(400, "the request has no rows")
     return np.asarray(rows, dtype=np.float32)

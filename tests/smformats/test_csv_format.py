@@ -64,3 +64,18 @@ def test_reader_names_the_bad_line() -> None:
         read_algorithm_csv(b"1,2,3\n4,5\n")
     with pytest.raises(ValueError, match="line 1: non-numeric field"):
         read_algorithm_csv(b"1,x,3\n")
+
+
+def test_numeric_rows_yield_line_numbers_and_name_the_bad_cell_or_length() -> None:
+    from smformats.csv import CsvRowError, numeric_rows
+
+    lines = ["1,2,3\n", "\n", " 4, 5 ,6\r\n", "7,8,9"]
+    assert list(numeric_rows(lines)) == [(1, [1.0, 2.0, 3.0]), (3, [4.0, 5.0, 6.0]), (4, [7.0, 8.0, 9.0])]
+    with pytest.raises(CsvRowError, match=r"line 2, column 3: 'x' is not a number") as bad:
+        list(numeric_rows(["1,2,3", "4,5, x ", "7,8"]))
+    assert (bad.value.lineno, bad.value.column, bad.value.cell, bad.value.width) == (2, 3, "x", None)
+    with pytest.raises(CsvRowError, match="line 3: expected 3 fields, got 2") as ragged:
+        list(numeric_rows(["1,2,3", "", "7,8"]))
+    assert (ragged.value.width, ragged.value.got, ragged.value.column) == (3, 2, None)
+    assert isinstance(ragged.value, ValueError)  # callers that catch ValueError keep working
+    assert list(numeric_rows([])) == []
