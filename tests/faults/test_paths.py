@@ -495,7 +495,7 @@ def test_sklearn_entry_points_and_submit_dirs_stay_in_the_code_dir(tmp_path: Pat
     (tmp_path / "evil.py").write_text("raise SystemExit('imported from outside')\n")
     for program in ("../../evil.py", "/etc/passwd", "../evil"):
         with pytest.raises(AlgoClientError, match="not a file of the code directory"):
-            skl._check_program(program, base / "code", "sagemaker_program")
+            skl.toolkit._check_program(program, base / "code", "sagemaker_program")
         with pytest.raises(AlgoClientError, match="not a file of the code directory"):
             skl.import_user_module(base / "code", program)
     for submit in ("/opt/ml/../..", "/opt/ml/model/../../..", "/opt/ml/code/../../../"):

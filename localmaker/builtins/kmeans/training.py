@@ -1,47 +1,4 @@
-"""SageMaker's first-party K-Means (``<account>.dkr.ecr.<region>.amazonaws.com/kmeans:1``), run locally.
-
-Training follows the real algorithm's shape ("web-scale" mini-batch k-means, then a local Lloyd
-reduction): ``K = k * extra_center_factor`` centers are seeded (``init_method`` random | kmeans++)
-and updated from mini-batches of ``mini_batch_size`` records for ``epochs`` passes, each center a
-running mean of the points it won (``half_life_time_size`` decays old points' weight); the model is
-then finalized by a weighted Lloyd EM on those K centers down to ``k`` (``local_lloyd_*``: init
-method, iterations, tolerance on the change in ssd, best of ``num_trials``). The optional ``test``
-channel is scored with the final centers and logged as the real image logs it::
-
-    #quality_metric: host=algo-1, test msd <loss>=12.34
-    #quality_metric: host=algo-1, test ssd <loss>=5678.9
-
-which the manifest's metric definitions (``test:msd``, ``test:ssd``) turn into
-``FinalMetricDataList`` and tuning objectives.
-
-Data: channels ``train`` (required) and ``test`` (optional) in ``application/x-recordio-protobuf``
-(default; labels, if any, are ignored) or ``text/csv`` (``label_size`` leading columns are dropped;
-K-Means is unsupervised so it defaults to 0 and every column is a feature). ``feature_dim`` must
-equal the data's width.
-
-Several hosts (``InstanceCount`` > 1, usually ``ShardedByS3Key``): every host runs the mini-batch
-phase on its own shard and sends its weighted centers to algo-1 over TCP (addresses from
-``TRAINING_HOST_ADDRESSES``); algo-1 reduces the union to ``k`` centers, scores the test channel
-and writes the one model. (The real image syncs through an MXNet kvstore instead; the result
-- one model learnt from every shard - is the same in kind.)
-
-Model artifact: ``model.tar.gz`` holds ``model_algo-1`` as the real one does, in MXNet's NDArray
-list file format (``mx.nd.load('model_algo-1')[0]`` is the ``(k, feature_dim)`` float32 array of
-centers), written and read here without MXNet following ``NDArray::Save`` (list magic 0x112, V2
-dense records); the reader also takes V1/V3/legacy records, so a model.tar.gz trained on AWS should
-host locally too (not checked against a real artifact: MXNet is not installed here).
-
-Inference: ``text/csv``, ``application/json`` (1P shapes), ``application/jsonlines`` and
-``application/x-recordio-protobuf`` requests; answers per ``Accept`` (default JSON)::
-
-    {"predictions": [{"closest_cluster": 3.0, "distance_to_cluster": 1.23}, ...]}
-
-as JSON, JSON Lines, CSV (``closest_cluster,distance_to_cluster``) or RecordIO-protobuf records
-with label map keys ``closest_cluster`` and ``distance_to_cluster`` (float32).
-
-Not emulated: the real algorithm's nondeterminism (a fixed seed makes local runs repeatable), GPU
-instances, Pipe mode specifics, sparse math (sparse RecordIO tensors are densified).
-"""
+"""kmeans: hyperparameters, the algorithm and the ``train`` entry point."""
 
 from __future__ import annotations
 
@@ -51,10 +8,7 @@ import math
 import os
 import socket
 import struct
-import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,20 +20,18 @@ from localmaker.builtins.runtime import (
     boolean,
     float_in,
     int_in,
-    main,
     one_of,
     parse_hyperparameters,
 )
-from smformats.recordio import CONTENT_TYPE as RECORDIO
 
-CSV = "text/csv"
-MODEL_FILE = "model_algo-1"
+from .data import read_channel
+from .model import MODEL_FILE, assign, save_ndarray_list
+
 SEED = 0
 METRICS = ("msd", "ssd")
 PEER_TIMEOUT = float(os.environ.get("KMEANS_PEER_TIMEOUT", "600"))
 
 
-# ---- hyperparameters ------------------------------------------------------------------------------------
 def auto_or_positive_int(v: str) -> int | None:
     """``auto`` (None: the algorithm decides) or a positive integer, as extra_center_factor and
     local_lloyd_num_trials take."""
@@ -119,6 +71,7 @@ SPEC: dict[str, HP] = {
     "force_dense": HP(boolean, True),  # the SageMaker Python SDK always sends force_dense=True
 }
 
+
 #: names of the SageMaker Python SDK's KMeans attributes that are sent under another hyperparameter name
 SDK_ALIASES = {"max_iterations": "local_lloyd_max_iter", "tol": "local_lloyd_tol",
                "num_trials": "local_lloyd_num_trials", "local_init_method": "local_lloyd_init_method",
@@ -134,93 +87,6 @@ def parse_hps(given: dict[str, str]) -> dict[str, Any]:
         if hints and "unexpected" in str(exc):
             raise ClientError(f"{exc}; the SageMaker Python SDK's {', '.join(hints)}") from None
         raise
-
-
-# ---- data -----------------------------------------------------------------------------------------------
-def read_recordio_file(path: Path, where: str) -> np.ndarray:
-    """Dense float32 rows of one RecordIO-protobuf file (labels ignored: K-Means is unsupervised)."""
-    from smformats.recordio import RecordIOError, read_recordio_protobuf
-
-    try:
-        with path.open("rb") as fh:
-            rows = [r.features for r in read_recordio_protobuf(fh)]
-    except RecordIOError as exc:
-        raise ClientError(f"{where}: not valid RecordIO-protobuf: {exc}. Set the channel's ContentType "
-                          "to text/csv for CSV data.") from None
-    widths = {len(r) for r in rows}
-    if len(widths) > 1:
-        raise ClientError(f"{where}: records have different numbers of features {sorted(widths)}")
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), widths.pop() if widths else 0)
-
-
-def read_csv_file(path: Path, where: str, label_size: int) -> np.ndarray:
-    """Header-less numeric CSV; the first ``label_size`` columns are labels and dropped."""
-    from smformats.csv import CsvRowError, numeric_rows
-
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        try:
-            full = [row for _, row in numeric_rows(fh)]
-        except CsvRowError as exc:
-            if exc.column is not None:
-                raise ClientError(f"{where}, line {exc.lineno}: {exc.cell!r} is not a number "
-                                  "(K-Means reads header-less numeric CSV)") from None
-            raise ClientError(f"{where}, line {exc.lineno}: {exc.got} columns, line 1 has {exc.width}") from None
-    width = len(full[0]) if full else None
-    rows = [row[label_size:] for row in full]
-    if width is not None and width <= label_size:
-        raise ClientError(f"{where}: {width} columns leave no features after label_size={label_size}")
-    arr = np.asarray(rows, dtype=np.float32)
-    return arr.reshape(len(rows), (width or 0) - label_size if rows else 0)
-
-
-def read_channel(env: TrainingEnv, name: str, feature_dim: int, allow_empty: bool = False) -> np.ndarray:
-    """All records of a channel as an (n, feature_dim) float32 matrix, checked against feature_dim."""
-    ctype = env.content_type(name, RECORDIO)
-    if ctype not in (RECORDIO, CSV):
-        raise ClientError(f"Channel '{name}': content type '{ctype}' is not supported by K-Means; "
-                          f"use {RECORDIO} or {CSV}.")
-    root = env.channel_dir(name)
-    if allow_empty and (not root.is_dir() or not any(p.is_file() for p in root.rglob("*"))):
-        return np.zeros((0, feature_dim), dtype=np.float32)
-    label_size = 0
-    if ctype == CSV:
-        raw = env.content_type_params(name).get("label_size", "0")
-        try:
-            label_size = int(raw)
-            if label_size < 0:
-                raise ValueError
-        except ValueError:
-            raise ClientError(f"Channel '{name}': label_size={raw!r} must be a non-negative integer") from None
-    parts = []
-    for path in env.channel_files(name):
-        where = f"channel '{name}' file {path.relative_to(root)}"
-        arr = read_recordio_file(path, where) if ctype == RECORDIO else read_csv_file(path, where, label_size)
-        if len(arr) and arr.shape[1] != feature_dim:
-            extra = f" after dropping label_size={label_size} column(s)" if ctype == CSV else ""
-            raise ClientError(
-                f"The hyperparameter feature_dim={feature_dim} does not match the data: {where} has "
-                f"{arr.shape[1]} features per record{extra}. Set feature_dim to the number of features."
-            )
-        if len(arr):  # an empty file adds nothing (and has no width to check)
-            parts.append(arr)
-    data = np.concatenate(parts) if parts else np.zeros((0, feature_dim), dtype=np.float32)
-    if not np.isfinite(data).all():
-        row = int(np.argwhere(~np.isfinite(data))[0][0])
-        raise ClientError(f"Channel '{name}': record {row + 1} has a NaN or infinite feature")
-    if not len(data) and not allow_empty:
-        raise ClientError(f"Channel '{name}' has no records.")
-    return data
-
-
-# ---- the algorithm --------------------------------------------------------------------------------------
-def assign(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest center and the squared Euclidean distance to it, per row."""
-    x64 = x.astype(np.float64, copy=False)
-    c64 = centers.astype(np.float64, copy=False)
-    d2 = (x64 * x64).sum(1)[:, None] - 2.0 * x64 @ c64.T + (c64 * c64).sum(1)[None, :]
-    idx = d2.argmin(1)
-    best = np.maximum(d2[np.arange(len(x64)), idx], 0.0)
-    return idx, best
 
 
 def seed_centers(x: np.ndarray, w: np.ndarray, n: int, method: str, rng: np.random.Generator) -> np.ndarray:
@@ -323,69 +189,6 @@ def scores(x: np.ndarray, centers: np.ndarray) -> dict[str, float]:
     return {"msd": float(d2.mean()), "ssd": float(d2.sum())}
 
 
-# ---- the model file (MXNet NDArray list, as the real model_algo-1) --------------------------------------
-_LIST_MAGIC = 0x112
-_V1_MAGIC, _V2_MAGIC, _V3_MAGIC = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
-_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64}
-
-
-def save_ndarray_list(path: Path, arrays: list[np.ndarray]) -> None:
-    """MXNet's ``mx.nd.save(path, [array, ...])`` format (dense, CPU, V2 records, no names)."""
-    out = io.BytesIO()
-    out.write(struct.pack("<QQQ", _LIST_MAGIC, 0, len(arrays)))
-    for arr in arrays:
-        a = np.ascontiguousarray(arr, dtype=np.float32)
-        out.write(struct.pack("<Ii", _V2_MAGIC, 0))  # magic, storage type default (dense)
-        out.write(struct.pack(f"<I{a.ndim}q", a.ndim, *a.shape))
-        out.write(struct.pack("<iii", 1, 0, 0))  # context cpu(0), type flag float32
-        out.write(a.astype("<f4").tobytes())
-    out.write(struct.pack("<Q", 0))  # no names
-    path.write_bytes(out.getvalue())
-
-
-def load_ndarray_list(data: bytes) -> list[np.ndarray]:
-    """Read an ``mx.nd.save`` file of dense arrays (V1/V2/V3 records), e.g. a real K-Means model_algo-1."""
-    pos = 0
-
-    def take(fmt: str) -> tuple[Any, ...]:
-        nonlocal pos
-        size = struct.calcsize(fmt)
-        if pos + size > len(data):
-            raise ValueError("truncated NDArray file")
-        vals = struct.unpack_from(fmt, data, pos)
-        pos += size
-        return vals
-
-    magic, _reserved, count = take("<QQQ")
-    if magic != _LIST_MAGIC:
-        raise ValueError(f"not an MXNet NDArray file (magic 0x{magic:x})")
-    arrays = []
-    for _ in range(count):
-        (rec_magic,) = take("<I")
-        if rec_magic in (_V2_MAGIC, _V3_MAGIC):
-            (stype,) = take("<i")
-            if stype != 0:
-                raise ValueError("sparse NDArrays are not supported")
-        if rec_magic in (_V1_MAGIC, _V2_MAGIC, _V3_MAGIC):
-            (ndim,) = take("<i")
-            shape = take(f"<{ndim}q") if ndim > 0 else ()
-        else:  # legacy: the magic is ndim, dims are uint32
-            ndim = rec_magic
-            shape = take(f"<{ndim}I")
-        if ndim <= 0:
-            arrays.append(np.zeros((0,), dtype=np.float32))
-            continue
-        _dev_type, _dev_id, type_flag = take("<iii")
-        dtype = np.dtype(_DTYPES.get(type_flag, np.float32)).newbyteorder("<")
-        size = int(np.prod(shape)) * dtype.itemsize
-        if pos + size > len(data):
-            raise ValueError("truncated NDArray data")
-        arrays.append(np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=pos).reshape(shape))
-        pos += size
-    return arrays
-
-
-# ---- multi-host: the shards' centers meet on algo-1 -----------------------------------------------------
 def _address(host: str) -> tuple[str, int]:
     addresses = json.loads(os.environ.get("TRAINING_HOST_ADDRESSES") or "{}")
     addr = addresses.get(host) or f"{host}:7777"
@@ -465,7 +268,6 @@ def report(env: TrainingEnv, centers: np.ndarray, weights: np.ndarray, n: int) -
             time.sleep(0.2)
 
 
-# ---- training -------------------------------------------------------------------------------------------
 def log(message: str) -> None:
     """The real image's log line shape: ``[MM/DD/YYYY HH:MM:SS INFO <pid>] message``."""
     print(f"[{time.strftime('%m/%d/%Y %H:%M:%S')} INFO {os.getpid()}] {message}", flush=True)
@@ -531,57 +333,3 @@ def train(env: TrainingEnv) -> None:
         result = scores(xt, final)
         for metric in hp["eval_metrics"]:
             log(f"#quality_metric: host={env.current_host}, test {metric} <loss>={result[metric]}")
-
-
-# ---- serving --------------------------------------------------------------------------------------------
-@dataclass
-class Model:
-    centers: np.ndarray  # (k, feature_dim) float32
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.centers.shape[1])
-
-
-def load(model_dir: Path) -> Model:
-    """The centers from ``model_algo-1`` (ours or one trained on AWS)."""
-    path = model_dir / MODEL_FILE
-    if not path.is_file():
-        found = sorted(model_dir.glob("model_algo-*"))
-        if not found:
-            raise FileNotFoundError(f"no {MODEL_FILE} in {model_dir} (the K-Means model.tar.gz holds it)")
-        path = found[0]
-    arrays = load_ndarray_list(path.read_bytes())
-    if not arrays or arrays[0].ndim != 2:
-        raise ValueError(f"{path.name}: expected one (k, feature_dim) array of centers")
-    return Model(np.asarray(arrays[0], dtype=np.float32))
-
-
-def predict(model: Model, x: np.ndarray) -> list[dict[str, float]]:
-    """closest_cluster (its index, as a float like the real response) and the Euclidean distance to it."""
-    idx, d2 = assign(x, model.centers)
-    return [{"closest_cluster": float(i), "distance_to_cluster": float(np.float32(math.sqrt(d)))}
-            for i, d in zip(idx.tolist(), d2.tolist(), strict=True)]
-
-
-def invoke(model: Model, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    from localmaker.builtins import serving
-
-    out_type = serving.negotiate(accept, [serving.JSON, serving.JSONLINES, serving.RECORDIO, serving.CSV],
-                                 serving.JSON)
-    x = serving.decode_dense(body, content_type, expect=model.feature_dim)
-    records = predict(model, x)
-    if out_type == serving.CSV:
-        lines = "".join(f"{r['closest_cluster']},{r['distance_to_cluster']}\n" for r in records)
-        return lines.encode(), serving.CSV
-    return serving.encode_records(records, out_type)
-
-
-def serve() -> None:
-    from localmaker.builtins.serving import serve as run
-
-    run(load, invoke)
-
-
-if __name__ == "__main__":
-    sys.exit(main(train, serve))

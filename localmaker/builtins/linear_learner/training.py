@@ -1,69 +1,38 @@
-"""SageMaker's Linear Learner (``linear-learner:1``) as a local program: ``train`` and ``serve``.
-
-What it emulates (SageMaker developer guide: "Linear Learner hyperparameters", "Linear learner
-response formats", "Tune a linear learner model", "Common data formats for training"):
-
-* hyperparameters by their documented names, ``predictor_type`` required, ``num_classes`` required
-  for ``multiclass_classifier``, unknown names rejected with the 1P ``ValidationError`` wording;
-* channels ``train`` (required), ``validation`` and ``test`` (optional) in
-  ``application/x-recordio-protobuf`` (the default) or header-less ``text/csv`` with the label first;
-* log lines in the real algorithm's format (``#quality_metric: host=algo-1, test mse <loss>=...``),
-  which the image's metric definitions in ``images.yaml`` (copied from a real job's
-  ``MetricDefinitions``) turn into ``FinalMetricDataList`` and tuning objectives;
-* ``model.tar.gz`` holding ``model_algo-1`` (here a NumPy ``.npz``, not MXNet parameters);
-* ``/invocations`` taking text/csv, application/json, application/jsonlines and RecordIO-protobuf and
-  answering ``{"predictions": [{"score": ..., "predicted_label": ...}]}`` in JSON, JSON Lines or
-  RecordIO-protobuf (label map keys ``score`` and ``predicted_label``).
-
-How it learns (a real model, not a stand-in): features (and, for regression, the label) are
-standardised from the first ``num_point_for_scaler`` training rows; then, like the real algorithm,
-``num_models`` linear models with different learning rates / weight decays train *in parallel* by
-mini-batch SGD (Adam by default; also ``sgd`` with momentum and ``rmsprop``) on the chosen loss,
-for ``epochs`` passes with early stopping on the validation (else training) objective. Each model
-keeps its best epoch; binary classifiers then calibrate their decision threshold for
-``binary_classifier_model_selection_criteria`` on the validation (else training) data, and the model
-best on that criterion (regression / multiclass: lowest objective) becomes the artifact. The
-parallel models are vectorised in NumPy, so ``num_models=8`` (the local ``auto``; AWS uses 32) costs
-about one model's time on small data. Tuning jobs (``_tuning_objective_metric`` set) train one
-model, as AWS documents.
-"""
+"""linear_learner: hyperparameters, the algorithm and the ``train`` entry point."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from localmaker.builtins import runtime as rt
 from localmaker.builtins.runtime import HP, ClientError, TrainingEnv
-from localmaker.builtins.serving import JSON, JSONLINES, RECORDIO, decode_dense, encode_records, negotiate
 
-REGRESSOR, BINARY, MULTICLASS = "regressor", "binary_classifier", "multiclass_classifier"
+from .model import BINARY, MODEL_FILE, MULTICLASS, REGRESSOR, LinearModel, _sigmoid, _softmax
+
 CHANNELS = ("train", "validation", "test")
-MODEL_FILE = "model_algo-1"
 AUTO_NUM_MODELS = 8
 #: the host named in metric lines (``current_host`` of the resource config; set by :func:`train`)
 HOST = "algo-1"
-
 LOSSES = {
     REGRESSOR: ("squared_loss", "absolute_loss", "eps_insensitive_squared_loss", "eps_insensitive_absolute_loss",
                 "quantile_loss", "huber_loss"),
     BINARY: ("logistic", "hinge_loss"),
     MULTICLASS: ("softmax_loss",),
 }
+
+
 SELECTION_CRITERIA = ("accuracy", "f1", "f_beta", "precision_at_target_recall", "recall_at_target_precision",
                       "cross_entropy_loss", "loss_function")
 
 
-# ---- hyperparameters ------------------------------------------------------------------------------------
 def _auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """A hyperparameter that also takes ``auto`` (SageMaker then picks the value)."""
 
@@ -273,72 +242,6 @@ def _candidates(lr: Any, wd: Any, n: int) -> list[tuple[float, float]]:
                                                       for i in range(n - len(pairs))]
 
 
-# ---- the model ------------------------------------------------------------------------------------------
-@dataclass
-class LinearModel:
-    """A trained linear model in the original feature space's terms (standardisation kept apart)."""
-
-    predictor_type: str
-    weights: np.ndarray  # (feature_dim, k)
-    bias: np.ndarray  # (k,)
-    x_mean: np.ndarray
-    x_scale: np.ndarray
-    y_mean: float = 0.0
-    y_scale: float = 1.0
-    threshold: float = 0.5
-    loss: str = "squared_loss"
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.weights.shape[0])
-
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """The linear output (n, k) for raw features (standardised with the training statistics)."""
-        return ((x - self.x_mean) / self.x_scale) @ self.weights + self.bias
-
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        """Regression: the prediction; binary: P(label=1) (logistic) or the margin (hinge);
-        multiclass: per-class probabilities."""
-        z = self.raw(x.astype(np.float64))
-        if self.predictor_type == REGRESSOR:
-            return z[:, 0] * self.y_scale + self.y_mean
-        if self.predictor_type == BINARY:
-            return _sigmoid(z[:, 0]) if self.loss == "logistic" else z[:, 0]
-        return _softmax(z)
-
-    def predict_labels(self, scores: np.ndarray) -> np.ndarray:
-        if self.predictor_type == BINARY:
-            return (scores >= self.threshold).astype(np.int64)
-        return np.argmax(scores, axis=1)
-
-    def save(self, path: Path) -> None:
-        meta = {"predictor_type": self.predictor_type, "y_mean": self.y_mean, "y_scale": self.y_scale,
-                "threshold": self.threshold, "loss": self.loss, "hyperparameters": self.hyperparameters}
-        buf = io.BytesIO()
-        np.savez(buf, weights=self.weights, bias=self.bias, x_mean=self.x_mean, x_scale=self.x_scale,
-                 meta=np.array(json.dumps(meta, default=str)))
-        path.write_bytes(buf.getvalue())
-
-    @classmethod
-    def load(cls, path: Path) -> LinearModel:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return cls(meta["predictor_type"], z["weights"], z["bias"], z["x_mean"], z["x_scale"],
-                       float(meta["y_mean"]), float(meta["y_scale"]), float(meta["threshold"]), meta["loss"],
-                       meta.get("hyperparameters", {}))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-# ---- losses ----------------------------------------------------------------------------------------------
 def loss_and_grad(cfg: Config, z: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-example loss (models, n) and its gradient w.r.t. the linear output z (models, n, k).
 
@@ -399,7 +302,6 @@ def objective_name(cfg_or_model: Any) -> str:
     return "mse_objective" if loss == "squared_loss" else f"{loss}_objective"
 
 
-# ---- training ---------------------------------------------------------------------------------------------
 Logger = Callable[[str], None]
 
 
@@ -641,7 +543,6 @@ def calibrate_threshold(cfg: Config, scores: np.ndarray, y: np.ndarray) -> tuple
     return float(s[i]), float(value[i])
 
 
-# ---- evaluation (the final validation / test scores) ---------------------------------------------------------
 def evaluate_model(model: LinearModel, cfg: Config, data: Dataset) -> list[tuple[str, float, str]]:
     """``(name, value, 'loss'|'score')`` in the order and under the names the real algorithm logs."""
     scores = model.scores(data.x)
@@ -724,7 +625,6 @@ def log_scores(split: str, scores: list[tuple[str, float, str]], log: Logger = i
         log(f"#quality_metric: host={HOST}, {split} {name} <{kind}>={value!r}")
 
 
-# ---- the train entry point ----------------------------------------------------------------------------------
 def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
@@ -750,38 +650,3 @@ def train(env: TrainingEnv) -> None:
         info("Test data is not provided.")
     env.model_dir.mkdir(parents=True, exist_ok=True)
     model.save(env.model_dir / MODEL_FILE)
-
-
-# ---- serving ---------------------------------------------------------------------------------------------------
-def load(model_dir: Path) -> LinearModel:
-    return LinearModel.load(rt.model_file(model_dir, MODEL_FILE))
-
-
-def records(model: LinearModel, x: np.ndarray) -> list[dict[str, Any]]:
-    """The response records of the real algorithm: regression ``{"score"}``, binary
-    ``{"score": P(1), "predicted_label": 0|1}``, multiclass ``{"score": [P(c)...], "predicted_label": c}``."""
-    scores = model.scores(x)
-    f32 = np.float32
-    if model.predictor_type == REGRESSOR:
-        return [{"score": float(f32(s))} for s in scores]
-    labels = model.predict_labels(scores)
-    if model.predictor_type == BINARY:
-        return [{"score": float(f32(s)), "predicted_label": int(lab)} for s, lab in zip(scores, labels, strict=True)]
-    return [{"score": [float(f32(p)) for p in row], "predicted_label": int(lab)}
-            for row, lab in zip(scores, labels, strict=True)]
-
-
-def invoke(model: LinearModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
-    x = decode_dense(body, content_type, expect=model.feature_dim)
-    return encode_records(records(model, x), out_type, key="predictions")
-
-
-def serve() -> None:
-    from localmaker.builtins.serving import serve as run
-
-    run(load, invoke)
-
-
-if __name__ == "__main__":
-    raise SystemExit(rt.main(train, serve))

@@ -1,53 +1,21 @@
-"""SageMaker's PCA (``pca:1``) as a local program: ``train`` and ``serve``.
-
-What it emulates (SageMaker developer guide: "PCA Hyperparameters", "PCA Response Formats",
-"Common data formats for training"):
-
-* hyperparameters ``feature_dim``, ``mini_batch_size`` and ``num_components`` (all three required, as
-  the real one documents), ``algorithm_mode`` (``regular`` | ``randomized``), ``subtract_mean``
-  (default true, applied in training *and* inference) and ``extra_components`` (randomized only;
-  -1 = max(10, num_components)); unknown names are rejected with the 1P wording;
-* the ``train`` channel (and an optional ``test`` channel, read and checked but, as far as we know,
-  not scored by a metric on AWS) in ``application/x-recordio-protobuf`` or header-less ``text/csv``;
-  CSV follows the common training format, so the first ``label_size`` columns (default 1) are a
-  label and ignored: send ``text/csv;label_size=0`` for pure feature rows;
-* ``model_algo-1`` with the real model's three arrays ``mean`` (1 x feature_dim), ``v``
-  (feature_dim x num_components) and ``s`` (num_components singular values), **in ascending order**
-  (largest component last), as the real artifact stores them (here a NumPy ``.npz`` instead of MXNet
-  NDArrays) -- and projections come back in that same order;
-* ``/invocations`` taking text/csv, application/json, application/jsonlines and RecordIO-protobuf and
-  answering ``{"projections": [{"projection": [...]}, ...]}`` in JSON, JSON Lines or RecordIO-protobuf
-  (label map key ``projection``).
-
-How it computes: ``regular`` mode streams the data in ``mini_batch_size`` batches, accumulating the
-exact sums (count, sum x, sum x x^T, float64) -- one pass, as the real one -- and takes the top
-eigenvectors of the resulting scatter matrix (``s`` = sqrt of its eigenvalues = the singular values of
-the centred data). ``randomized`` mode runs a randomized range finder with ``num_components +
-extra_components`` probe vectors and two power iterations on the same scatter matrix, then solves the
-small projected problem: an approximation that converges to ``regular`` as extra components grow.
-"""
+"""pca: hyperparameters, the algorithm and the ``train`` entry point."""
 
 from __future__ import annotations
 
-import io
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from localmaker.builtins import runtime as rt
 from localmaker.builtins.runtime import HP, ClientError, TrainingEnv
-from localmaker.builtins.serving import JSON, JSONLINES, RECORDIO, decode_dense, encode_records, negotiate
 
-MODEL_FILE = "model_algo-1"
+from .model import MODEL_FILE, PCAModel
+
 CHANNELS = ("train", "test")
 #: the host named in metric lines (``current_host`` of the resource config; set by :func:`train`)
 HOST = "algo-1"
-
-
 SPEC: dict[str, HP] = {
     "feature_dim": HP(rt.int_in(1), required=True),
     "mini_batch_size": HP(rt.int_in(1), required=True),
@@ -66,32 +34,6 @@ def parse_config(given: dict[str, str]) -> dict[str, Any]:
             "(caused by ValidationError)"
         )
     return hp
-
-
-@dataclass
-class PCAModel:
-    """The real artifact's arrays: ``mean`` (1, d), ``v`` (d, k) and ``s`` (k,), smallest component first."""
-
-    mean: np.ndarray
-    v: np.ndarray
-    s: np.ndarray
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.v.shape[0])
-
-    def project(self, x: np.ndarray) -> np.ndarray:
-        return (x.astype(np.float64) - self.mean) @ self.v
-
-    def save(self, path: Path) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, mean=self.mean.astype(np.float32), v=self.v.astype(np.float32), s=self.s.astype(np.float32))
-        path.write_bytes(buf.getvalue())
-
-    @classmethod
-    def load(cls, path: Path) -> PCAModel:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["mean"].astype(np.float64), z["v"].astype(np.float64), z["s"].astype(np.float64))
 
 
 class ScatterAccumulator:
@@ -172,27 +114,3 @@ def train(env: TrainingEnv) -> None:
         info("Test data is not provided.")
     env.model_dir.mkdir(parents=True, exist_ok=True)
     model.save(env.model_dir / MODEL_FILE)
-
-
-def load(model_dir: Path) -> PCAModel:
-    return PCAModel.load(rt.model_file(model_dir, MODEL_FILE))
-
-
-def records(model: PCAModel, x: np.ndarray) -> list[dict[str, Any]]:
-    return [{"projection": [float(np.float32(v)) for v in row]} for row in model.project(x)]
-
-
-def invoke(model: PCAModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
-    x = decode_dense(body, content_type, expect=model.feature_dim)
-    return encode_records(records(model, x), out_type, key="projections")
-
-
-def serve() -> None:
-    from localmaker.builtins.serving import serve as run
-
-    run(load, invoke)
-
-
-if __name__ == "__main__":
-    raise SystemExit(rt.main(train, serve))
