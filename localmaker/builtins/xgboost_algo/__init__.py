@@ -27,6 +27,7 @@ parameters XGBoost removed (``predictor``, ``sketch_eps``, ...) are accepted and
 The parts (``python -m localmaker.builtins.xgboost_algo train|serve`` runs :mod:`.__main__`):
 
 * :mod:`.data` - reading the training channels and request payloads.
+* :mod:`.model` - the model and its file, shared by training and serving.
 * :mod:`.training` - hyperparameters, the algorithm and the ``train`` entry point.
 * :mod:`.serving` - loading the model and answering ``/invocations``.
 """
@@ -53,18 +54,15 @@ from .data import (
     to_dmatrix,
     validate_channels,
 )
+from .model import MODEL_NAME, PKL_FORMAT, XGB_FORMAT, Model, load_model
 from .serving import (
-    PKL_FORMAT,
     REQUEST_TYPES,
     SELECTABLE_KEYS,
     VALID_OBJECTIVES,
-    XGB_FORMAT,
-    Model,
     accept_type,
     encode_predictions,
     encode_selected,
     invoke,
-    load_model,
     parse_request,
     predict,
     request_content_type,
@@ -76,7 +74,6 @@ from .training import (
     CUSTOM_METRICS,
     CUSTOMER_ERRORS,
     HYPERPARAMETERS,
-    MODEL_NAME,
     OBJECTIVES,
     REMOVED_PARAMS,
     XGB_MAXIMIZE_METRICS,

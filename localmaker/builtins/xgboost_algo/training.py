@@ -12,9 +12,7 @@ import numpy as np
 from localmaker.builtins.runtime import ClientError, TrainingEnv, log
 
 from .data import LIBSVM, get_content_type, load_channel, to_dmatrix, validate_channels
-
-MODEL_NAME = "xgboost-model"
-
+from .model import MODEL_NAME
 
 # sagemaker_xgboost_container/constants/xgb_constants.py
 XGB_MAXIMIZE_METRICS = [
