@@ -177,6 +177,18 @@ def decode_dense(body: bytes, content_type: str, expect: int | None = None) -> n
 
 
 # ---- response encoding (1P algorithms' record lists) --------------------------------------------------
+def dense_invoker(records: Callable[[Any, np.ndarray], list[dict[str, Any]]], key: str) -> Invoker:
+    """The ``invoke`` of an algorithm that reads dense rows ``model.feature_dim`` wide (CSV, JSON, JSON
+    Lines, RecordIO-protobuf) and answers ``records(model, rows)`` under ``key`` (JSON by default)."""
+
+    def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
+        x = decode_dense(body, content_type, expect=model.feature_dim)
+        return encode_records(records(model, x), out_type, key=key)
+
+    return invoke
+
+
 def encode_records(records: list[dict[str, Any]], accept: str, key: str = "predictions") -> tuple[bytes, str]:
     """``{"predictions": [...]}`` as JSON, one object a line as JSON Lines, or RecordIO-protobuf
     records whose label map holds each numeric field (as the real algorithms answer)."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from localmaker.builtins import runtime as rt
-from localmaker.builtins.serving import JSON, JSONLINES, RECORDIO, decode_dense, encode_records, negotiate
+from localmaker.builtins.serving import dense_invoker
 
 from .model import BINARY, MODEL_FILE, REGRESSOR, LinearModel
 
@@ -31,10 +31,7 @@ def records(model: LinearModel, x: np.ndarray) -> list[dict[str, Any]]:
             for row, lab in zip(scores, labels, strict=True)]
 
 
-def invoke(model: LinearModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
-    x = decode_dense(body, content_type, expect=model.feature_dim)
-    return encode_records(records(model, x), out_type, key="predictions")
+invoke = dense_invoker(records, key="predictions")
 
 
 def serve() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from localmaker.builtins import runtime as rt
-from localmaker.builtins.serving import JSON, JSONLINES, RECORDIO, decode_dense, encode_records, negotiate
+from localmaker.builtins.serving import dense_invoker
 
 from .model import MODEL_FILE, PCAModel
 
@@ -21,10 +21,7 @@ def records(model: PCAModel, x: np.ndarray) -> list[dict[str, Any]]:
     return [{"projection": [float(np.float32(v)) for v in row]} for row in model.project(x)]
 
 
-def invoke(model: PCAModel, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
-    out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
-    x = decode_dense(body, content_type, expect=model.feature_dim)
-    return encode_records(records(model, x), out_type, key="projections")
+invoke = dense_invoker(records, key="projections")
 
 
 def serve() -> None:
