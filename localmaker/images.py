@@ -17,6 +17,9 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
           - {Name: "validation:rmse", Regex: "validation-rmse:([0-9.]+)"}
 
 ``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir.
+A ``builtin`` image runs localmaker's own programs (``python -m localmaker.builtins.<algo>``): its
+processes get ``PYTHONPATH`` set to :data:`CODE_ROOT`, the folder holding ``localmaker/`` and
+``smformats/``, so they import both from any working directory.
 Manifests given later take precedence, so a user's ``--images`` file can shadow the project's.
 """
 
@@ -29,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+#: the folder holding the ``localmaker`` and ``smformats`` packages (the project root in a checkout)
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ImageNotMapped(Exception):
@@ -148,13 +154,16 @@ class ImageRegistry:
                 re.compile(str(m["Regex"]))
             except re.error as exc:
                 raise ManifestError(f"{where}.metrics: bad regex for {m['Name']}: {exc}") from exc
+        env = {str(k): str(v) for k, v in env.items()}
+        if spec.get("builtin"):
+            env = {"PYTHONPATH": str(CODE_ROOT), **env}
         return ImageSpec(
             label=label,
             repository=repo,
             tag=tag,
             workdir=workdir,
             source=path,
-            env={str(k): str(v) for k, v in env.items()},
+            env=env,
             commands=commands,
             builtin=spec.get("builtin"),
             metrics=[{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in metrics],
