@@ -74,6 +74,7 @@ from .config import (
     slug,
     validation_problems,
 )
+from .metrics import probability_metrics
 from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
 
 #: Where the BYOM model files live (one per model).
@@ -577,20 +578,11 @@ def predict(booster: Any, features: Any) -> list[float]:
 
 
 def classification_metrics(labels: Sequence[float], probabilities: Sequence[float]) -> dict[str, float]:
-    """Accuracy at 0.5, ROC AUC and log loss (computed here, not taken from XGBoost's eval log)."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    y = [int(v) for v in labels]
-    p = [float(v) for v in probabilities]
-    if len(y) != len(p) or not y:
-        raise ValueError(f"{len(y)} labels but {len(p)} predictions")
-    correct = sum(int(pi > 0.5) == yi for yi, pi in zip(y, p, strict=True))
-    return {
-        "accuracy": correct / len(y),
-        "auc": float(roc_auc_score(y, p)),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-        "rows": float(len(y)),
-    }
+    """Accuracy (``p > 0.5``), macro F1, ROC AUC and log loss from :mod:`.metrics` (computed
+    here, not taken from XGBoost's eval log), with ``rows`` as the check reports it."""
+    metrics = probability_metrics(labels, probabilities)
+    metrics["rows"] = metrics.pop("n")
+    return metrics
 
 
 def check_training_quality(training: TrainingSettings, metrics: Mapping[str, float]) -> list[str]:

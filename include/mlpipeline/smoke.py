@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from .config import PipelineConfig
-from .evaluate import metrics_for_task, objects_under, prediction_value
+from .evaluate import objects_under, prediction_value
+from .metrics import metrics_for_task
 from .run import split_s3_uri
 
 IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")

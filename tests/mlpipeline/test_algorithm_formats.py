@@ -16,8 +16,6 @@ from include.mlpipeline import sagemaker_requests as rq
 from include.mlpipeline.config import ConfigError, expand_braces, is_builtin_image, load_config
 from include.mlpipeline.etl import run_etl
 from include.mlpipeline.evaluate import (
-    classification_metrics,
-    clustering_metrics,
     evaluation_pairs,
     prediction_value,
 )
@@ -181,14 +179,6 @@ def test_prediction_values_from_every_response_shape() -> None:
     assert prediction_value("[0.1, 0.7, 0.2]") == 1.0  # class probabilities -> most probable class
     with pytest.raises(ValueError, match="prediction field 'label'"):
         prediction_value('{"score": 1}', "label")
-
-
-def test_classification_and_clustering_metrics_by_hand() -> None:
-    m = classification_metrics([0, 0, 1, 1], [0.1, 0.6, 0.7, 0.9], binary=True)
-    assert m["accuracy"] == 0.75 and m["auc"] == 1.0
-    assert classification_metrics([0, 1, 2, 2], [0, 1, 2, 1], binary=False)["accuracy"] == 0.75
-    # clusters 5 -> {0, 0, 1}, 7 -> {1}: 3 of 4 rows carry their cluster's majority label
-    assert clustering_metrics([0, 0, 1, 1], [5, 5, 5, 7])["purity"] == 0.75
 
 
 def test_evaluation_pairs_read_jsonlines_against_labels(s3: Any) -> None:
