@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-from .run import split_s3_uri
+from . import s3
 
 
 class BatchOutputError(RuntimeError):
@@ -79,26 +78,19 @@ def summarise_predictions(
     ``<name>``'s ids (``field`` picks the value from JSON answers), and ``predictions.csv`` with
     ``id,prediction`` lines is written next to it.
     """
-    bucket, prefix = split_s3_uri(output_uri.rstrip("/") + "/")
-    keys = sorted(
-        o["Key"]
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-        if o["Key"].endswith(".out")
-    )
+    out_prefix = s3.as_prefix(output_uri)
+    outputs = s3.list_uris(s3_client, out_prefix, ".out")
     pairs: list[tuple[str, float]] = []
-    for key in keys:
-        text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    for obj in outputs:
+        text = s3.get_text(s3_client, obj)
         if input_uri is None:
-            pairs.extend(parse_joined_lines(text, f"s3://{bucket}/{key}"))
+            pairs.extend(parse_joined_lines(text, obj))
             continue
-        in_bucket, in_prefix = split_s3_uri(input_uri.rstrip("/") + "/")
-        source = in_prefix + key[len(prefix) : -len(".out")]
-        ids_text = s3_client.get_object(Bucket=in_bucket, Key=source)["Body"].read().decode("utf-8")
-        pairs.extend(pair_by_position(ids_text, text, f"s3://{bucket}/{key}", field))
+        source = s3.as_prefix(input_uri) + obj[len(out_prefix) : -len(".out")]
+        pairs.extend(pair_by_position(s3.get_text(s3_client, source), text, obj, field))
     if input_uri is not None:
-        body = "".join(f"{i},{v!r}\n" for i, v in pairs).encode()
-        s3_client.put_object(Bucket=bucket, Key=prefix + "predictions.csv", Body=body, ContentType="text/csv")
+        body = "".join(f"{i},{v!r}\n" for i, v in pairs)
+        s3.put_text(s3_client, out_prefix + "predictions.csv", body, "text/csv")
     ids = [p[0] for p in pairs]
     duplicates = len(ids) - len(set(ids))
     if len(pairs) != expected_rows or duplicates:
@@ -108,8 +100,8 @@ def summarise_predictions(
     summary = {
         "rows_in": expected_rows,
         "rows_out": len(pairs),
-        "objects": len(keys),
+        "objects": len(outputs),
         "predictions": distribution([p[1] for p in pairs]),
     }
-    s3_client.put_object(Bucket=bucket, Key=prefix + "summary.json", Body=json.dumps(summary, indent=2).encode())
+    s3.put_json(s3_client, out_prefix + "summary.json", summary)
     return summary

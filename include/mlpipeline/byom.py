@@ -50,6 +50,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from . import s3
 from .config import (
     CONFIG_DIR,
     INSTANCE_TYPE_PATTERN,
@@ -75,7 +76,8 @@ from .config import (
     validation_problems,
 )
 from .metrics import probability_metrics
-from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
+from .run import RunContext, sagemaker_name
+from .s3 import get_text, s3_uri, upload_file  # noqa: F401 - get_text, upload_file: dags/byom_pipeline.py
 
 #: Where the BYOM model files live (one per model).
 BYOM_SUBDIR = "byom"
@@ -764,20 +766,8 @@ def compare_with_reference(
 
 
 def put_text(s3_client: Any, uri: str, text: str, content_type: str = CSV) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
-    return uri
-
-
-def get_text(s3_client: Any, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-
-
-def upload_file(s3_client: Any, path: Path, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.upload_file(str(path), bucket, key)
-    return uri
+    """:func:`.s3.put_text`, CSV unless told otherwise (the DAG stores data sets and predictions)."""
+    return s3.put_text(s3_client, uri, text, content_type)
 
 
 def failure_callback(name: str, conn_id: str = "aws_default") -> Callable[[Any], None]:

@@ -32,7 +32,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import logging
 import tempfile
 import urllib.request
@@ -41,9 +40,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from . import s3
 from .config import PROJECT_ROOT, ColumnSpec, PipelineConfig, SplitConfig
 from .formats.csv import write_algorithm_csv, write_csv_with_header
-from .run import RunContext, split_s3_uri
+from .run import RunContext
 from .sagemaker_requests import run_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,12 +200,8 @@ def open_source(
     elif uri.startswith("s3://"):
         if s3_client is None:
             raise ValueError(f"{uri}: reading from S3 needs an s3_client")
-        bucket, key = split_s3_uri(uri)
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
-        try:
+        with s3.open_stream(s3_client, uri) as body:
             yield body
-        finally:
-            body.close()
     elif uri.startswith("sklearn://"):
         yield sklearn_dataset_csv(uri)
     elif uri.startswith(("https://", "http://")):
@@ -591,24 +587,6 @@ def _write_images(outputs: LocalOutputs, channel: str, relative: str, rows: Any,
 # ------------------------------------------------------------------------------------- upload
 
 
-def upload_file(s3_client: Any, path: Path, uri: str) -> str:
-    """Upload one local file (multipart for big ones, via boto3's transfer manager)."""
-    bucket, key = split_s3_uri(uri)
-    s3_client.upload_file(str(path), bucket, key)
-    return uri
-
-
-def upload_json(s3_client: Any, payload: Mapping[str, Any], uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(payload, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
-    return uri
-
-
 # ----------------------------------------------------------------------------------- pipeline
 
 
@@ -696,7 +674,7 @@ def run_etl(
             log.info("left out %d rows whose label is not in data.label_values %s", filtered, data.label_values)
         quarantine_uri = None
         if bad:
-            quarantine_uri = upload_file(s3_client, outputs.files[QUARANTINE_FILE], prefix + QUARANTINE_FILE)
+            quarantine_uri = s3.upload_file(s3_client, outputs.files[QUARANTINE_FILE], prefix + QUARANTINE_FILE)
             log.warning("quarantined %d of %d rows to %s", bad, total, quarantine_uri)
         _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
         if bad == total:
@@ -717,7 +695,7 @@ def run_etl(
         train_files = sum(1 for rel in outputs.files if rel.startswith("train/"))
         for relative, path in sorted(outputs.files.items()):
             if relative != QUARANTINE_FILE:
-                upload_file(s3_client, path, prefix + relative)
+                s3.upload_file(s3_client, path, prefix + relative)
 
     channels = {name: f"{prefix}{name}/" for name in OUTPUT_PREFIXES}
     channels.update({name: f"{prefix}{name}/" for name in EXTRA_PREFIXES[data.format]})
@@ -736,8 +714,9 @@ def run_etl(
         label_column=data.label_column,
         train_files=train_files,
     )
-    upload_json(
+    s3.put_json(
         s3_client,
+        manifest_uri,
         {
             **result.to_dict(),
             "model": cfg.model,
@@ -747,7 +726,7 @@ def run_etl(
             "split": data.split.model_dump(),
             "layout": LAYOUTS[data.format],
         },
-        manifest_uri,
+        sort_keys=True,
     )
     return result
 
@@ -791,13 +770,13 @@ def prepare_batch_input(
                     )
         quarantine_uri = None
         if bad:
-            quarantine_uri = upload_file(
+            quarantine_uri = s3.upload_file(
                 s3_client, outputs.files[BATCH_QUARANTINE_FILE], prefix + BATCH_QUARANTINE_FILE
             )
         _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
         if bad == total:
             raise DataValidationError(f"all {total} batch rows failed validation; see {quarantine_uri}")
-        upload_file(
+        s3.upload_file(
             s3_client, outputs.files[f"{BATCH_PREFIX}/{DATA_FILE}"], f"{prefix}{BATCH_PREFIX}/{DATA_FILE}"
         )
     return BatchInputResult(
@@ -828,10 +807,9 @@ def stage_source(
     uri = source_uri or cfg.data.source_uri
     name = uri.rstrip("/").rsplit("/", 1)[-1] or "data.csv"
     target = f"{run_prefix(cfg, ctx).rstrip('/')}/raw/{name}"
-    bucket, key = split_s3_uri(target)
     with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
         counter = _CountingReader(stream)
-        s3_client.upload_fileobj(counter, bucket, key)
+        s3.upload_stream(s3_client, counter, target)
     if counter.size == 0:
         raise DataValidationError(f"{uri}: the source is empty")
     return {"source": uri, "uri": target, "bytes": counter.size}

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import s3
 from .metrics import metrics_for_task, predicted_labels, quality_statistics, regression_metrics
-from .run import split_s3_uri
 from .sagemaker_requests import METRIC_PROPERTY_PREFIX
 
 #: Metrics where a larger value is better; all others are errors (smaller is better).
@@ -312,28 +312,14 @@ def read_prediction_values(s3_client: Any, output_uri: str, field: str | None = 
     return values
 
 
-def objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
-    bucket, prefix = split_s3_uri(uri)
-    keys: list[str] = []
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(
-            o["Key"]
-            for o in page.get("Contents", [])
-            if o["Key"].endswith(suffix) and not o["Key"].endswith("/")
-        )
-    return sorted(keys)
-
-
 def _read_text(s3_client: Any, uri: str, suffix: str = "") -> str:
     """All objects under ``uri`` (a prefix) or the object ``uri``, concatenated in key order."""
-    bucket, _ = split_s3_uri(uri)
-    keys = objects_under(s3_client, uri, suffix)
-    if not keys:
+    objects = s3.list_uris(s3_client, uri, suffix)
+    if not objects:
         raise FileNotFoundError(f"no objects{f' ending in {suffix}' if suffix else ''} under {uri}")
     parts = []
-    for key in keys:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    for obj in objects:
+        body = s3.get_text(s3_client, obj)
         parts.append(body if body.endswith("\n") or not body else body + "\n")
     return "".join(parts)
 
@@ -472,34 +458,21 @@ def write_report(
     import tempfile
 
     metrics = dict(metrics) if metrics is not None else metrics_for_task(task, y_true, y_pred)
-    bucket, key_prefix = split_s3_uri(report_uri if report_uri.endswith("/") else report_uri + "/")
+    base = s3.as_prefix(report_uri)
     document = {
         "metrics": metrics,
         "gate": decision.to_dict() if decision is not None else None,
         "champion_metrics": dict(champion) if champion is not None else None,
         **(dict(extra) if extra else {}),
     }
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key_prefix + METRICS_FILE,
-        Body=json.dumps(document, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key_prefix + MODEL_QUALITY_FILE,
-        Body=json.dumps(quality_statistics(task, y_true, y_pred), indent=2).encode(),
-        ContentType="application/json",
-    )
+    s3.put_json(s3_client, base + METRICS_FILE, document, sort_keys=True)
+    s3.put_json(s3_client, base + MODEL_QUALITY_FILE, quality_statistics(task, y_true, y_pred))
     with tempfile.TemporaryDirectory(prefix="mlpipeline-report-") as tmp:
         if task == "regression":
             png = plot_predicted_vs_actual(y_true, y_pred, Path(tmp) / PLOT_FILE)
         else:
             png = plot_confusion(y_true, y_pred, Path(tmp) / PLOT_FILE, task=task)
-        s3_client.upload_file(
-            str(png), bucket, key_prefix + PLOT_FILE, ExtraArgs={"ContentType": "image/png"}
-        )
-    base = f"s3://{bucket}/{key_prefix}"
+        s3.upload_file(s3_client, png, base + PLOT_FILE, content_type="image/png")
     return ReportUris(
         metrics_uri=base + METRICS_FILE,
         model_quality_uri=base + MODEL_QUALITY_FILE,

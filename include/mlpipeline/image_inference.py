@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import s3 as s3io
+
 #: The image suffixes the workflow picks up (case-insensitive) and their content types.
 IMAGE_CONTENT_TYPES: dict[str, str] = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 #: What the built-in image-classification algorithm takes (any of PNG/JPEG) and answers.
@@ -190,15 +192,9 @@ def image_content_type(key: str) -> str:
     raise ValueError(f"{key} is not a .png/.jpg/.jpeg key")
 
 
-def _list_keys(s3: Any, bucket: str, prefix: str) -> Iterable[str]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            yield obj["Key"]
-
-
 def list_images(s3: Any, bucket: str, prefix: str) -> list[str]:
     """Image keys under ``prefix``, sorted (the order chunks are cut in)."""
-    return sorted(k for k in _list_keys(s3, bucket, _prefix(prefix)) if is_image_key(k))
+    return [k for k in s3io.list_keys(s3, f"s3://{bucket}/{_prefix(prefix)}") if is_image_key(k)]
 
 
 def processed_keys(s3: Any, layout: Layout) -> set[str]:
@@ -206,7 +202,7 @@ def processed_keys(s3: Any, layout: Layout) -> set[str]:
     start = layout.processed_prefix
     return {
         layout.input_prefix + k[len(start) : -len(".json")]
-        for k in _list_keys(s3, layout.bucket, start)
+        for k in s3io.list_keys(s3, layout.uri(start))
         if k.endswith(".json")
     }
 
@@ -218,25 +214,16 @@ def chunked(keys: Sequence[str], size: int) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
-def _read_json(s3: Any, bucket: str, key: str) -> Any | None:
+def _read_json(s3: Any, layout: Layout, key: str) -> Any | None:
     """The JSON object at ``key``, or None when there is none."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - botocore's ClientError, without importing botocore
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
-    return json.loads(body)
+        return s3io.get_json(s3, layout.uri(key))
+    except s3io.ObjectNotFound:
+        return None
 
 
-def _put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(value, indent=1, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
+def _put_json(s3: Any, layout: Layout, key: str, value: Any) -> None:
+    s3io.put_json(s3, layout.uri(key), value, indent=1, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -261,7 +248,7 @@ def plan_run(s3: Any, layout: Layout, *, run_id: str, images_per_task: int = DEF
     the next run) and keeps its chunking, so each chunk rewrites the same result file. ``run_id``
     is recorded for people; the manifest's identity is the layout's run key.
     """
-    manifest = _read_json(s3, layout.bucket, layout.manifest_key)
+    manifest = _read_json(s3, layout, layout.manifest_key)
     if manifest is not None:
         images = list(manifest["images"])
         size = int(manifest["images_per_task"])
@@ -271,7 +258,7 @@ def plan_run(s3: Any, layout: Layout, *, run_id: str, images_per_task: int = DEF
     images = [k for k in listed if k not in done]
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.manifest_key,
         {"run_id": run_id, "images": images, "images_per_task": images_per_task},
     )
@@ -514,17 +501,16 @@ def review_metadata(prediction: Prediction, run_id: str) -> dict[str, str]:
 def route_to_review(s3: Any, layout: Layout, prediction: Prediction, run_id: str) -> str:
     """Copy the image to the review prefix (probabilities in its metadata) with a JSON sidecar."""
     target = layout.review_key(prediction.key)
-    s3.copy_object(
-        Bucket=layout.bucket,
-        Key=target,
-        CopySource={"Bucket": layout.bucket, "Key": prediction.key},
-        MetadataDirective="REPLACE",
-        ContentType=image_content_type(prediction.key),
-        Metadata=review_metadata(prediction, run_id),
+    s3io.copy(
+        s3,
+        layout.uri(prediction.key),
+        layout.uri(target),
+        content_type=image_content_type(prediction.key),
+        metadata=review_metadata(prediction, run_id),
     )
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.sidecar_key(prediction.key),
         {**prediction.to_dict(), "run_id": run_id, "source": layout.uri(prediction.key), "image": layout.uri(target)},
     )
@@ -534,7 +520,7 @@ def route_to_review(s3: Any, layout: Layout, prediction: Prediction, run_id: str
 def _write_marker(s3: Any, layout: Layout, prediction: Prediction, run_id: str, location: str) -> None:
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.marker_key(prediction.key),
         {**prediction.to_dict(), "run_id": run_id, "run_key": layout.run_key, "result": layout.uri(location)},
     )
@@ -579,7 +565,7 @@ def classify_chunk(
     result = ChunkResult(chunk_index=chunk_index)
     accepted: list[Prediction] = []
     for key in keys:
-        marker = _read_json(s3, layout.bucket, layout.marker_key(key))
+        marker = _read_json(s3, layout, layout.marker_key(key))
         if marker is not None:
             if marker.get("run_key") != layout.run_key:
                 log(f"{key}: already processed by run {marker.get('run_id')} ({marker.get('run_key')}); skipped")
@@ -589,7 +575,7 @@ def classify_chunk(
             result.reused += 1
         else:
             try:
-                image = s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read()
+                image = s3io.get_bytes(s3, layout.uri(key))
                 probabilities = classify_image(
                     runtime, endpoint, image, class_names,
                     attempts=attempts, backoff_seconds=backoff_seconds, sleep=sleep,
@@ -617,7 +603,7 @@ def classify_chunk(
     if accepted:
         part = layout.part_key(chunk_index)
         lines = "".join(json.dumps(accepted_record(p)) + "\n" for p in accepted)
-        s3.put_object(Bucket=layout.bucket, Key=part, Body=lines.encode(), ContentType="application/jsonlines")
+        s3io.put_text(s3, layout.uri(part), lines, "application/jsonlines")
         result.part_key = part
         for prediction in accepted:
             _write_marker(s3, layout, prediction, run_id, part)
@@ -660,7 +646,7 @@ def summarise(
 
 
 def write_summary(s3: Any, layout: Layout, summary: Mapping[str, Any]) -> str:
-    _put_json(s3, layout.bucket, layout.summary_key, dict(summary))
+    _put_json(s3, layout, layout.summary_key, dict(summary))
     return layout.uri(layout.summary_key)
 
 

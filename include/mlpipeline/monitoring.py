@@ -28,8 +28,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import s3
 from .config import PipelineConfig
-from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
+from .run import RunContext, sagemaker_name
+from .s3 import s3_uri, split_s3_uri
 
 # ------------------------------------------------------------------------------------ defaults
 
@@ -454,20 +456,12 @@ def analysis_processing_request(
 
 
 def _read_json(s3_client: Any, uri: str, what: str) -> Any:
-    bucket, key = split_s3_uri(uri)
     try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # botocore ClientError, without importing botocore here
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NoSuchBucket"):
-            raise FileNotFoundError(
-                f"no {what} at {uri}: did the analysis job complete and write its results there?"
-            ) from None
-        raise
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{uri} is not valid JSON: {exc}") from None
+        return s3.get_json(s3_client, uri)
+    except s3.ObjectNotFound:
+        raise FileNotFoundError(
+            f"no {what} at {uri}: did the analysis job complete and write its results there?"
+        ) from None
 
 
 def read_violations(s3_client: Any, output_uri: str) -> list[dict[str, str]]:

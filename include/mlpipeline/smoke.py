@@ -12,10 +12,10 @@ import math
 import time
 from typing import Any
 
+from . import s3
 from .config import PipelineConfig
-from .evaluate import objects_under, prediction_value
+from .evaluate import prediction_value
 from .metrics import metrics_for_task
-from .run import split_s3_uri
 
 IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")
 
@@ -25,10 +25,9 @@ class SmokeTestError(RuntimeError):
 
 
 def _lines(s3_client: Any, uri: str, n: int) -> list[str]:
-    bucket, _ = split_s3_uri(uri)
     out: list[str] = []
-    for key in objects_under(s3_client, uri):
-        for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
+    for obj in s3.list_uris(s3_client, uri):
+        for line in s3.get_text(s3_client, obj).splitlines():
             if line.strip():
                 out.append(line)
                 if len(out) >= n:
@@ -56,9 +55,7 @@ def test_requests(
     every format) or, for image models, the test images themselves."""
     labels = [float(line.split(",")[0]) for line in _lines(s3_client, channels["test_labels"], n)]
     if cfg.inference.content_type in IMAGE_TYPES:
-        bucket, _ = split_s3_uri(channels["test"])
-        keys = objects_under(s3_client, channels["test"])[:n]
-        bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+        bodies = [s3.get_bytes(s3_client, obj) for obj in s3.list_uris(s3_client, channels["test"])[:n]]
     else:
         bodies = [line.encode() for line in _lines(s3_client, channels["test_features"], n)]
     if not bodies:
