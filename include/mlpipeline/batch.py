@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import s3
+from . import codec, s3
 
 
 class BatchOutputError(RuntimeError):
@@ -14,18 +14,10 @@ class BatchOutputError(RuntimeError):
 
 def parse_joined_lines(text: str, where: str) -> list[tuple[str, float]]:
     """``id,prediction`` lines (the transform's join) -> pairs; a bad line names where it is."""
-    pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        record_id, sep, value = line.rpartition(",")
-        if not sep:
-            raise BatchOutputError(f"{where}: line {number}: expected 'id,prediction', got {line[:80]!r}")
-        try:
-            pairs.append((record_id, float(value)))
-        except ValueError:
-            raise BatchOutputError(f"{where}: line {number}: prediction {value[:40]!r} is not a number") from None
-    return pairs
+    try:
+        return codec.decode_joined(text)
+    except codec.ResponseError as exc:
+        raise BatchOutputError(f"{where}: {exc}") from None
 
 
 def distribution(values: list[float]) -> dict[str, float]:
@@ -47,19 +39,14 @@ def distribution(values: list[float]) -> dict[str, float]:
 def pair_by_position(ids_text: str, output_text: str, where: str, field: str | None) -> list[tuple[str, float]]:
     """Unjoined output (one answer a line, e.g. k-means' JSON Lines) paired with the ids of the
     input lines it answers, in order."""
-    from .evaluate import prediction_value
-
     ids = [line.split(",", 1)[0] for line in ids_text.splitlines() if line.strip()]
     answers = [line for line in output_text.splitlines() if line.strip()]
     if len(ids) != len(answers):
         raise BatchOutputError(f"{where}: {len(answers)} answers for {len(ids)} input lines")
-    pairs = []
-    for number, (record_id, line) in enumerate(zip(ids, answers, strict=True), start=1):
-        try:
-            pairs.append((record_id, prediction_value(line, field)))
-        except (ValueError, TypeError) as exc:
-            raise BatchOutputError(f"{where}: line {number}: {exc}: {line[:80]!r}") from None
-    return pairs
+    try:
+        return list(zip(ids, codec.decode_records("\n".join(answers), field), strict=True))
+    except codec.ResponseError as exc:
+        raise BatchOutputError(f"{where}: {exc}") from None
 
 
 def summarise_predictions(

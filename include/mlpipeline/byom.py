@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
 import tarfile
@@ -50,7 +49,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from . import s3
+from . import codec, s3
 from .config import (
     CONFIG_DIR,
     INSTANCE_TYPE_PATTERN,
@@ -673,27 +672,6 @@ def max_abs_diff(a: Sequence[float], b: Sequence[float]) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_predictions(body: bytes) -> list[float]:
-    """The built-in container's ``text/csv`` answer for binary:logistic: one probability per row, joined
-    by commas (real-time) or newlines (batch transform); both are read. Non-finite values are refused."""
-    text = body.decode("utf-8", errors="replace").strip()
-    if not text:
-        return []
-    values = []
-    for token in re.split(r"[,\n]", text):
-        token = token.strip()
-        if not token:
-            continue
-        try:
-            value = float(token)
-        except ValueError:
-            raise EndpointCheckError(f"the endpoint answered a non-number: {token[:100]!r} in {text[:200]!r}") from None
-        if not math.isfinite(value):
-            raise EndpointCheckError(f"the endpoint answered {value}")
-        values.append(value)
-    return values
-
-
 def batches(rows: Sequence[str], size: int) -> list[list[str]]:
     return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
 
@@ -705,7 +683,10 @@ def invoke_rows(runtime_client: Any, endpoint: str, rows: Sequence[str], batch_r
         response = runtime_client.invoke_endpoint(
             EndpointName=endpoint, Body=("\n".join(batch) + "\n").encode(), ContentType=CSV, Accept=CSV
         )
-        values = parse_predictions(response["Body"].read())
+        try:
+            values = codec.decode_predictions(response["Body"].read(), CSV, expected=len(batch))
+        except codec.ResponseError as exc:
+            raise EndpointCheckError(f"{endpoint}: request {i}: {exc}") from None
         if len(values) != len(batch):
             raise EndpointCheckError(
                 f"{endpoint}: request {i} of {len(batch)} rows answered {len(values)} predictions"

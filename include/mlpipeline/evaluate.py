@@ -15,14 +15,13 @@ numpy and matplotlib are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import s3
+from . import codec, s3
 from .metrics import metrics_for_task, predicted_labels, quality_statistics, regression_metrics
 from .sagemaker_requests import METRIC_PROPERTY_PREFIX
 
@@ -247,69 +246,27 @@ class Predictions:
 
 
 def parse_predictions(text: str, *, joined: bool = False) -> Predictions:
-    """Parse batch transform text output.
+    """Parse batch transform text output (CSV: :func:`.codec.decode_predictions`).
 
-    One line per record; the prediction is the last comma-separated field (a model answering
-    several outputs per line still has its prediction last). With ``joined=True`` the first field
-    is kept as well (the label or id a ``JoinSource: Input`` filter carried through).
+    One line per record; the prediction is the last comma-separated field. With ``joined=True``
+    the first field is kept as well (the label or id a ``JoinSource: Input`` filter carried through).
 
     Raises:
         ValueError: naming the line that holds no number or, when joined, only one field.
     """
-    preds: list[float] = []
-    first: list[str] | None = [] if joined else None
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        try:
-            preds.append(float(fields[-1].strip("[]")))
-        except ValueError:
-            raise ValueError(f"line {number}: no numeric prediction in {line[:80]!r}") from None
-        if first is not None:
-            if len(fields) < 2:
-                raise ValueError(f"line {number}: expected 'first,prediction' but got {line[:80]!r}")
-            first.append(fields[0])
-    return Predictions(preds, first)
-
-
-def prediction_value(text: str, field: str | None = None) -> float:
-    """One prediction from one output record: a number, a JSON object's ``field``
-    (``{"closest_cluster": 3}``), ``{"predictions": [one]}``, or a JSON list of class
-    probabilities (image classification), read as its most probable class."""
-    text = text.strip()
-    if not text.startswith(("{", "[")):
-        return float(text.split(",")[-1])
-    doc = json.loads(text)
-    if isinstance(doc, dict) and "predictions" in doc and isinstance(doc["predictions"], list):
-        if len(doc["predictions"]) != 1:
-            raise ValueError(f"expected one prediction per record, got {len(doc['predictions'])}")
-        doc = doc["predictions"][0]
-    if isinstance(doc, dict):
-        key = field or ("score" if "score" in doc else None)
-        if key is None or key not in doc:
-            raise ValueError(f"prediction field {field!r} not in {sorted(doc)} (inference.prediction_field)")
-        doc = doc[key]
-    if isinstance(doc, list):
-        if not doc:
-            raise ValueError("empty prediction list")
-        if len(doc) == 1:
-            return float(doc[0])
-        return float(max(range(len(doc)), key=lambda i: float(doc[i])))
-    return float(doc)
+    if joined:
+        pairs = codec.decode_joined(text)
+        return Predictions([p for _, p in pairs], [first for first, _ in pairs])
+    return Predictions(codec.decode_predictions(text, codec.CSV))
 
 
 def read_prediction_values(s3_client: Any, output_uri: str, field: str | None = None) -> list[float]:
-    """Every record of every ``.out`` object under ``output_uri`` in key order, one value each."""
-    values = []
-    for number, line in enumerate(_read_text(s3_client, output_uri, ".out").splitlines(), start=1):
-        if line.strip():
-            try:
-                values.append(prediction_value(line, field))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{output_uri}: record {number}: {exc}: {line[:80]!r}") from None
-    return values
+    """Every record of every ``.out`` object under ``output_uri`` in key order, one value each
+    (:func:`.codec.record_value`: the transform's output type is read from each line)."""
+    try:
+        return codec.decode_records(_read_text(s3_client, output_uri, ".out"), field)
+    except codec.ResponseError as exc:
+        raise ValueError(f"{output_uri}: {exc}") from None
 
 
 def _read_text(s3_client: Any, uri: str, suffix: str = "") -> str:

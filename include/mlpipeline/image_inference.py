@@ -30,12 +30,12 @@ Stdlib only at import time (boto3 is passed in; botocore is imported lazily).
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import codec
 from . import s3 as s3io
 
 #: The image suffixes the workflow picks up (case-insensitive) and their content types.
@@ -281,31 +281,13 @@ def parse_probabilities(body: bytes | str, class_names: Sequence[str] = ()) -> l
 
     The built-in algorithm answers ``application/json`` with a bare JSON list, one probability
     per class (``[0.02, 0.95, 0.03]``); its JSON Lines form wraps the list as
-    ``{"prediction": [...]}``, which is accepted too. Anything else is a
+    ``{"prediction": [...]}``, which is accepted too (:func:`.codec.decode_probabilities`). Anything else is a
     :class:`MalformedResponseError` saying what was wrong, with the start of the body.
     """
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes | bytearray) else str(body)
-    shown = text[:200] + ("..." if len(text) > 200 else "")
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedResponseError(f"response is not JSON ({exc.msg}): {shown!r}") from None
-    if isinstance(value, dict) and set(value) == {"prediction"}:
-        value = value["prediction"]
-    if not isinstance(value, list):
-        raise MalformedResponseError(
-            f"expected a JSON list of class probabilities, got {type(value).__name__}: {shown!r}"
-        )
-    if not value:
-        raise MalformedResponseError("response is an empty list: no class probabilities")
-    if any(isinstance(p, bool) or not isinstance(p, int | float) for p in value):
-        raise MalformedResponseError(f"class probabilities must be numbers: {shown!r}")
-    probabilities = [float(p) for p in value]
-    if any(not math.isfinite(p) or p < 0 or p > 1 for p in probabilities):
-        raise MalformedResponseError(f"class probabilities must lie in [0, 1]: {shown!r}")
-    total = sum(probabilities)
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        raise MalformedResponseError(f"class probabilities sum to {total:.4f}, not 1: {shown!r}")
+        probabilities = codec.decode_probabilities(body, sum_tolerance=SUM_TOLERANCE)
+    except codec.ResponseError as exc:
+        raise MalformedResponseError(str(exc)) from None
     if class_names and len(probabilities) != len(class_names):
         raise MalformedResponseError(
             f"{len(probabilities)} probabilities but image_inference.class_names has {len(class_names)} "

@@ -165,7 +165,7 @@ def test_parse_plain_and_joined_predictions() -> None:
     joined = parse_predictions("151.0,148.2\n75.0,80.5\n", joined=True)
     assert joined.y_pred == [148.2, 80.5] and joined.labels == [151.0, 75.0]
     assert parse_predictions("17,3.5\n", joined=True).first_column == ["17"]
-    with pytest.raises(ValueError, match="line 2: no numeric prediction in 'oops'"):
+    with pytest.raises(ValueError, match="line 2: not a number: 'oops'"):
         parse_predictions("1.0\noops\n")
     with pytest.raises(ValueError, match="line 1: expected 'first,prediction'"):
         parse_predictions("1.0\n", joined=True)
