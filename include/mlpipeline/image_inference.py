@@ -169,8 +169,11 @@ def settings(cfg: Any) -> Any:
 
 
 def endpoint_name(cfg: Any) -> str:
-    """The endpoint ``image_inference.endpoint`` (``prod``/``dev``) points at."""
-    return cfg.endpoint.prod_name if settings(cfg).endpoint == "prod" else cfg.endpoint.dev_name
+    """The endpoint ``image_inference.endpoint`` (``prod``/``dev``) points at, named by the one
+    rule for endpoint names (:func:`.sagemaker_requests.endpoint_name`)."""
+    from .sagemaker_requests import endpoint_name as named  # config and pydantic: not at import time
+
+    return named(cfg, settings(cfg).endpoint)
 
 
 # --------------------------------------------------------------------------------------------
