@@ -404,27 +404,30 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How a request is repeated after an error that may pass: ``attempts`` in all (the first
+    included), waiting ``backoff_seconds`` doubling each time (``sleep`` is swappable for tests)."""
+
+    attempts: int = INVOKE_ATTEMPTS
+    backoff_seconds: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+
+
 def classify_image(
-    runtime: Any,
-    endpoint: str,
-    image: bytes,
-    class_names: Sequence[str] = (),
-    *,
-    attempts: int = INVOKE_ATTEMPTS,
-    backoff_seconds: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    runtime: Any, endpoint: str, image: bytes, class_names: Sequence[str] = (), *, retry: Retry = Retry()
 ) -> list[float]:
     """The endpoint's probabilities for one image, retrying transient errors with backoff."""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, retry.attempts + 1):
         try:
             body = runtime.invoke_endpoint(
                 EndpointName=endpoint, Body=image, ContentType=REQUEST_CONTENT_TYPE, Accept=ACCEPT
             )["Body"].read()
             return parse_probabilities(body, class_names)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised when final
-            if attempt == attempts or not is_transient(exc):
+            if attempt == retry.attempts or not is_transient(exc):
                 raise
-            sleep(backoff_seconds * 2 ** (attempt - 1))
+            retry.sleep(retry.backoff_seconds * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -533,9 +536,7 @@ def classify_chunk(
     threshold: float,
     run_id: str,
     class_names: Sequence[str] = (),
-    attempts: int = INVOKE_ATTEMPTS,
-    backoff_seconds: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    retry: Retry = Retry(),
     log: Callable[[str], None] = print,
 ) -> ChunkResult:
     """Classify ``keys`` and store each result; a failing image is recorded, not raised.
@@ -561,10 +562,7 @@ def classify_chunk(
         else:
             try:
                 image = s3io.get_bytes(s3, layout.uri(key))
-                probabilities = classify_image(
-                    runtime, endpoint, image, class_names,
-                    attempts=attempts, backoff_seconds=backoff_seconds, sleep=sleep,
-                )
+                probabilities = classify_image(runtime, endpoint, image, class_names, retry=retry)
                 prediction = decide(key, probabilities, threshold, class_names)
             except Exception as exc:  # noqa: BLE001 - one bad image must not lose the others' results
                 reason = _describe_error(exc)

@@ -227,21 +227,18 @@ def capture_folder_uris(
         raise ValueError(f"window end {iso_utc(end)} is not after its start {iso_utc(start)}")
     if max_folders < 1:
         raise ValueError(f"max_folders must be >= 1 (got {max_folders})")
-    base = endpoint_capture_uri if endpoint_capture_uri.endswith("/") else endpoint_capture_uri + "/"
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    hours: list[datetime] = []
-    while hour <= end and len(hours) <= max_folders:
-        hours.append(hour)
-        hour += timedelta(hours=1)
-    if len(hours) <= max_folders:
-        return [f"{base}{h:%Y/%m/%d/%H}/" for h in hours]
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    days: list[datetime] = []
-    while day <= end and len(days) <= max_folders:
-        days.append(day)
-        day += timedelta(days=1)
-    if len(days) <= max_folders:
-        return [f"{base}{d:%Y/%m/%d}/" for d in days]
+    base = s3.as_prefix(endpoint_capture_uri)
+    for floor, step, layout in (
+        (start.replace(minute=0, second=0, microsecond=0), timedelta(hours=1), "%Y/%m/%d/%H"),
+        (start.replace(hour=0, minute=0, second=0, microsecond=0), timedelta(days=1), "%Y/%m/%d"),
+    ):
+        folders: list[str] = []
+        at = floor
+        while at <= end and len(folders) <= max_folders:
+            folders.append(f"{base}{at:{layout}}/")
+            at += step
+        if len(folders) <= max_folders:
+            return folders
     return [base]
 
 
