@@ -590,19 +590,44 @@ def _write_images(outputs: LocalOutputs, channel: str, relative: str, rows: Any,
 # ----------------------------------------------------------------------------------- pipeline
 
 
-def _check_bad_share(
-    bad: int, total: int, bound: float, quarantine_uri: str | None, examples: list[str]
-) -> None:
-    if total == 0:
-        raise DataValidationError("source has a header but no data rows")
-    share = bad / total
-    if share > bound:
-        sample = "; ".join(examples[:3])
-        raise DataValidationError(
-            f"{bad} of {total} rows ({share:.1%}) failed validation, above the allowed "
-            f"{bound:.1%} (data.max_bad_row_share). Quarantined rows: {quarantine_uri}. "
-            f"First problems: {sample}"
-        )
+@dataclass
+class _Tally:
+    """Rows read and rows that failed validation, which go to one quarantine file with a header."""
+
+    outputs: LocalOutputs
+    quarantine_file: str
+    total: int = 0
+    bad: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, chunk: Any, checked: Any) -> None:
+        self.total += len(chunk.frame) + len(chunk.malformed)
+        if len(checked.bad):
+            self.bad += len(checked.bad)
+            self.outputs.append_with_header(self.quarantine_file, checked.bad)
+            self.examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+
+    def settle(self, s3_client: Any, prefix: str, bound: float, what: str = "rows") -> str | None:
+        """Upload the quarantine file (its URI, or None when every row was good); fail when the
+        bad share is over ``bound`` (``data.max_bad_row_share``) or nothing was good."""
+        bad, total = self.bad, self.total
+        quarantine_uri = None
+        if bad:
+            quarantine_uri = s3.upload_file(
+                s3_client, self.outputs.files[self.quarantine_file], prefix + self.quarantine_file
+            )
+            log.warning("quarantined %d of %d %s to %s", bad, total, what, quarantine_uri)
+        if total == 0:
+            raise DataValidationError("source has a header but no data rows")
+        if bad / total > bound:
+            raise DataValidationError(
+                f"{bad} of {total} rows ({bad / total:.1%}) failed validation, above the allowed "
+                f"{bound:.1%} (data.max_bad_row_share). Quarantined rows: {quarantine_uri}. "
+                f"First problems: {'; '.join(self.examples[:3])}"
+            )
+        if bad == total:
+            raise DataValidationError(f"all {total} {what} failed validation; see {quarantine_uri}")
+        return quarantine_uri
 
 
 def run_etl(
@@ -639,18 +664,14 @@ def run_etl(
     key_columns = [data.id_column] if data.id_column else list(data.columns)
     prefix = run_prefix(cfg, ctx)
 
-    total = bad = filtered = 0
-    examples: list[str] = []
+    filtered = 0
     with tempfile.TemporaryDirectory(prefix="mlpipeline-etl-") as tmp:
         outputs = LocalOutputs(Path(tmp))
+        tally = _Tally(outputs, QUARANTINE_FILE)
         with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
             for chunk in iter_csv_chunks(stream, chunk_size=data.chunk_size, columns=wanted):
                 checked = validate_chunk(chunk, data.columns, id_column=data.id_column)
-                total += len(chunk.frame) + len(chunk.malformed)
-                if len(checked.bad):
-                    bad += len(checked.bad)
-                    outputs.append_with_header(QUARANTINE_FILE, checked.bad)
-                    examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+                tally.add(chunk, checked)
                 good = checked.good
                 if data.label_values is not None and len(good):  # a subset of the classes
                     keep = good[data.label_column].isin(data.label_values)
@@ -672,13 +693,7 @@ def run_etl(
 
         if filtered:
             log.info("left out %d rows whose label is not in data.label_values %s", filtered, data.label_values)
-        quarantine_uri = None
-        if bad:
-            quarantine_uri = s3.upload_file(s3_client, outputs.files[QUARANTINE_FILE], prefix + QUARANTINE_FILE)
-            log.warning("quarantined %d of %d rows to %s", bad, total, quarantine_uri)
-        _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
-        if bad == total:
-            raise DataValidationError(f"all {total} rows failed validation; see {quarantine_uri}")
+        quarantine_uri = tally.settle(s3_client, prefix, data.max_bad_row_share)
 
         rows = {
             "train": sum(n for rel, n in outputs.rows.items() if rel.startswith("train/")),
@@ -688,7 +703,7 @@ def run_etl(
         for channel in CHANNELS:
             if rows[channel] == 0 and getattr(data.split, channel) > 0:
                 raise DataValidationError(
-                    f"the {channel} channel is empty: {total - bad} good rows are too few for split "
+                    f"the {channel} channel is empty: {tally.total - tally.bad} good rows are too few for split "
                     f"{data.split.train}/{data.split.validation}/{data.split.test}"
                 )
         convert_channels(outputs, data)
@@ -706,8 +721,8 @@ def run_etl(
         prefix=prefix,
         channels=channels,
         rows=rows,
-        total_rows=total,
-        bad_rows=bad,
+        total_rows=tally.total,
+        bad_rows=tally.bad,
         quarantine_uri=quarantine_uri,
         manifest_uri=manifest_uri,
         feature_columns=features,
@@ -752,38 +767,26 @@ def prepare_batch_input(
     features = data.feature_columns
     schema = {name: data.columns[name] for name in features}
     prefix = run_prefix(cfg, ctx)
-    total = bad = 0
-    examples: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mlpipeline-batch-") as tmp:
         outputs = LocalOutputs(Path(tmp))
+        tally = _Tally(outputs, BATCH_QUARANTINE_FILE)
         with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
             for chunk in iter_csv_chunks(stream, chunk_size=data.chunk_size, columns=[id_column, *features]):
                 checked = validate_chunk(chunk, schema, id_column=id_column)
-                total += len(chunk.frame) + len(chunk.malformed)
-                if len(checked.bad):
-                    bad += len(checked.bad)
-                    outputs.append_with_header(BATCH_QUARANTINE_FILE, checked.bad)
-                    examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+                tally.add(chunk, checked)
                 if len(checked.good):
                     outputs.append(
                         f"{BATCH_PREFIX}/{DATA_FILE}", checked.good, label=id_column, features=features
                     )
-        quarantine_uri = None
-        if bad:
-            quarantine_uri = s3.upload_file(
-                s3_client, outputs.files[BATCH_QUARANTINE_FILE], prefix + BATCH_QUARANTINE_FILE
-            )
-        _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
-        if bad == total:
-            raise DataValidationError(f"all {total} batch rows failed validation; see {quarantine_uri}")
+        quarantine_uri = tally.settle(s3_client, prefix, data.max_bad_row_share, "batch rows")
         s3.upload_file(
             s3_client, outputs.files[f"{BATCH_PREFIX}/{DATA_FILE}"], f"{prefix}{BATCH_PREFIX}/{DATA_FILE}"
         )
     return BatchInputResult(
         uri=f"{prefix}{BATCH_PREFIX}/",
-        rows=total - bad,
-        bad_rows=bad,
-        total_rows=total,
+        rows=tally.total - tally.bad,
+        bad_rows=tally.bad,
+        total_rows=tally.total,
         quarantine_uri=quarantine_uri,
         id_column=id_column,
         feature_columns=features,
