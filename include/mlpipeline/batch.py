@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from . import codec, s3
+from .metrics import distribution
 
 
 class BatchOutputError(RuntimeError):
@@ -18,22 +18,6 @@ def parse_joined_lines(text: str, where: str) -> list[tuple[str, float]]:
         return codec.decode_joined(text)
     except codec.ResponseError as exc:
         raise BatchOutputError(f"{where}: {exc}") from None
-
-
-def distribution(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    n = len(ordered)
-
-    def q(p: float) -> float:
-        pos = p * (n - 1)
-        lo, hi = math.floor(pos), math.ceil(pos)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-    mean = sum(ordered) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in ordered) / n)
-    return {"min": ordered[0], "p05": q(0.05), "p50": q(0.5), "p95": q(0.95), "max": ordered[-1], "mean": mean, "std": std}
 
 
 def pair_by_position(ids_text: str, output_text: str, where: str, field: str | None) -> list[tuple[str, float]]:

@@ -151,6 +151,21 @@ def metrics_for_task(task: str, y_true: Values, y_pred: Values) -> dict[str, flo
     raise ValueError(f"unknown evaluation task {task!r}: one of {sorted(QUALITY_SECTIONS)}")
 
 
+def distribution(values: Values) -> dict[str, float]:
+    """``min``, ``p05``, ``p50``, ``p95``, ``max``, ``mean`` and (population) ``std`` of
+    predictions, quantiles interpolated linearly; empty for no values."""
+    import numpy as np
+
+    data = np.asarray(values, dtype=np.float64).ravel()
+    if data.size == 0:
+        return {}
+    p05, p50, p95 = (float(q) for q in np.percentile(data, [5, 50, 95]))
+    return {
+        "min": float(data.min()), "p05": p05, "p50": p50, "p95": p95, "max": float(data.max()),
+        "mean": float(data.mean()), "std": float(data.std()),
+    }
+
+
 def _bootstrap(
     metric: Callable[[Any, Any], dict[str, float]], true: Any, pred: Any, keys: Sequence[str], resamples: int, seed: int
 ) -> dict[str, float]:

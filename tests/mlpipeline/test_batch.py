@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from include.mlpipeline.batch import BatchOutputError, distribution, parse_joined_lines, summarise_predictions
+from include.mlpipeline.batch import BatchOutputError, parse_joined_lines, summarise_predictions
 
 
 def test_parse_joined_lines_and_errors():
@@ -13,11 +13,6 @@ def test_parse_joined_lines_and_errors():
         parse_joined_lines("7,1.5\n8,abc\n", "x")
     with pytest.raises(BatchOutputError, match="x: line 1: expected 'first,prediction'"):
         parse_joined_lines("nocomma\n", "x")
-
-
-def test_distribution():
-    d = distribution([float(i) for i in range(101)])
-    assert d["min"] == 0 and d["max"] == 100 and d["p50"] == 50 and d["p05"] == 5 and d["mean"] == 50
 
 
 @mock_aws

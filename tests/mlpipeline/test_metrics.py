@@ -15,6 +15,7 @@ from include.mlpipeline.metrics import (
     POSITIVE_THRESHOLD,
     classification_metrics,
     clustering_metrics,
+    distribution,
     metrics_for_task,
     predicted_labels,
     probability_metrics,
@@ -139,3 +140,11 @@ def test_quality_statistics_in_the_registrys_shapes() -> None:
     assert binary["accuracy"]["standard_deviation"] > 0
     clustering = quality_statistics("clustering", labels, labels)["clustering_metrics"]
     assert clustering == {"purity": {"value": 1.0, "standard_deviation": 0.0}}
+
+
+def test_distribution_of_predictions() -> None:
+    d = distribution([float(i) for i in range(101)])
+    assert (d["min"], d["p05"], d["p50"], d["p95"], d["max"], d["mean"]) == (0, 5, 50, 95, 100, 50)
+    assert d["std"] == pytest.approx(np.sqrt(850))  # population std of 0..100
+    assert distribution([1.0, 2.0])["p05"] == pytest.approx(1.05)  # linear interpolation
+    assert distribution([]) == {}
