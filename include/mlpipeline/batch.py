@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
-from .run import split_s3_uri
+from . import codec, s3
+from .metrics import distribution
 
 
 class BatchOutputError(RuntimeError):
@@ -15,52 +14,23 @@ class BatchOutputError(RuntimeError):
 
 def parse_joined_lines(text: str, where: str) -> list[tuple[str, float]]:
     """``id,prediction`` lines (the transform's join) -> pairs; a bad line names where it is."""
-    pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        record_id, sep, value = line.rpartition(",")
-        if not sep:
-            raise BatchOutputError(f"{where}: line {number}: expected 'id,prediction', got {line[:80]!r}")
-        try:
-            pairs.append((record_id, float(value)))
-        except ValueError:
-            raise BatchOutputError(f"{where}: line {number}: prediction {value[:40]!r} is not a number") from None
-    return pairs
-
-
-def distribution(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    n = len(ordered)
-
-    def q(p: float) -> float:
-        pos = p * (n - 1)
-        lo, hi = math.floor(pos), math.ceil(pos)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-    mean = sum(ordered) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in ordered) / n)
-    return {"min": ordered[0], "p05": q(0.05), "p50": q(0.5), "p95": q(0.95), "max": ordered[-1], "mean": mean, "std": std}
+    try:
+        return codec.decode_joined(text)
+    except codec.ResponseError as exc:
+        raise BatchOutputError(f"{where}: {exc}") from None
 
 
 def pair_by_position(ids_text: str, output_text: str, where: str, field: str | None) -> list[tuple[str, float]]:
     """Unjoined output (one answer a line, e.g. k-means' JSON Lines) paired with the ids of the
     input lines it answers, in order."""
-    from .evaluate import prediction_value
-
     ids = [line.split(",", 1)[0] for line in ids_text.splitlines() if line.strip()]
     answers = [line for line in output_text.splitlines() if line.strip()]
     if len(ids) != len(answers):
         raise BatchOutputError(f"{where}: {len(answers)} answers for {len(ids)} input lines")
-    pairs = []
-    for number, (record_id, line) in enumerate(zip(ids, answers, strict=True), start=1):
-        try:
-            pairs.append((record_id, prediction_value(line, field)))
-        except (ValueError, TypeError) as exc:
-            raise BatchOutputError(f"{where}: line {number}: {exc}: {line[:80]!r}") from None
-    return pairs
+    try:
+        return list(zip(ids, codec.decode_records("\n".join(answers), field), strict=True))
+    except codec.ResponseError as exc:
+        raise BatchOutputError(f"{where}: {exc}") from None
 
 
 def summarise_predictions(
@@ -79,26 +49,19 @@ def summarise_predictions(
     ``<name>``'s ids (``field`` picks the value from JSON answers), and ``predictions.csv`` with
     ``id,prediction`` lines is written next to it.
     """
-    bucket, prefix = split_s3_uri(output_uri.rstrip("/") + "/")
-    keys = sorted(
-        o["Key"]
-        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-        if o["Key"].endswith(".out")
-    )
+    out_prefix = s3.as_prefix(output_uri)
+    outputs = s3.list_uris(s3_client, out_prefix, ".out")
     pairs: list[tuple[str, float]] = []
-    for key in keys:
-        text = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    for obj in outputs:
+        text = s3.get_text(s3_client, obj)
         if input_uri is None:
-            pairs.extend(parse_joined_lines(text, f"s3://{bucket}/{key}"))
+            pairs.extend(parse_joined_lines(text, obj))
             continue
-        in_bucket, in_prefix = split_s3_uri(input_uri.rstrip("/") + "/")
-        source = in_prefix + key[len(prefix) : -len(".out")]
-        ids_text = s3_client.get_object(Bucket=in_bucket, Key=source)["Body"].read().decode("utf-8")
-        pairs.extend(pair_by_position(ids_text, text, f"s3://{bucket}/{key}", field))
+        source = s3.as_prefix(input_uri) + obj[len(out_prefix) : -len(".out")]
+        pairs.extend(pair_by_position(s3.get_text(s3_client, source), text, obj, field))
     if input_uri is not None:
-        body = "".join(f"{i},{v!r}\n" for i, v in pairs).encode()
-        s3_client.put_object(Bucket=bucket, Key=prefix + "predictions.csv", Body=body, ContentType="text/csv")
+        body = "".join(f"{i},{v!r}\n" for i, v in pairs)
+        s3.put_text(s3_client, out_prefix + "predictions.csv", body, "text/csv")
     ids = [p[0] for p in pairs]
     duplicates = len(ids) - len(set(ids))
     if len(pairs) != expected_rows or duplicates:
@@ -108,8 +71,8 @@ def summarise_predictions(
     summary = {
         "rows_in": expected_rows,
         "rows_out": len(pairs),
-        "objects": len(keys),
+        "objects": len(outputs),
         "predictions": distribution([p[1] for p in pairs]),
     }
-    s3_client.put_object(Bucket=bucket, Key=prefix + "summary.json", Body=json.dumps(summary, indent=2).encode())
+    s3.put_json(s3_client, out_prefix + "summary.json", summary)
     return summary

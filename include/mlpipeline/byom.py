@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
 import tarfile
@@ -50,6 +49,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from . import codec, s3
 from .config import (
     CONFIG_DIR,
     INSTANCE_TYPE_PATTERN,
@@ -74,7 +74,9 @@ from .config import (
     slug,
     validation_problems,
 )
-from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
+from .metrics import probability_metrics
+from .run import RunContext, sagemaker_name
+from .s3 import get_text, s3_uri, upload_file  # noqa: F401 - get_text, upload_file: dags/byom_pipeline.py
 
 #: Where the BYOM model files live (one per model).
 BYOM_SUBDIR = "byom"
@@ -577,20 +579,11 @@ def predict(booster: Any, features: Any) -> list[float]:
 
 
 def classification_metrics(labels: Sequence[float], probabilities: Sequence[float]) -> dict[str, float]:
-    """Accuracy at 0.5, ROC AUC and log loss (computed here, not taken from XGBoost's eval log)."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    y = [int(v) for v in labels]
-    p = [float(v) for v in probabilities]
-    if len(y) != len(p) or not y:
-        raise ValueError(f"{len(y)} labels but {len(p)} predictions")
-    correct = sum(int(pi > 0.5) == yi for yi, pi in zip(y, p, strict=True))
-    return {
-        "accuracy": correct / len(y),
-        "auc": float(roc_auc_score(y, p)),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-        "rows": float(len(y)),
-    }
+    """Accuracy (``p > 0.5``), macro F1, ROC AUC and log loss from :mod:`.metrics` (computed
+    here, not taken from XGBoost's eval log), with ``rows`` as the check reports it."""
+    metrics = probability_metrics(labels, probabilities)
+    metrics["rows"] = metrics.pop("n")
+    return metrics
 
 
 def check_training_quality(training: TrainingSettings, metrics: Mapping[str, float]) -> list[str]:
@@ -679,27 +672,6 @@ def max_abs_diff(a: Sequence[float], b: Sequence[float]) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_predictions(body: bytes) -> list[float]:
-    """The built-in container's ``text/csv`` answer for binary:logistic: one probability per row, joined
-    by commas (real-time) or newlines (batch transform); both are read. Non-finite values are refused."""
-    text = body.decode("utf-8", errors="replace").strip()
-    if not text:
-        return []
-    values = []
-    for token in re.split(r"[,\n]", text):
-        token = token.strip()
-        if not token:
-            continue
-        try:
-            value = float(token)
-        except ValueError:
-            raise EndpointCheckError(f"the endpoint answered a non-number: {token[:100]!r} in {text[:200]!r}") from None
-        if not math.isfinite(value):
-            raise EndpointCheckError(f"the endpoint answered {value}")
-        values.append(value)
-    return values
-
-
 def batches(rows: Sequence[str], size: int) -> list[list[str]]:
     return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
 
@@ -711,7 +683,10 @@ def invoke_rows(runtime_client: Any, endpoint: str, rows: Sequence[str], batch_r
         response = runtime_client.invoke_endpoint(
             EndpointName=endpoint, Body=("\n".join(batch) + "\n").encode(), ContentType=CSV, Accept=CSV
         )
-        values = parse_predictions(response["Body"].read())
+        try:
+            values = codec.decode_predictions(response["Body"].read(), CSV, expected=len(batch))
+        except codec.ResponseError as exc:
+            raise EndpointCheckError(f"{endpoint}: request {i}: {exc}") from None
         if len(values) != len(batch):
             raise EndpointCheckError(
                 f"{endpoint}: request {i} of {len(batch)} rows answered {len(values)} predictions"
@@ -772,20 +747,8 @@ def compare_with_reference(
 
 
 def put_text(s3_client: Any, uri: str, text: str, content_type: str = CSV) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
-    return uri
-
-
-def get_text(s3_client: Any, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-
-
-def upload_file(s3_client: Any, path: Path, uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.upload_file(str(path), bucket, key)
-    return uri
+    """:func:`.s3.put_text`, CSV unless told otherwise (the DAG stores data sets and predictions)."""
+    return s3.put_text(s3_client, uri, text, content_type)
 
 
 def failure_callback(name: str, conn_id: str = "aws_default") -> Callable[[Any], None]:

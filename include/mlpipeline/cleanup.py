@@ -26,24 +26,26 @@ def _in_use(sm: Any) -> tuple[set[str], set[str]]:
     return configs, models
 
 
+def _stop_if_running(sm: Any, kind: str, job: str) -> bool:
+    """Stop the ``kind`` (``training``/``transform``) job ``job`` if it is InProgress; a job that
+    does not exist is nothing to stop."""
+    title = kind.capitalize()
+    try:
+        if getattr(sm, f"describe_{kind}_job")(**{f"{title}JobName": job})[f"{title}JobStatus"] != "InProgress":
+            return False
+        getattr(sm, f"stop_{kind}_job")(**{f"{title}JobName": job})
+    except sm.exceptions.ClientError:
+        return False
+    return True
+
+
 def clean_up_run(cfg: PipelineConfig, ctx: RunContext, sm: Any) -> dict[str, list[str]]:
     """Stop this run's unfinished jobs; delete its endpoint configs and model unless in use."""
     removed: dict[str, list[str]] = {"stopped_jobs": [], "endpoint_configs": [], "models": []}
-    job = training_job_name(cfg, ctx)
-    try:
-        if sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress":
-            sm.stop_training_job(TrainingJobName=job)
+    jobs = [("training", training_job_name(cfg, ctx)), ("transform", transform_job_name(cfg, ctx, "eval"))]
+    for kind, job in jobs:
+        if _stop_if_running(sm, kind, job):
             removed["stopped_jobs"].append(job)
-    except sm.exceptions.ClientError:
-        pass
-    for purpose in ("eval",):
-        tjob = transform_job_name(cfg, ctx, purpose)
-        try:
-            if sm.describe_transform_job(TransformJobName=tjob)["TransformJobStatus"] == "InProgress":
-                sm.stop_transform_job(TransformJobName=tjob)
-                removed["stopped_jobs"].append(tjob)
-        except sm.exceptions.ClientError:
-            pass
     used_configs, used_models = _in_use(sm)
     for target in ("dev", "prod"):
         name = endpoint_config_name(cfg, ctx, target)

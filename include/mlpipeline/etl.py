@@ -32,7 +32,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import logging
 import tempfile
 import urllib.request
@@ -43,8 +42,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from smformats.csv import write_algorithm_csv, write_csv_with_header
 
+from . import s3
 from .config import PROJECT_ROOT, ColumnSpec, PipelineConfig, SplitConfig
-from .run import RunContext, split_s3_uri
+from .run import RunContext
 from .sagemaker_requests import run_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,12 +201,8 @@ def open_source(
     elif uri.startswith("s3://"):
         if s3_client is None:
             raise ValueError(f"{uri}: reading from S3 needs an s3_client")
-        bucket, key = split_s3_uri(uri)
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
-        try:
+        with s3.open_stream(s3_client, uri) as body:
             yield body
-        finally:
-            body.close()
     elif uri.startswith("sklearn://"):
         yield sklearn_dataset_csv(uri)
     elif uri.startswith(("https://", "http://")):
@@ -592,40 +588,47 @@ def _write_images(outputs: LocalOutputs, channel: str, relative: str, rows: Any,
 # ------------------------------------------------------------------------------------- upload
 
 
-def upload_file(s3_client: Any, path: Path, uri: str) -> str:
-    """Upload one local file (multipart for big ones, via boto3's transfer manager)."""
-    bucket, key = split_s3_uri(uri)
-    s3_client.upload_file(str(path), bucket, key)
-    return uri
-
-
-def upload_json(s3_client: Any, payload: Mapping[str, Any], uri: str) -> str:
-    bucket, key = split_s3_uri(uri)
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(payload, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
-    return uri
-
-
 # ----------------------------------------------------------------------------------- pipeline
 
 
-def _check_bad_share(
-    bad: int, total: int, bound: float, quarantine_uri: str | None, examples: list[str]
-) -> None:
-    if total == 0:
-        raise DataValidationError("source has a header but no data rows")
-    share = bad / total
-    if share > bound:
-        sample = "; ".join(examples[:3])
-        raise DataValidationError(
-            f"{bad} of {total} rows ({share:.1%}) failed validation, above the allowed "
-            f"{bound:.1%} (data.max_bad_row_share). Quarantined rows: {quarantine_uri}. "
-            f"First problems: {sample}"
-        )
+@dataclass
+class _Tally:
+    """Rows read and rows that failed validation, which go to one quarantine file with a header."""
+
+    outputs: LocalOutputs
+    quarantine_file: str
+    total: int = 0
+    bad: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, chunk: Any, checked: Any) -> None:
+        self.total += len(chunk.frame) + len(chunk.malformed)
+        if len(checked.bad):
+            self.bad += len(checked.bad)
+            self.outputs.append_with_header(self.quarantine_file, checked.bad)
+            self.examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+
+    def settle(self, s3_client: Any, prefix: str, bound: float, what: str = "rows") -> str | None:
+        """Upload the quarantine file (its URI, or None when every row was good); fail when the
+        bad share is over ``bound`` (``data.max_bad_row_share``) or nothing was good."""
+        bad, total = self.bad, self.total
+        quarantine_uri = None
+        if bad:
+            quarantine_uri = s3.upload_file(
+                s3_client, self.outputs.files[self.quarantine_file], prefix + self.quarantine_file
+            )
+            log.warning("quarantined %d of %d %s to %s", bad, total, what, quarantine_uri)
+        if total == 0:
+            raise DataValidationError("source has a header but no data rows")
+        if bad / total > bound:
+            raise DataValidationError(
+                f"{bad} of {total} rows ({bad / total:.1%}) failed validation, above the allowed "
+                f"{bound:.1%} (data.max_bad_row_share). Quarantined rows: {quarantine_uri}. "
+                f"First problems: {'; '.join(self.examples[:3])}"
+            )
+        if bad == total:
+            raise DataValidationError(f"all {total} {what} failed validation; see {quarantine_uri}")
+        return quarantine_uri
 
 
 def run_etl(
@@ -662,18 +665,14 @@ def run_etl(
     key_columns = [data.id_column] if data.id_column else list(data.columns)
     prefix = run_prefix(cfg, ctx)
 
-    total = bad = filtered = 0
-    examples: list[str] = []
+    filtered = 0
     with tempfile.TemporaryDirectory(prefix="mlpipeline-etl-") as tmp:
         outputs = LocalOutputs(Path(tmp))
+        tally = _Tally(outputs, QUARANTINE_FILE)
         with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
             for chunk in iter_csv_chunks(stream, chunk_size=data.chunk_size, columns=wanted):
                 checked = validate_chunk(chunk, data.columns, id_column=data.id_column)
-                total += len(chunk.frame) + len(chunk.malformed)
-                if len(checked.bad):
-                    bad += len(checked.bad)
-                    outputs.append_with_header(QUARANTINE_FILE, checked.bad)
-                    examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+                tally.add(chunk, checked)
                 good = checked.good
                 if data.label_values is not None and len(good):  # a subset of the classes
                     keep = good[data.label_column].isin(data.label_values)
@@ -695,13 +694,7 @@ def run_etl(
 
         if filtered:
             log.info("left out %d rows whose label is not in data.label_values %s", filtered, data.label_values)
-        quarantine_uri = None
-        if bad:
-            quarantine_uri = upload_file(s3_client, outputs.files[QUARANTINE_FILE], prefix + QUARANTINE_FILE)
-            log.warning("quarantined %d of %d rows to %s", bad, total, quarantine_uri)
-        _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
-        if bad == total:
-            raise DataValidationError(f"all {total} rows failed validation; see {quarantine_uri}")
+        quarantine_uri = tally.settle(s3_client, prefix, data.max_bad_row_share)
 
         rows = {
             "train": sum(n for rel, n in outputs.rows.items() if rel.startswith("train/")),
@@ -711,14 +704,14 @@ def run_etl(
         for channel in CHANNELS:
             if rows[channel] == 0 and getattr(data.split, channel) > 0:
                 raise DataValidationError(
-                    f"the {channel} channel is empty: {total - bad} good rows are too few for split "
+                    f"the {channel} channel is empty: {tally.total - tally.bad} good rows are too few for split "
                     f"{data.split.train}/{data.split.validation}/{data.split.test}"
                 )
         convert_channels(outputs, data)
         train_files = sum(1 for rel in outputs.files if rel.startswith("train/"))
         for relative, path in sorted(outputs.files.items()):
             if relative != QUARANTINE_FILE:
-                upload_file(s3_client, path, prefix + relative)
+                s3.upload_file(s3_client, path, prefix + relative)
 
     channels = {name: f"{prefix}{name}/" for name in OUTPUT_PREFIXES}
     channels.update({name: f"{prefix}{name}/" for name in EXTRA_PREFIXES[data.format]})
@@ -729,16 +722,17 @@ def run_etl(
         prefix=prefix,
         channels=channels,
         rows=rows,
-        total_rows=total,
-        bad_rows=bad,
+        total_rows=tally.total,
+        bad_rows=tally.bad,
         quarantine_uri=quarantine_uri,
         manifest_uri=manifest_uri,
         feature_columns=features,
         label_column=data.label_column,
         train_files=train_files,
     )
-    upload_json(
+    s3.put_json(
         s3_client,
+        manifest_uri,
         {
             **result.to_dict(),
             "model": cfg.model,
@@ -748,7 +742,7 @@ def run_etl(
             "split": data.split.model_dump(),
             "layout": LAYOUTS[data.format],
         },
-        manifest_uri,
+        sort_keys=True,
     )
     return result
 
@@ -774,38 +768,26 @@ def prepare_batch_input(
     features = data.feature_columns
     schema = {name: data.columns[name] for name in features}
     prefix = run_prefix(cfg, ctx)
-    total = bad = 0
-    examples: list[str] = []
     with tempfile.TemporaryDirectory(prefix="mlpipeline-batch-") as tmp:
         outputs = LocalOutputs(Path(tmp))
+        tally = _Tally(outputs, BATCH_QUARANTINE_FILE)
         with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
             for chunk in iter_csv_chunks(stream, chunk_size=data.chunk_size, columns=[id_column, *features]):
                 checked = validate_chunk(chunk, schema, id_column=id_column)
-                total += len(chunk.frame) + len(chunk.malformed)
-                if len(checked.bad):
-                    bad += len(checked.bad)
-                    outputs.append_with_header(BATCH_QUARANTINE_FILE, checked.bad)
-                    examples.extend(f"line {r.line}: {r.reason}" for r in checked.bad.head(3).itertuples())
+                tally.add(chunk, checked)
                 if len(checked.good):
                     outputs.append(
                         f"{BATCH_PREFIX}/{DATA_FILE}", checked.good, label=id_column, features=features
                     )
-        quarantine_uri = None
-        if bad:
-            quarantine_uri = upload_file(
-                s3_client, outputs.files[BATCH_QUARANTINE_FILE], prefix + BATCH_QUARANTINE_FILE
-            )
-        _check_bad_share(bad, total, data.max_bad_row_share, quarantine_uri, examples)
-        if bad == total:
-            raise DataValidationError(f"all {total} batch rows failed validation; see {quarantine_uri}")
-        upload_file(
+        quarantine_uri = tally.settle(s3_client, prefix, data.max_bad_row_share, "batch rows")
+        s3.upload_file(
             s3_client, outputs.files[f"{BATCH_PREFIX}/{DATA_FILE}"], f"{prefix}{BATCH_PREFIX}/{DATA_FILE}"
         )
     return BatchInputResult(
         uri=f"{prefix}{BATCH_PREFIX}/",
-        rows=total - bad,
-        bad_rows=bad,
-        total_rows=total,
+        rows=tally.total - tally.bad,
+        bad_rows=tally.bad,
+        total_rows=tally.total,
         quarantine_uri=quarantine_uri,
         id_column=id_column,
         feature_columns=features,
@@ -829,10 +811,9 @@ def stage_source(
     uri = source_uri or cfg.data.source_uri
     name = uri.rstrip("/").rsplit("/", 1)[-1] or "data.csv"
     target = f"{run_prefix(cfg, ctx).rstrip('/')}/raw/{name}"
-    bucket, key = split_s3_uri(target)
     with open_source(uri, s3_client=s3_client, base_dir=base_dir) as stream:
         counter = _CountingReader(stream)
-        s3_client.upload_fileobj(counter, bucket, key)
+        s3.upload_stream(s3_client, counter, target)
     if counter.size == 0:
         raise DataValidationError(f"{uri}: the source is empty")
     return {"source": uri, "uri": target, "bytes": counter.size}

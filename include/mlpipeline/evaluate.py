@@ -1,4 +1,4 @@
-"""Evaluation: metrics, the champion, the quality gate and the report.
+"""Evaluation: the champion, the quality gate and the report (the metrics are :mod:`.metrics`).
 
 A candidate model is promoted only if it clears absolute thresholds (it is good) AND is not worse
 than the current champion, the newest *Approved* version in the model package group (it is an
@@ -15,14 +15,14 @@ numpy and matplotlib are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .run import split_s3_uri
+from . import codec, s3
+from .metrics import metrics_for_task, predicted_labels, quality_statistics, regression_metrics
 from .sagemaker_requests import METRIC_PROPERTY_PREFIX
 
 #: Metrics where a larger value is better; all others are errors (smaller is better).
@@ -30,133 +30,6 @@ HIGHER_IS_BETTER = frozenset({"r2", "accuracy", "f1", "auc", "purity"})
 METRICS_FILE = "evaluation.json"
 MODEL_QUALITY_FILE = "model_quality.json"
 PLOT_FILE = "predicted_vs_actual.png"
-
-
-# ------------------------------------------------------------------------------------ metrics
-
-
-def _pairs(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> tuple[Any, Any]:
-    import numpy as np
-
-    true = np.asarray(y_true, dtype=np.float64).ravel()
-    pred = np.asarray(y_pred, dtype=np.float64).ravel()
-    if true.size == 0:
-        raise ValueError("no predictions to evaluate")
-    if true.shape != pred.shape:
-        raise ValueError(f"{true.size} labels but {pred.size} predictions")
-    if not (np.isfinite(true).all() and np.isfinite(pred).all()):
-        raise ValueError(f"non-finite values: {int((~np.isfinite(pred)).sum())} predictions")
-    return true, pred
-
-
-def _macro_f1(true: Any, pred: Any) -> float:
-    import numpy as np
-
-    scores = []
-    for c in np.unique(true):
-        tp = float(np.sum((pred == c) & (true == c)))
-        fp = float(np.sum((pred == c) & (true != c)))
-        fn = float(np.sum((pred != c) & (true == c)))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
-
-
-def _auc(true: Any, score: Any) -> float:
-    """Area under the ROC curve by the rank statistic (ties averaged); 0.5 with one class only."""
-    import numpy as np
-
-    pos, neg = true == 1, true != 1
-    n_pos, n_neg = int(pos.sum()), int(neg.sum())
-    if n_pos == 0 or n_neg == 0:
-        return 0.5
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score))
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):  # average ranks over ties
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def classification_metrics(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any, *, binary: bool) -> dict[str, float]:
-    """``accuracy``, macro ``f1`` (and ``auc`` for binary) of predictions against class labels.
-
-    For ``binary`` the predictions may be probabilities (XGBoost's ``binary:logistic``): the class
-    is ``p >= 0.5`` and ``auc`` ranks the probabilities.
-    """
-    import numpy as np
-
-    true, pred = _pairs(y_true, y_pred)
-    if binary:
-        label = (pred >= 0.5).astype(np.float64)
-        out = {"accuracy": float(np.mean(label == true)), "f1": _macro_f1(true, label), "auc": _auc(true, pred)}
-    else:
-        label = np.rint(pred)
-        out = {"accuracy": float(np.mean(label == true)), "f1": _macro_f1(true, label)}
-    out["n"] = float(true.size)
-    return out
-
-
-def clustering_metrics(y_true: Sequence[float] | Any, clusters: Sequence[float] | Any) -> dict[str, float]:
-    """``purity``: the share of rows whose cluster's most common label is their own label."""
-    import numpy as np
-
-    true, pred = _pairs(y_true, clusters)
-    hits = 0
-    for c in np.unique(pred):
-        _, counts = np.unique(true[pred == c], return_counts=True)
-        hits += int(counts.max())
-    return {"purity": hits / true.size, "clusters": float(np.unique(pred).size), "n": float(true.size)}
-
-
-def metrics_for_task(task: str, y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, float]:
-    """The metrics of ``evaluation.task`` (regression, binary, multiclass, clustering)."""
-    if task == "regression":
-        return regression_metrics(y_true, y_pred)
-    if task in ("binary", "multiclass"):
-        return classification_metrics(y_true, y_pred, binary=task == "binary")
-    if task == "clustering":
-        return clustering_metrics(y_true, y_pred)
-    raise ValueError(f"unknown evaluation task {task!r}")
-
-
-def regression_metrics(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, float]:
-    """``rmse``, ``mae``, ``mse``, ``r2`` and ``n`` of predictions against labels.
-
-    ``r2`` is ``1 - SS_res / SS_tot``; with constant labels (``SS_tot == 0``) it is 1.0 for a
-    perfect fit and 0.0 otherwise, rather than a division by zero.
-
-    Raises:
-        ValueError: empty input, different lengths, or non-finite values (a NaN prediction is a
-            model bug that must not average into a passing score).
-    """
-    import numpy as np
-
-    true = np.asarray(y_true, dtype=np.float64).ravel()
-    pred = np.asarray(y_pred, dtype=np.float64).ravel()
-    if true.size == 0:
-        raise ValueError("no predictions to evaluate")
-    if true.shape != pred.shape:
-        raise ValueError(f"{true.size} labels but {pred.size} predictions")
-    if not (np.isfinite(true).all() and np.isfinite(pred).all()):
-        bad = int((~np.isfinite(pred)).sum())
-        raise ValueError(f"non-finite values: {bad} predictions and {int((~np.isfinite(true)).sum())} labels")
-    errors = pred - true
-    mse = float(np.mean(errors**2))
-    ss_tot = float(np.sum((true - true.mean()) ** 2))
-    ss_res = float(np.sum(errors**2))
-    r2 = (1.0 if ss_res == 0 else 0.0) if ss_tot == 0 else 1.0 - ss_res / ss_tot
-    return {
-        "rmse": math.sqrt(mse),
-        "mae": float(np.mean(np.abs(errors))),
-        "mse": mse,
-        "r2": r2,
-        "n": float(true.size),
-    }
 
 
 # --------------------------------------------------------------------------------------- gate
@@ -373,93 +246,37 @@ class Predictions:
 
 
 def parse_predictions(text: str, *, joined: bool = False) -> Predictions:
-    """Parse batch transform text output.
+    """Parse batch transform text output (CSV: :func:`.codec.decode_predictions`).
 
-    One line per record; the prediction is the last comma-separated field (a model answering
-    several outputs per line still has its prediction last). With ``joined=True`` the first field
-    is kept as well (the label or id a ``JoinSource: Input`` filter carried through).
+    One line per record; the prediction is the last comma-separated field. With ``joined=True``
+    the first field is kept as well (the label or id a ``JoinSource: Input`` filter carried through).
 
     Raises:
         ValueError: naming the line that holds no number or, when joined, only one field.
     """
-    preds: list[float] = []
-    first: list[str] | None = [] if joined else None
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        fields = [f.strip() for f in line.split(",")]
-        try:
-            preds.append(float(fields[-1].strip("[]")))
-        except ValueError:
-            raise ValueError(f"line {number}: no numeric prediction in {line[:80]!r}") from None
-        if first is not None:
-            if len(fields) < 2:
-                raise ValueError(f"line {number}: expected 'first,prediction' but got {line[:80]!r}")
-            first.append(fields[0])
-    return Predictions(preds, first)
-
-
-def prediction_value(text: str, field: str | None = None) -> float:
-    """One prediction from one output record: a number, a JSON object's ``field``
-    (``{"closest_cluster": 3}``), ``{"predictions": [one]}``, or a JSON list of class
-    probabilities (image classification), read as its most probable class."""
-    text = text.strip()
-    if not text.startswith(("{", "[")):
-        return float(text.split(",")[-1])
-    doc = json.loads(text)
-    if isinstance(doc, dict) and "predictions" in doc and isinstance(doc["predictions"], list):
-        if len(doc["predictions"]) != 1:
-            raise ValueError(f"expected one prediction per record, got {len(doc['predictions'])}")
-        doc = doc["predictions"][0]
-    if isinstance(doc, dict):
-        key = field or ("score" if "score" in doc else None)
-        if key is None or key not in doc:
-            raise ValueError(f"prediction field {field!r} not in {sorted(doc)} (inference.prediction_field)")
-        doc = doc[key]
-    if isinstance(doc, list):
-        if not doc:
-            raise ValueError("empty prediction list")
-        if len(doc) == 1:
-            return float(doc[0])
-        return float(max(range(len(doc)), key=lambda i: float(doc[i])))
-    return float(doc)
+    if joined:
+        pairs = codec.decode_joined(text)
+        return Predictions([p for _, p in pairs], [first for first, _ in pairs])
+    return Predictions(codec.decode_predictions(text, codec.CSV))
 
 
 def read_prediction_values(s3_client: Any, output_uri: str, field: str | None = None) -> list[float]:
-    """Every record of every ``.out`` object under ``output_uri`` in key order, one value each."""
-    values = []
-    for number, line in enumerate(_read_text(s3_client, output_uri, ".out").splitlines(), start=1):
-        if line.strip():
-            try:
-                values.append(prediction_value(line, field))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{output_uri}: record {number}: {exc}: {line[:80]!r}") from None
-    return values
-
-
-def objects_under(s3_client: Any, uri: str, suffix: str = "") -> list[str]:
-    bucket, prefix = split_s3_uri(uri)
-    keys: list[str] = []
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(
-            o["Key"]
-            for o in page.get("Contents", [])
-            if o["Key"].endswith(suffix) and not o["Key"].endswith("/")
-        )
-    return sorted(keys)
+    """Every record of every ``.out`` object under ``output_uri`` in key order, one value each
+    (:func:`.codec.record_value`: the transform's output type is read from each line)."""
+    try:
+        return codec.decode_records(_read_text(s3_client, output_uri, ".out"), field)
+    except codec.ResponseError as exc:
+        raise ValueError(f"{output_uri}: {exc}") from None
 
 
 def _read_text(s3_client: Any, uri: str, suffix: str = "") -> str:
     """All objects under ``uri`` (a prefix) or the object ``uri``, concatenated in key order."""
-    bucket, _ = split_s3_uri(uri)
-    keys = objects_under(s3_client, uri, suffix)
-    if not keys:
+    objects = s3.list_uris(s3_client, uri, suffix)
+    if not objects:
         raise FileNotFoundError(f"no objects{f' ending in {suffix}' if suffix else ''} under {uri}")
     parts = []
-    for key in keys:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    for obj in objects:
+        body = s3.get_text(s3_client, obj)
         parts.append(body if body.endswith("\n") or not body else body + "\n")
     return "".join(parts)
 
@@ -539,32 +356,6 @@ def plot_predicted_vs_actual(
     return path
 
 
-def model_quality_statistics(
-    y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any, *, resamples: int = 100, seed: int = 0
-) -> dict[str, Any]:
-    """Metrics in SageMaker's model-quality ``regression_metrics`` JSON, which the model registry
-    shows for ``ModelMetrics.ModelQuality.Statistics``; standard deviations by a seeded bootstrap
-    over at most 10 000 rows, so the cost stays bounded."""
-    import numpy as np
-
-    true = np.asarray(y_true, dtype=float)
-    pred = np.asarray(y_pred, dtype=float)
-    point = regression_metrics(true, pred)
-    rng = np.random.default_rng(seed)
-    size = min(len(true), 10_000)
-    samples: dict[str, list[float]] = {k: [] for k in ("mae", "mse", "rmse", "r2")}
-    for _ in range(resamples):
-        idx = rng.integers(0, len(true), size=size)
-        m = regression_metrics(true[idx], pred[idx])
-        for key in samples:
-            samples[key].append(m[key])
-    return {
-        "regression_metrics": {
-            key: {"value": point[key], "standard_deviation": float(np.std(samples[key]))} for key in samples
-        }
-    }
-
-
 def plot_confusion(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any, path: str | Path, *, task: str) -> Path:
     """Counts of (actual, predicted) classes - or (label, cluster) - as a PNG heatmap."""
     import numpy as np
@@ -573,10 +364,7 @@ def plot_confusion(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any,
 
     true = np.asarray(y_true, dtype=float)
     pred = np.asarray(y_pred, dtype=float)
-    if task == "binary":
-        pred = (pred >= 0.5).astype(float)
-    else:
-        pred = np.rint(pred)
+    pred = predicted_labels(pred, binary=task == "binary")
     rows, cols = np.unique(true), np.unique(pred)
     counts = np.array([[np.sum((true == r) & (pred == c)) for c in cols] for r in rows])
     figure = Figure(figsize=(5, 5), dpi=100)
@@ -596,28 +384,6 @@ def plot_confusion(y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any,
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path
-
-
-def task_quality_statistics(task: str, y_true: Sequence[float] | Any, y_pred: Sequence[float] | Any) -> dict[str, Any]:
-    """Model-quality JSON for the registry: SageMaker's regression / binary / multiclass shapes
-    (``{"<kind>_classification_metrics": {"accuracy": {"value", "standard_deviation"}}}``)."""
-    if task == "regression":
-        return model_quality_statistics(y_true, y_pred)
-    import numpy as np
-
-    true, pred = _pairs(y_true, y_pred)
-    point = metrics_for_task(task, true, pred)
-    rng = np.random.default_rng(0)
-    keys = [k for k in point if k not in ("n", "clusters")]
-    samples: dict[str, list[float]] = {k: [] for k in keys}
-    for _ in range(50):
-        idx = rng.integers(0, true.size, size=min(true.size, 10_000))
-        m = metrics_for_task(task, true[idx], pred[idx])
-        for k in keys:
-            samples[k].append(m[k])
-    section = {"binary": "binary_classification_metrics", "multiclass": "multiclass_classification_metrics",
-               "clustering": "clustering_metrics"}[task]
-    return {section: {k: {"value": point[k], "standard_deviation": float(np.std(samples[k]))} for k in keys}}
 
 
 @dataclass(frozen=True)
@@ -649,34 +415,21 @@ def write_report(
     import tempfile
 
     metrics = dict(metrics) if metrics is not None else metrics_for_task(task, y_true, y_pred)
-    bucket, key_prefix = split_s3_uri(report_uri if report_uri.endswith("/") else report_uri + "/")
+    base = s3.as_prefix(report_uri)
     document = {
         "metrics": metrics,
         "gate": decision.to_dict() if decision is not None else None,
         "champion_metrics": dict(champion) if champion is not None else None,
         **(dict(extra) if extra else {}),
     }
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key_prefix + METRICS_FILE,
-        Body=json.dumps(document, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=key_prefix + MODEL_QUALITY_FILE,
-        Body=json.dumps(task_quality_statistics(task, y_true, y_pred), indent=2).encode(),
-        ContentType="application/json",
-    )
+    s3.put_json(s3_client, base + METRICS_FILE, document, sort_keys=True)
+    s3.put_json(s3_client, base + MODEL_QUALITY_FILE, quality_statistics(task, y_true, y_pred))
     with tempfile.TemporaryDirectory(prefix="mlpipeline-report-") as tmp:
         if task == "regression":
             png = plot_predicted_vs_actual(y_true, y_pred, Path(tmp) / PLOT_FILE)
         else:
             png = plot_confusion(y_true, y_pred, Path(tmp) / PLOT_FILE, task=task)
-        s3_client.upload_file(
-            str(png), bucket, key_prefix + PLOT_FILE, ExtraArgs={"ContentType": "image/png"}
-        )
-    base = f"s3://{bucket}/{key_prefix}"
+        s3.upload_file(s3_client, png, base + PLOT_FILE, content_type="image/png")
     return ReportUris(
         metrics_uri=base + METRICS_FILE,
         model_quality_uri=base + MODEL_QUALITY_FILE,

@@ -30,11 +30,13 @@ Stdlib only at import time (boto3 is passed in; botocore is imported lazily).
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from . import codec
+from . import s3 as s3io
 
 #: The image suffixes the workflow picks up (case-insensitive) and their content types.
 IMAGE_CONTENT_TYPES: dict[str, str] = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -167,8 +169,11 @@ def settings(cfg: Any) -> Any:
 
 
 def endpoint_name(cfg: Any) -> str:
-    """The endpoint ``image_inference.endpoint`` (``prod``/``dev``) points at."""
-    return cfg.endpoint.prod_name if settings(cfg).endpoint == "prod" else cfg.endpoint.dev_name
+    """The endpoint ``image_inference.endpoint`` (``prod``/``dev``) points at, named by the one
+    rule for endpoint names (:func:`.sagemaker_requests.endpoint_name`)."""
+    from .sagemaker_requests import endpoint_name as named  # config and pydantic: not at import time
+
+    return named(cfg, settings(cfg).endpoint)
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,15 +195,9 @@ def image_content_type(key: str) -> str:
     raise ValueError(f"{key} is not a .png/.jpg/.jpeg key")
 
 
-def _list_keys(s3: Any, bucket: str, prefix: str) -> Iterable[str]:
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            yield obj["Key"]
-
-
 def list_images(s3: Any, bucket: str, prefix: str) -> list[str]:
     """Image keys under ``prefix``, sorted (the order chunks are cut in)."""
-    return sorted(k for k in _list_keys(s3, bucket, _prefix(prefix)) if is_image_key(k))
+    return [k for k in s3io.list_keys(s3, f"s3://{bucket}/{_prefix(prefix)}") if is_image_key(k)]
 
 
 def processed_keys(s3: Any, layout: Layout) -> set[str]:
@@ -206,7 +205,7 @@ def processed_keys(s3: Any, layout: Layout) -> set[str]:
     start = layout.processed_prefix
     return {
         layout.input_prefix + k[len(start) : -len(".json")]
-        for k in _list_keys(s3, layout.bucket, start)
+        for k in s3io.list_keys(s3, layout.uri(start))
         if k.endswith(".json")
     }
 
@@ -218,25 +217,16 @@ def chunked(keys: Sequence[str], size: int) -> list[list[str]]:
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
 
 
-def _read_json(s3: Any, bucket: str, key: str) -> Any | None:
+def _read_json(s3: Any, layout: Layout, key: str) -> Any | None:
     """The JSON object at ``key``, or None when there is none."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # noqa: BLE001 - botocore's ClientError, without importing botocore
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
-    return json.loads(body)
+        return s3io.get_json(s3, layout.uri(key))
+    except s3io.ObjectNotFound:
+        return None
 
 
-def _put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(value, indent=1, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
+def _put_json(s3: Any, layout: Layout, key: str, value: Any) -> None:
+    s3io.put_json(s3, layout.uri(key), value, indent=1, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -261,7 +251,7 @@ def plan_run(s3: Any, layout: Layout, *, run_id: str, images_per_task: int = DEF
     the next run) and keeps its chunking, so each chunk rewrites the same result file. ``run_id``
     is recorded for people; the manifest's identity is the layout's run key.
     """
-    manifest = _read_json(s3, layout.bucket, layout.manifest_key)
+    manifest = _read_json(s3, layout, layout.manifest_key)
     if manifest is not None:
         images = list(manifest["images"])
         size = int(manifest["images_per_task"])
@@ -271,7 +261,7 @@ def plan_run(s3: Any, layout: Layout, *, run_id: str, images_per_task: int = DEF
     images = [k for k in listed if k not in done]
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.manifest_key,
         {"run_id": run_id, "images": images, "images_per_task": images_per_task},
     )
@@ -294,31 +284,13 @@ def parse_probabilities(body: bytes | str, class_names: Sequence[str] = ()) -> l
 
     The built-in algorithm answers ``application/json`` with a bare JSON list, one probability
     per class (``[0.02, 0.95, 0.03]``); its JSON Lines form wraps the list as
-    ``{"prediction": [...]}``, which is accepted too. Anything else is a
+    ``{"prediction": [...]}``, which is accepted too (:func:`.codec.decode_probabilities`). Anything else is a
     :class:`MalformedResponseError` saying what was wrong, with the start of the body.
     """
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes | bytearray) else str(body)
-    shown = text[:200] + ("..." if len(text) > 200 else "")
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MalformedResponseError(f"response is not JSON ({exc.msg}): {shown!r}") from None
-    if isinstance(value, dict) and set(value) == {"prediction"}:
-        value = value["prediction"]
-    if not isinstance(value, list):
-        raise MalformedResponseError(
-            f"expected a JSON list of class probabilities, got {type(value).__name__}: {shown!r}"
-        )
-    if not value:
-        raise MalformedResponseError("response is an empty list: no class probabilities")
-    if any(isinstance(p, bool) or not isinstance(p, int | float) for p in value):
-        raise MalformedResponseError(f"class probabilities must be numbers: {shown!r}")
-    probabilities = [float(p) for p in value]
-    if any(not math.isfinite(p) or p < 0 or p > 1 for p in probabilities):
-        raise MalformedResponseError(f"class probabilities must lie in [0, 1]: {shown!r}")
-    total = sum(probabilities)
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        raise MalformedResponseError(f"class probabilities sum to {total:.4f}, not 1: {shown!r}")
+        probabilities = codec.decode_probabilities(body, sum_tolerance=SUM_TOLERANCE)
+    except codec.ResponseError as exc:
+        raise MalformedResponseError(str(exc)) from None
     if class_names and len(probabilities) != len(class_names):
         raise MalformedResponseError(
             f"{len(probabilities)} probabilities but image_inference.class_names has {len(class_names)} "
@@ -432,27 +404,30 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How a request is repeated after an error that may pass: ``attempts`` in all (the first
+    included), waiting ``backoff_seconds`` doubling each time (``sleep`` is swappable for tests)."""
+
+    attempts: int = INVOKE_ATTEMPTS
+    backoff_seconds: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+
+
 def classify_image(
-    runtime: Any,
-    endpoint: str,
-    image: bytes,
-    class_names: Sequence[str] = (),
-    *,
-    attempts: int = INVOKE_ATTEMPTS,
-    backoff_seconds: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    runtime: Any, endpoint: str, image: bytes, class_names: Sequence[str] = (), *, retry: Retry = Retry()
 ) -> list[float]:
     """The endpoint's probabilities for one image, retrying transient errors with backoff."""
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, retry.attempts + 1):
         try:
             body = runtime.invoke_endpoint(
                 EndpointName=endpoint, Body=image, ContentType=REQUEST_CONTENT_TYPE, Accept=ACCEPT
             )["Body"].read()
             return parse_probabilities(body, class_names)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised when final
-            if attempt == attempts or not is_transient(exc):
+            if attempt == retry.attempts or not is_transient(exc):
                 raise
-            sleep(backoff_seconds * 2 ** (attempt - 1))
+            retry.sleep(retry.backoff_seconds * 2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -514,17 +489,16 @@ def review_metadata(prediction: Prediction, run_id: str) -> dict[str, str]:
 def route_to_review(s3: Any, layout: Layout, prediction: Prediction, run_id: str) -> str:
     """Copy the image to the review prefix (probabilities in its metadata) with a JSON sidecar."""
     target = layout.review_key(prediction.key)
-    s3.copy_object(
-        Bucket=layout.bucket,
-        Key=target,
-        CopySource={"Bucket": layout.bucket, "Key": prediction.key},
-        MetadataDirective="REPLACE",
-        ContentType=image_content_type(prediction.key),
-        Metadata=review_metadata(prediction, run_id),
+    s3io.copy(
+        s3,
+        layout.uri(prediction.key),
+        layout.uri(target),
+        content_type=image_content_type(prediction.key),
+        metadata=review_metadata(prediction, run_id),
     )
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.sidecar_key(prediction.key),
         {**prediction.to_dict(), "run_id": run_id, "source": layout.uri(prediction.key), "image": layout.uri(target)},
     )
@@ -534,7 +508,7 @@ def route_to_review(s3: Any, layout: Layout, prediction: Prediction, run_id: str
 def _write_marker(s3: Any, layout: Layout, prediction: Prediction, run_id: str, location: str) -> None:
     _put_json(
         s3,
-        layout.bucket,
+        layout,
         layout.marker_key(prediction.key),
         {**prediction.to_dict(), "run_id": run_id, "run_key": layout.run_key, "result": layout.uri(location)},
     )
@@ -562,9 +536,7 @@ def classify_chunk(
     threshold: float,
     run_id: str,
     class_names: Sequence[str] = (),
-    attempts: int = INVOKE_ATTEMPTS,
-    backoff_seconds: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    retry: Retry = Retry(),
     log: Callable[[str], None] = print,
 ) -> ChunkResult:
     """Classify ``keys`` and store each result; a failing image is recorded, not raised.
@@ -579,7 +551,7 @@ def classify_chunk(
     result = ChunkResult(chunk_index=chunk_index)
     accepted: list[Prediction] = []
     for key in keys:
-        marker = _read_json(s3, layout.bucket, layout.marker_key(key))
+        marker = _read_json(s3, layout, layout.marker_key(key))
         if marker is not None:
             if marker.get("run_key") != layout.run_key:
                 log(f"{key}: already processed by run {marker.get('run_id')} ({marker.get('run_key')}); skipped")
@@ -589,11 +561,8 @@ def classify_chunk(
             result.reused += 1
         else:
             try:
-                image = s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read()
-                probabilities = classify_image(
-                    runtime, endpoint, image, class_names,
-                    attempts=attempts, backoff_seconds=backoff_seconds, sleep=sleep,
-                )
+                image = s3io.get_bytes(s3, layout.uri(key))
+                probabilities = classify_image(runtime, endpoint, image, class_names, retry=retry)
                 prediction = decide(key, probabilities, threshold, class_names)
             except Exception as exc:  # noqa: BLE001 - one bad image must not lose the others' results
                 reason = _describe_error(exc)
@@ -617,7 +586,7 @@ def classify_chunk(
     if accepted:
         part = layout.part_key(chunk_index)
         lines = "".join(json.dumps(accepted_record(p)) + "\n" for p in accepted)
-        s3.put_object(Bucket=layout.bucket, Key=part, Body=lines.encode(), ContentType="application/jsonlines")
+        s3io.put_text(s3, layout.uri(part), lines, "application/jsonlines")
         result.part_key = part
         for prediction in accepted:
             _write_marker(s3, layout, prediction, run_id, part)
@@ -660,7 +629,7 @@ def summarise(
 
 
 def write_summary(s3: Any, layout: Layout, summary: Mapping[str, Any]) -> str:
-    _put_json(s3, layout.bucket, layout.summary_key, dict(summary))
+    _put_json(s3, layout, layout.summary_key, dict(summary))
     return layout.uri(layout.summary_key)
 
 

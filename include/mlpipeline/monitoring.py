@@ -28,8 +28,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import s3
 from .config import PipelineConfig
-from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
+from .run import RunContext, sagemaker_name
+from .s3 import s3_uri, split_s3_uri
 
 # ------------------------------------------------------------------------------------ defaults
 
@@ -225,21 +227,18 @@ def capture_folder_uris(
         raise ValueError(f"window end {iso_utc(end)} is not after its start {iso_utc(start)}")
     if max_folders < 1:
         raise ValueError(f"max_folders must be >= 1 (got {max_folders})")
-    base = endpoint_capture_uri if endpoint_capture_uri.endswith("/") else endpoint_capture_uri + "/"
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    hours: list[datetime] = []
-    while hour <= end and len(hours) <= max_folders:
-        hours.append(hour)
-        hour += timedelta(hours=1)
-    if len(hours) <= max_folders:
-        return [f"{base}{h:%Y/%m/%d/%H}/" for h in hours]
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    days: list[datetime] = []
-    while day <= end and len(days) <= max_folders:
-        days.append(day)
-        day += timedelta(days=1)
-    if len(days) <= max_folders:
-        return [f"{base}{d:%Y/%m/%d}/" for d in days]
+    base = s3.as_prefix(endpoint_capture_uri)
+    for floor, step, layout in (
+        (start.replace(minute=0, second=0, microsecond=0), timedelta(hours=1), "%Y/%m/%d/%H"),
+        (start.replace(hour=0, minute=0, second=0, microsecond=0), timedelta(days=1), "%Y/%m/%d"),
+    ):
+        folders: list[str] = []
+        at = floor
+        while at <= end and len(folders) <= max_folders:
+            folders.append(f"{base}{at:{layout}}/")
+            at += step
+        if len(folders) <= max_folders:
+            return folders
     return [base]
 
 
@@ -454,20 +453,12 @@ def analysis_processing_request(
 
 
 def _read_json(s3_client: Any, uri: str, what: str) -> Any:
-    bucket, key = split_s3_uri(uri)
     try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:  # botocore ClientError, without importing botocore here
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NoSuchBucket"):
-            raise FileNotFoundError(
-                f"no {what} at {uri}: did the analysis job complete and write its results there?"
-            ) from None
-        raise
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{uri} is not valid JSON: {exc}") from None
+        return s3.get_json(s3_client, uri)
+    except s3.ObjectNotFound:
+        raise FileNotFoundError(
+            f"no {what} at {uri}: did the analysis job complete and write its results there?"
+        ) from None
 
 
 def read_violations(s3_client: Any, output_uri: str) -> list[dict[str, str]]:

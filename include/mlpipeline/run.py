@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+# S3 URIs live in .s3; imported here too for the DAG files that import them from this module
+# (the dags branch of issue 13 is rewriting those tasks): drop once dags/ imports .s3.
+from .s3 import MAX_PRESIGN_SECONDS, presigned_url, s3_uri, split_s3_uri  # noqa: F401
+
 #: SageMaker's name rule for jobs, models, endpoints, endpoint configs and package groups.
 SAGEMAKER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 #: Maximum lengths that differ from the usual 63 characters.
@@ -58,22 +62,6 @@ def run_key(run_id: str) -> str:
     if not key:
         raise ValueError(f"run_id {run_id!r} has no usable characters")
     return key
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key/part`` -> ``("bucket", "key/part")``; rejects anything else."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"S3 URI has no bucket: {uri!r}")
-    return bucket, key
-
-
-def s3_uri(bucket: str, *parts: str, trailing_slash: bool = False) -> str:
-    """Join S3 key parts without doubled slashes; ``trailing_slash`` marks a prefix."""
-    key = "/".join(p.strip("/") for p in parts if p.strip("/"))
-    return f"s3://{bucket}/{key}" + ("/" if trailing_slash and key else "")
 
 
 @dataclass(frozen=True)
@@ -144,23 +132,6 @@ class RunContext:
             when = getattr(dag_run, "logical_date", None) or dag_run.run_after
             ts = when.strftime("%Y%m%dT%H%M%S")
         return cls(model=model, stage=stage, run_id=str(context["run_id"]), ts_nodash=ts)
-
-
-#: SigV4 presigned URLs are valid for at most 7 days
-MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-
-
-def presigned_url(s3_client: Any, uri: str, expires_seconds: float) -> str:
-    """A link to the object at ``uri`` that a person can open in a browser, valid ``expires_seconds``.
-
-    Signed by the client itself, so it points where the client does: S3 on AWS, or the endpoint of
-    the connection (localmaker) otherwise. Capped at S3's 7-day maximum.
-    """
-    bucket, key = split_s3_uri(uri)
-    if not key:
-        raise ValueError(f"{uri!r} names a bucket, not an object")
-    expires = max(1, min(int(expires_seconds), MAX_PRESIGN_SECONDS))
-    return s3_client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires)
 
 
 #: the SageMaker console's page for each kind of resource

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from .config import CategoricalRange, ContinuousRange, IntegerRange, PipelineConfig
-from .run import MAX_TUNING_JOB_NAME_LEN, RunContext, s3_uri, sagemaker_name
+from .run import MAX_TUNING_JOB_NAME_LEN, RunContext, sagemaker_name
+from .s3 import s3_uri
 
 CSV = "text/csv"
 JSON = "application/json"

@@ -7,14 +7,12 @@ built-ins' ``{"predictions": [...]}`` / JSON Lines, or a class-probability list)
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from typing import Any
 
+from . import codec, s3
 from .config import PipelineConfig
-from .evaluate import metrics_for_task, objects_under, prediction_value
-from .run import split_s3_uri
+from .metrics import metrics_for_task
 
 IMAGE_TYPES = ("application/x-image", "image/png", "image/jpeg")
 
@@ -24,10 +22,9 @@ class SmokeTestError(RuntimeError):
 
 
 def _lines(s3_client: Any, uri: str, n: int) -> list[str]:
-    bucket, _ = split_s3_uri(uri)
     out: list[str] = []
-    for key in objects_under(s3_client, uri):
-        for line in s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
+    for obj in s3.list_uris(s3_client, uri):
+        for line in s3.get_text(s3_client, obj).splitlines():
             if line.strip():
                 out.append(line)
                 if len(out) >= n:
@@ -55,9 +52,7 @@ def test_requests(
     every format) or, for image models, the test images themselves."""
     labels = [float(line.split(",")[0]) for line in _lines(s3_client, channels["test_labels"], n)]
     if cfg.inference.content_type in IMAGE_TYPES:
-        bucket, _ = split_s3_uri(channels["test"])
-        keys = objects_under(s3_client, channels["test"])[:n]
-        bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+        bodies = [s3.get_bytes(s3_client, obj) for obj in s3.list_uris(s3_client, channels["test"])[:n]]
     else:
         bodies = [line.encode() for line in _lines(s3_client, channels["test_features"], n)]
     if not bodies:
@@ -66,31 +61,13 @@ def test_requests(
 
 
 def read_predictions(body: bytes, accept: str, field: str | None, what: str, expected: int = 1) -> list[float]:
-    """Predictions in one response: CSV lines, JSON Lines, ``{"predictions": [...]}`` or a single
-    JSON prediction (an image model's probability list counts as one prediction).
-
-    A CSV answer to ``expected`` rows may also be one comma-joined line: the real XGBoost
-    container answers real-time requests that way (one value a line only in batch transform).
-    """
-    text = body.decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if line.strip()]
+    """Predictions in one response of type ``accept`` (:func:`.codec.decode_predictions`: CSV
+    lines, JSON Lines, ``{"predictions": [...]}`` or a single JSON prediction, an image model's
+    probability list counting as one); ``expected`` is the number of rows the request carried."""
     try:
-        if accept == "text/csv" and expected > 1 and len(lines) == 1 and len(lines[0].split(",")) == expected:
-            values = [float(v) for v in lines[0].split(",")]
-        elif accept == "application/json":
-            doc = json.loads(text)
-            if isinstance(doc, dict) and isinstance(doc.get("predictions"), list):
-                values = [prediction_value(json.dumps(p), field) for p in doc["predictions"]]
-            else:
-                values = [prediction_value(text, field)]
-        else:
-            values = [prediction_value(line, field) for line in lines]
-    except (ValueError, TypeError) as exc:
-        raise SmokeTestError(f"{what}: cannot read a prediction from {text[:200]!r}: {exc}") from None
-    for value in values:
-        if not math.isfinite(value):
-            raise SmokeTestError(f"{what}: the endpoint answered {value}")
-    return values
+        return codec.decode_predictions(body, accept, field=field, expected=expected)
+    except codec.ResponseError as exc:
+        raise SmokeTestError(f"{what}: {exc}") from None
 
 
 def smoke_test_endpoint(

@@ -13,8 +13,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from . import s3
 from .config import PROJECT_ROOT
-from .run import split_s3_uri
 
 SKIP = ("__pycache__", ".pytest_cache", ".ipynb_checkpoints")
 
@@ -49,6 +49,5 @@ def package_source_dir(source_dir: str | Path, entry_point: str, base_dir: Path 
 
 def upload_source_dir(s3_client: Any, source_dir: str | Path, entry_point: str, uri: str) -> str:
     """Package and upload to ``uri`` (``sagemaker_requests.sourcedir_uri``); returns ``uri``."""
-    bucket, key = split_s3_uri(uri)
-    s3_client.put_object(Bucket=bucket, Key=key, Body=package_source_dir(source_dir, entry_point))
+    s3.put_bytes(s3_client, uri, package_source_dir(source_dir, entry_point))
     return uri

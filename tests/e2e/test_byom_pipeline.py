@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from include.mlpipeline import byom
-from include.mlpipeline.run import split_s3_uri
+from include.mlpipeline.s3 import split_s3_uri
 
 from ..airflow_helpers import ROOT, airflow_env, dags_test, migrate, run_succeeded
 from .support import deferred_tasks

@@ -28,7 +28,8 @@ import pytest
 from include.mlpipeline import monitoring as mon
 from include.mlpipeline.config import PipelineConfig, load_config
 from include.mlpipeline.evaluate import latest_approved_package
-from include.mlpipeline.run import RunContext, run_key, split_s3_uri
+from include.mlpipeline.run import RunContext, run_key
+from include.mlpipeline.s3 import split_s3_uri
 
 from ..airflow_helpers import ROOT, airflow_env, dags_test, migrate, run_succeeded
 

@@ -26,7 +26,8 @@ import pytest
 
 from include.mlpipeline.etl import QUARANTINE_FILE
 from include.mlpipeline.evaluate import METRICS_FILE, MODEL_QUALITY_FILE, PLOT_FILE, champion_metrics
-from include.mlpipeline.run import run_key, split_s3_uri
+from include.mlpipeline.run import run_key
+from include.mlpipeline.s3 import split_s3_uri
 
 from ..airflow_helpers import ROOT, run_succeeded
 from .support import MODEL, Pipeline, deferred_tasks, output_tail, r2_score

@@ -348,16 +348,6 @@ def test_the_image_is_the_real_built_in_one_of_the_stage_region(cfg, dev):
 # ------------------------------------------------------------------------------ endpoint check
 
 
-def test_predictions_are_read_in_both_of_the_containers_csv_shapes():
-    assert byom.parse_predictions(b"0.25,0.5,1e-3") == [0.25, 0.5, 0.001]  # real-time: one line
-    assert byom.parse_predictions(b"0.25\n0.5\n") == [0.25, 0.5]  # batch transform: one a line
-    assert byom.parse_predictions(b"") == []
-    with pytest.raises(byom.EndpointCheckError, match=r"non-number: '\{\"predictions\": \[0.1\]\}'"):
-        byom.parse_predictions(b'{"predictions": [0.1]}')
-    with pytest.raises(byom.EndpointCheckError, match="answered nan"):
-        byom.parse_predictions(b"0.1,nan")
-
-
 class ScoringRuntime:
     """sagemaker-runtime stand-in that really scores each request with a booster and answers like the
     built-in container (comma-joined CSV), so batching and parsing are exercised on true numbers."""

@@ -87,3 +87,51 @@ def test_the_failure_of_a_broken_run_is_still_alerted(aws, monkeypatch):
     assert subject == f"[prod] {MODEL}: task train failed"
     assert f"run {RUN_ID} task train try 1 failed" in message
     assert "The run's config is invalid" in message and "ml.bogus" in message
+
+
+class _Jobs:
+    """SageMaker's job calls for the clean-up: statuses by name, stops recorded."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute name
+        ClientError = LookupError
+
+    def __init__(self, status: dict[str, str]) -> None:
+        self.status, self.stopped = status, []
+
+    def _describe(self, key: str, name: str) -> dict[str, str]:
+        if name not in self.status:
+            raise LookupError(name)
+        return {key: self.status[name]}
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, str]:  # noqa: N803
+        return self._describe("TrainingJobStatus", TrainingJobName)
+
+    def describe_transform_job(self, TransformJobName: str) -> dict[str, str]:  # noqa: N803
+        return self._describe("TransformJobStatus", TransformJobName)
+
+    def stop_training_job(self, TrainingJobName: str) -> None:  # noqa: N803
+        self.stopped.append(TrainingJobName)
+
+    def stop_transform_job(self, TransformJobName: str) -> None:  # noqa: N803
+        self.stopped.append(TransformJobName)
+
+    def get_paginator(self, _name: str) -> Any:
+        return SimpleNamespace(paginate=lambda: [{"Endpoints": []}])
+
+    def delete_endpoint_config(self, **_kw: Any) -> None:
+        raise LookupError("none")
+
+    def delete_model(self, **_kw: Any) -> None:
+        raise LookupError("none")
+
+
+def test_clean_up_stops_only_the_runs_unfinished_jobs(dev_cfg, dev_ctx):
+    from include.mlpipeline.sagemaker_requests import transform_job_name
+
+    train, evaluate = training_job_name(dev_cfg, dev_ctx), transform_job_name(dev_cfg, dev_ctx, "eval")
+    sm = _Jobs({train: "InProgress", evaluate: "InProgress"})
+    assert clean_up_run(dev_cfg, dev_ctx, sm)["stopped_jobs"] == [train, evaluate] == sm.stopped
+    sm = _Jobs({train: "Completed", evaluate: "InProgress"})
+    assert clean_up_run(dev_cfg, dev_ctx, sm)["stopped_jobs"] == [evaluate]
+    sm = _Jobs({})  # neither job was ever created
+    assert clean_up_run(dev_cfg, dev_ctx, sm) == {"stopped_jobs": [], "endpoint_configs": [], "models": []}

@@ -112,7 +112,7 @@ def run_chunk(s3: Any, runtime: Any, layout: ii.Layout, keys: list[str], run_id:
     kw.setdefault("threshold", 0.8)
     return ii.classify_chunk(
         s3, runtime, layout, keys, chunk_index=0, endpoint="image-classifier-prod", run_id=run_id,
-        class_names=CLASSES, sleep=lambda _s: None, log=lambda _m: None, **kw,
+        class_names=CLASSES, retry=ii.Retry(sleep=lambda _s: None), log=lambda _m: None, **kw,
     )
 
 
@@ -329,7 +329,7 @@ def test_failures_are_named_retried_when_transient_and_left_for_the_next_run(s3:
     sleeps: list[float] = []
     result = ii.classify_chunk(
         s3, runtime, layout, plan.chunks[0], chunk_index=0, endpoint="ep", threshold=0.8, run_id=RUN_A,
-        class_names=CLASSES, sleep=sleeps.append, log=lambda _m: None,
+        class_names=CLASSES, retry=ii.Retry(sleep=sleeps.append), log=lambda _m: None,
     )
     assert (result.accepted, result.review) == (2, 0)  # ok + flaky (after one retry)
     assert sorted(result.failed) == [prefix + "broken.png", prefix + "down.png", prefix + "weird.png"]

@@ -8,7 +8,8 @@ import urllib.request
 
 import pytest
 
-from include.mlpipeline.run import MAX_PRESIGN_SECONDS, presigned_url, sagemaker_console_url
+from include.mlpipeline.run import sagemaker_console_url
+from include.mlpipeline.s3 import MAX_PRESIGN_SECONDS, presigned_url
 
 
 @pytest.fixture(scope="module")
