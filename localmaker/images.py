@@ -15,8 +15,12 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
         builtin: xgboost                   # optional: a built-in algorithm (localmaker/builtins)
         metrics:                           # optional: the algorithm's own MetricDefinitions
           - {Name: "validation:rmse", Regex: "validation-rmse:([0-9.]+)"}
+        runtime: process                   # or sandbox (localmaker/sandbox.py): /opt/ml, /opt/program, port 8080
+        mounts: {/opt/extra: extra}        # sandbox only: more read-only folders at container paths
 
-``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir.
+``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir and
+``{bindir}`` the interpreter's folder (in commands and ``env`` values, e.g.
+``PATH: "/opt/program:{bindir}:/usr/bin:/bin"`` as a Dockerfile puts its programs on PATH).
 Manifests given later take precedence, so a user's ``--images`` file can shadow the project's.
 """
 
@@ -30,6 +34,10 @@ from typing import Any
 
 import yaml
 
+from . import sandbox as sandboxing
+
+RUNTIMES = ("process", "sandbox")
+
 
 class ImageNotMapped(Exception):
     pass
@@ -37,6 +45,10 @@ class ImageNotMapped(Exception):
 
 class ManifestError(Exception):
     pass
+
+
+class RuntimeUnavailable(ImageNotMapped):
+    """The image's runtime cannot run on this machine (runtime: sandbox without bubblewrap)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class ImageSpec:
     commands: dict[str, list[str]] = field(default_factory=dict)
     builtin: str | None = None
     metrics: list[dict[str, str]] = field(default_factory=list)
+    runtime: str = "process"
+    mounts: dict[str, Path] = field(default_factory=dict)
 
     def command(self, role: str, override: list[str] | None = None) -> list[str]:
         cmd = override or self.commands.get(role)
@@ -80,9 +94,27 @@ class ImageSpec:
             raise ImageNotMapped(
                 f"image '{self.label}' in {self.source} has no '{role}' command; add one to the manifest"
             )
-        return [
-            part.replace("{python}", sys.executable).replace("{workdir}", str(self.workdir)) for part in cmd
-        ]
+        if self.runtime == "sandbox":
+            try:
+                sandboxing.check(network=role == "serve", label=self.label)
+            except sandboxing.SandboxUnavailable as exc:
+                raise RuntimeUnavailable(str(exc)) from exc
+        return [expand(part, self.workdir) for part in cmd]
+
+    def sandbox(self, serving: bool = False) -> sandboxing.Sandbox | None:
+        """How a Child runs this image's programs: None for runtime: process."""
+        if self.runtime != "sandbox":
+            return None
+        mounts = tuple((inside, str(host)) for inside, host in self.mounts.items())
+        return sandboxing.Sandbox(self.workdir, mounts, network=serving, label=self.label)
+
+
+def expand(text: str, workdir: Path) -> str:
+    return (
+        text.replace("{python}", sys.executable)
+        .replace("{bindir}", str(Path(sys.executable).parent))
+        .replace("{workdir}", str(workdir))
+    )
 
 
 class ImageRegistry:
@@ -115,7 +147,8 @@ class ImageRegistry:
         where = f"{path}: images.{label}"
         if not isinstance(spec, dict):
             raise ManifestError(f"{where}: must be a mapping")
-        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics"}
+        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics",
+                                 "runtime", "mounts"}
         if unknown:
             raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
         if "repository" not in spec:
@@ -148,16 +181,26 @@ class ImageRegistry:
                 re.compile(str(m["Regex"]))
             except re.error as exc:
                 raise ManifestError(f"{where}.metrics: bad regex for {m['Name']}: {exc}") from exc
+        runtime = str(spec.get("runtime", "process"))
+        if runtime not in RUNTIMES:
+            raise ManifestError(f"{where}.runtime: must be one of {list(RUNTIMES)}, not {runtime!r}")
+        mounts = spec.get("mounts") or {}
+        if not isinstance(mounts, dict) or not all(str(k).startswith("/") for k in mounts):
+            raise ManifestError(f"{where}.mounts: must map absolute container paths to folders")
+        if mounts and runtime != "sandbox":
+            raise ManifestError(f"{where}.mounts: only a 'runtime: sandbox' image has container paths to map")
         return ImageSpec(
             label=label,
             repository=repo,
             tag=tag,
             workdir=workdir,
             source=path,
-            env={str(k): str(v) for k, v in env.items()},
+            env={str(k): expand(str(v), workdir) for k, v in env.items()},
             commands=commands,
             builtin=spec.get("builtin"),
             metrics=[{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in metrics],
+            runtime=runtime,
+            mounts={str(k): (path.parent / str(v)).resolve() for k, v in mounts.items()},
         )
 
     def resolve(self, uri: str) -> ImageSpec:

@@ -57,3 +57,34 @@ def test_missing_role_and_bad_manifest(tmp_path):
         ImageRegistry([bad])
     with pytest.raises(ManifestError, match="does not exist"):
         ImageRegistry([tmp_path / "nope.yaml"])
+
+
+def test_runtime_sandbox_and_mounts(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    (tmp_path / "prog").mkdir()
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "images:\n  s:\n    repository: s-algo\n    workdir: prog\n    runtime: sandbox\n"
+        "    mounts: {/opt/extra: prog}\n    env: {PATH: '/opt/program:{bindir}:/bin'}\n    train: [train]\n"
+        "  p:\n    repository: p-algo\n    train: ['{python}', 'x.py']\n"
+    )
+    reg = ImageRegistry([manifest])
+    s, p = reg.resolve("s-algo"), reg.resolve("p-algo")
+    assert p.runtime == "process" and p.sandbox() is None  # the default: today's behaviour
+    assert s.env["PATH"] == f"/opt/program:{Path(sys.executable).parent}:/bin"
+    box = s.sandbox(serving=True)
+    assert box is not None and box.network and box.program == (tmp_path / "prog").resolve()
+    assert box.mounts == (("/opt/extra", str((tmp_path / "prog").resolve())),)
+    # without bubblewrap the image cannot run, and says what to do
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    with pytest.raises(ImageNotMapped, match=r"bubblewrap.*not installed.*'runtime: process' for image 's'"):
+        s.command("train")
+    assert p.command("train") == [sys.executable, "x.py"]
+    for bad, message in (("runtime: docker", "must be one of"), ("mounts: {rel: prog}", "absolute container paths")):
+        manifest.write_text(f"images:\n  s:\n    repository: s-algo\n    {bad}\n")
+        with pytest.raises(ManifestError, match=message):
+            ImageRegistry([manifest])
+    manifest.write_text("images:\n  s:\n    repository: s-algo\n    mounts: {/opt/x: .}\n")
+    with pytest.raises(ManifestError, match="only a 'runtime: sandbox' image"):
+        ImageRegistry([manifest])
