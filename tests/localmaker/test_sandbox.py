@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from localmaker import sandbox
 
@@ -193,3 +194,58 @@ def test_missing_bubblewrap_fails_the_job_naming_the_package(tmp_path: Path) -> 
         assert "bubblewrap" in reason and "runtime: process" in reason and "not installed" in reason, reason
     finally:
         srv.stop()
+
+
+def _wait_endpoint(sm: Any, name: str, timeout: float = 120) -> dict[str, Any]:
+    return wait_for(lambda: sm.describe_endpoint(EndpointName=name),
+                    lambda d: d["EndpointStatus"] not in ("Creating", "Updating"), timeout, 0.3)
+
+
+def test_endpoint_with_two_instances_and_batch_transform(sm: Any, s3: Any, sbx: Server) -> None:
+    train = unique("sbx-serve-train")
+    sm.create_training_job(**byoc_training(train))
+    assert wait_training(sm, train)["TrainingJobStatus"] == "Completed"
+    model = unique("sbx-model")
+    sm.create_model(ModelName=model, ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": BYOC, "ModelDataUrl": f"s3://sbx/output/{train}/output/model.tar.gz"})
+    endpoint = unique("sbx-ep")
+    sm.create_endpoint_config(EndpointConfigName=endpoint, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    try:
+        ep = _wait_endpoint(sm, endpoint)
+        assert ep["EndpointStatus"] == "InService", ep.get("FailureReason")
+        runtime = sbx.client("sagemaker-runtime")
+        seen = set()
+        for i in range(12):
+            r = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=f"{i}\n")
+            prediction, instance, hostname = r["Body"].read().decode().strip().split(",")
+            assert float(prediction) == i + 3.0  # the trained mean (3.0) from /opt/ml/model
+            seen.add(instance)
+        # both instances listen on port 8080, each with its own /tmp (its own id there) and network
+        assert len(seen) == 2, seen
+        with pytest.raises(ClientError) as err:
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json", Body=b"{}")
+        assert "only supports CSV" in str(err.value)
+        # nginx and gunicorn logs (the container's stdout/stderr) reach the endpoint's log group
+        logs = sbx.client("logs")
+        events = wait_for(
+            lambda: logs.filter_log_events(logGroupName=f"/aws/sagemaker/Endpoints/{endpoint}")["events"],
+            lambda ev: any("Starting gunicorn" in e["message"] or "Booting worker" in e["message"] for e in ev), 30)
+        assert any("POST /invocations" in e["message"] for e in events)  # nginx's access log, linked to stdout
+    finally:
+        sm.delete_endpoint(EndpointName=endpoint)
+    s3.put_object(Bucket="sbx", Key="batch/in.csv", Body=b"1\n2\n")
+    job = unique("sbx-transform")
+    sm.create_transform_job(
+        TransformJobName=job, ModelName=model,
+        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://sbx/batch/"}},
+                        "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://sbx/batch-out/{job}"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    done = wait_for(lambda: sm.describe_transform_job(TransformJobName=job),
+                    lambda d: d["TransformJobStatus"] in ("Completed", "Failed", "Stopped"), 120, 0.3)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    out = s3.get_object(Bucket="sbx", Key=f"batch-out/{job}/in.csv.out")["Body"].read().decode()
+    assert [float(line.split(",")[0]) for line in out.split()] == [4.0, 5.0]
