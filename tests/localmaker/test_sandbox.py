@@ -249,3 +249,15 @@ def test_endpoint_with_two_instances_and_batch_transform(sm: Any, s3: Any, sbx: 
     assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
     out = s3.get_object(Bucket="sbx", Key=f"batch-out/{job}/in.csv.out")["Body"].read().decode()
     assert [float(line.split(",")[0]) for line in out.split()] == [4.0, 5.0]
+
+
+def test_two_hosts_find_each_other_by_hostname(sm: Any, s3: Any) -> None:
+    from localmaker.procs import free_port
+
+    name = unique("sbx-peers")
+    sm.create_training_job(**byoc_training(name, {"mode": "peers", "port": str(free_port())}, count=2))
+    job = wait_training(sm, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    model = model_json(s3, name)  # algo-1's model: it heard algo-2, which connected to "algo-1" by name
+    assert model == {**model, "me": "algo-1", "heard": ["algo-2"], "hostname": "algo-1"}
+    assert sandbox.host_address(["algo-1", "algo-2"], "algo-2") == "127.0.1.2"
