@@ -15,8 +15,11 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
         builtin: xgboost                   # optional: a built-in algorithm (localmaker/builtins)
         metrics:                           # optional: the algorithm's own MetricDefinitions
           - {Name: "validation:rmse", Regex: "validation-rmse:([0-9.]+)"}
-        runtime: process                   # or sandbox (localmaker/sandbox.py): /opt/ml, /opt/program, port 8080
-        mounts: {/opt/extra: extra}        # sandbox only: more read-only folders at container paths
+        runtime: process                   # or sandbox (localmaker/sandbox.py): /opt/ml, /opt/program, port 8080;
+                                           # or auto: sandbox where bubblewrap can run, else process
+        sandbox_env: {PATH: "/opt/program:{bindir}:/usr/sbin:/usr/bin:/sbin:/bin"}  # auto only: env added
+        process_env: {X: "1"}              #   when it runs sandboxed / as process
+        mounts: {/opt/extra: extra}        # sandbox/auto only: more read-only folders at container paths
 
 ``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir and
 ``{bindir}`` the interpreter's folder (in commands and ``env`` values, e.g.
@@ -26,6 +29,7 @@ Manifests given later take precedence, so a user's ``--images`` file can shadow 
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -36,7 +40,8 @@ import yaml
 
 from . import sandbox as sandboxing
 
-RUNTIMES = ("process", "sandbox")
+RUNTIMES = ("process", "sandbox", "auto")
+log = logging.getLogger("localmaker.images")
 
 
 class ImageNotMapped(Exception):
@@ -148,7 +153,8 @@ class ImageRegistry:
         if not isinstance(spec, dict):
             raise ManifestError(f"{where}: must be a mapping")
         unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics",
-                                 "runtime", "mounts"}
+                                 "runtime", "mounts", "process_env",
+                                 "sandbox_env"}
         if unknown:
             raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
         if "repository" not in spec:
@@ -187,15 +193,32 @@ class ImageRegistry:
         mounts = spec.get("mounts") or {}
         if not isinstance(mounts, dict) or not all(str(k).startswith("/") for k in mounts):
             raise ManifestError(f"{where}.mounts: must map absolute container paths to folders")
-        if mounts and runtime != "sandbox":
+        if mounts and runtime == "process":
             raise ManifestError(f"{where}.mounts: only a 'runtime: sandbox' image has container paths to map")
+        by_runtime = {}
+        for key in ("sandbox_env", "process_env"):
+            extra = spec.get(key) or {}
+            if not isinstance(extra, dict):
+                raise ManifestError(f"{where}.{key}: must be a mapping")
+            if extra and runtime != "auto":
+                raise ManifestError(f"{where}.{key}: only for 'runtime: auto' (env for one of its two runtimes)")
+            by_runtime[key.removesuffix("_env")] = extra
+        if runtime == "auto":
+            try:
+                sandboxing.check(network=True, label=label)
+                runtime = "sandbox"
+            except sandboxing.SandboxUnavailable as exc:
+                log.info("image %s: runtime auto runs as process: %s", label, exc)
+                runtime = "process"
+            env = {**env, **by_runtime[runtime]}
+        env = {str(k): expand(str(v), workdir) for k, v in env.items()}
         return ImageSpec(
             label=label,
             repository=repo,
             tag=tag,
             workdir=workdir,
             source=path,
-            env={str(k): expand(str(v), workdir) for k, v in env.items()},
+            env=env,
             commands=commands,
             builtin=spec.get("builtin"),
             metrics=[{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in metrics],

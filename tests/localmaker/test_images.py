@@ -88,3 +88,31 @@ def test_runtime_sandbox_and_mounts(tmp_path, monkeypatch):
     manifest.write_text("images:\n  s:\n    repository: s-algo\n    mounts: {/opt/x: .}\n")
     with pytest.raises(ManifestError, match="only a 'runtime: sandbox' image"):
         ImageRegistry([manifest])
+
+
+def test_runtime_auto_picks_sandbox_where_it_runs_else_process(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "images:\n  a:\n    repository: a-algo\n    runtime: auto\n    env: {COMMON: '1'}\n"
+        "    sandbox_env: {PATH: '/opt/program:{bindir}'}\n    process_env: {SERVE_WITH_NGINX: 'false'}\n"
+        "    train: ['{python}', 'train']\n"
+    )
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    fallback = ImageRegistry([manifest]).resolve("a-algo")
+    assert fallback.runtime == "process" and fallback.sandbox() is None
+    assert fallback.env == {"COMMON": "1", "SERVE_WITH_NGINX": "false"}
+    assert fallback.command("train") == [sys.executable, "train"]  # no error: it runs as process
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("images:\n  a:\n    repository: a-algo\n    process_env: {X: '1'}\n")
+    with pytest.raises(ManifestError, match="only for 'runtime: auto'"):
+        ImageRegistry([bad])
+    monkeypatch.delenv(sandbox.BWRAP_ENV)
+    try:
+        sandbox.check(network=True)
+    except sandbox.SandboxUnavailable:
+        return  # this machine has no sandbox: the fallback above is what runs here
+    sandboxed = ImageRegistry([manifest]).resolve("a-algo")
+    assert sandboxed.runtime == "sandbox" and sandboxed.sandbox() is not None
+    assert sandboxed.env == {"COMMON": "1", "PATH": f"/opt/program:{Path(sys.executable).parent}"}
