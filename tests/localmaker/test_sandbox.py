@@ -261,3 +261,46 @@ def test_two_hosts_find_each_other_by_hostname(sm: Any, s3: Any) -> None:
     model = model_json(s3, name)  # algo-1's model: it heard algo-2, which connected to "algo-1" by name
     assert model == {**model, "me": "algo-1", "heard": ["algo-2"], "hostname": "algo-1"}
     assert sandbox.host_address(["algo-1", "algo-2"], "algo-2") == "127.0.1.2"
+
+
+def test_project_model_monitor_baseline_runs_sandboxed(tmp_path: Path) -> None:
+    """The project's model-monitor image (runtime: auto, so sandboxed here) as a baseline job does on AWS."""
+    from localmaker.images import ImageRegistry
+    from localmaker.launcher import ROOT
+
+    manifest = ROOT / "container" / "images.yaml"
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/model-monitor:1.0"
+    assert ImageRegistry([manifest]).resolve(image).runtime == "sandbox"
+    srv = start_server(tmp_path / "home", images=manifest)
+    try:
+        sm, s3 = srv.client("sagemaker"), srv.client("s3")
+        s3.create_bucket(Bucket="mm-sbx")
+        rows = "".join(f"{i % 7 * 10},{i % 5},{(i * 3) % 11}\n" for i in range(200))
+        s3.put_object(Bucket="mm-sbx", Key="baseline/train.csv", Body=rows.encode())
+        name = unique("sbx-mm-baseline")
+        sm.create_processing_job(
+            ProcessingJobName=name,
+            ProcessingInputs=[{"InputName": "baseline_dataset_input", "S3Input": {
+                "S3Uri": "s3://mm-sbx/baseline/", "LocalPath": "/opt/ml/processing/input/baseline_dataset_input",
+                "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+            ProcessingOutputConfig={"Outputs": [{"OutputName": "monitoring_output", "S3Output": {
+                "S3Uri": f"s3://mm-sbx/out/{name}", "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+            ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                   "VolumeSizeInGB": 1}},
+            StoppingCondition={"MaxRuntimeInSeconds": 300},
+            AppSpecification={"ImageUri": image, "ContainerEntrypoint": ["baseline"]},
+            Environment={"dataset_source": "/opt/ml/processing/input/baseline_dataset_input",
+                         "output_path": "/opt/ml/processing/output", "dataset_format": '{"csv": {"header": false}}',
+                         "feature_names": "target,a,b", "label_column": "target",
+                         "publish_cloudwatch_metrics": "Disabled"},
+            RoleArn=ROLE,
+        )
+        job = wait_for(lambda: sm.describe_processing_job(ProcessingJobName=name),
+                       lambda d: d["ProcessingJobStatus"] in ("Completed", "Failed", "Stopped"), 180, 0.5)
+        assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+        constraints = json.loads(s3.get_object(Bucket="mm-sbx", Key=f"out/{name}/constraints.json")["Body"].read())
+        stats = json.loads(s3.get_object(Bucket="mm-sbx", Key=f"out/{name}/statistics.json")["Body"].read())
+        assert {f["name"] for f in constraints["features"]} >= {"a", "b"}
+        assert stats["dataset"]["item_count"] == 200
+    finally:
+        srv.stop()
