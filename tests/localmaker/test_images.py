@@ -116,3 +116,17 @@ def test_runtime_auto_picks_sandbox_where_it_runs_else_process(tmp_path, monkeyp
     sandboxed = ImageRegistry([manifest]).resolve("a-algo")
     assert sandboxed.runtime == "sandbox" and sandboxed.sandbox() is not None
     assert sandboxed.env == {"COMMON": "1", "PATH": f"/opt/program:{Path(sys.executable).parent}"}
+
+
+def test_a_bubblewrap_that_cannot_create_namespaces_is_reported(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(fake))
+    with pytest.raises(sandbox.SandboxUnavailable) as err:
+        sandbox.check(network=False, label="byoc")
+    message = str(err.value)
+    assert "cannot create namespaces" in message and "setting up uid map: Permission denied" in message
+    assert "Debian package 'bubblewrap'" in message and "'runtime: process' for image 'byoc'" in message
