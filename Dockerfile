@@ -4,7 +4,7 @@
 # `localmaker` service. It is the official Airflow image plus:
 #   * requirements.txt (pinned: the provider, sagemaker, moto, tensorflow-cpu, ...), so tasks and
 #     the container code localmaker runs as processes find their libraries;
-#   * the project's code (localmaker/, container/, include/, dags/, plugins/), so the image also works
+#   * the project's code (localmaker/, smformats/, container/, include/, dags/, plugins/), so the image also works
 #     without the bind mounts compose adds for live editing.
 #
 # Astro's `astro dev` builds its own image from an Astro Runtime base: see infra/astro/Dockerfile
@@ -38,6 +38,7 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirem
 # localmaker` runs and relative paths in include/config (file://include/data/...) resolve from here.
 ENV PYTHONPATH=/opt/airflow
 COPY --chown=airflow:0 localmaker/ /opt/airflow/localmaker/
+COPY --chown=airflow:0 smformats/ /opt/airflow/smformats/
 COPY --chown=airflow:0 container/ /opt/airflow/container/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/

@@ -50,6 +50,7 @@ bench: setup
 	$(PY) bench/tuning_parallel.py
 	$(PY) bench/faults.py
 	$(PY) bench/scaling.py
+	$(PY) bench/recordio.py
 
 clean:
 	rm -rf .airflow .localmaker .pytest_cache .mypy_cache

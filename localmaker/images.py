@@ -24,6 +24,9 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
 ``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir and
 ``{bindir}`` the interpreter's folder (in commands and ``env`` values, e.g.
 ``PATH: "/opt/program:{bindir}:/usr/bin:/bin"`` as a Dockerfile puts its programs on PATH).
+A ``builtin`` image runs localmaker's own programs (``python -m localmaker.builtins.<algo>``): its
+processes get ``PYTHONPATH`` set to :data:`CODE_ROOT`, the folder holding ``localmaker/`` and
+``smformats/``, so they import both from any working directory.
 Manifests given later take precedence, so a user's ``--images`` file can shadow the project's.
 """
 
@@ -42,6 +45,8 @@ from . import sandbox as sandboxing
 
 RUNTIMES = ("process", "sandbox", "auto")
 log = logging.getLogger("localmaker.images")
+#: the folder holding the ``localmaker`` and ``smformats`` packages (the project root in a checkout)
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ImageNotMapped(Exception):
@@ -212,6 +217,8 @@ class ImageRegistry:
                 runtime = "process"
             env = {**env, **by_runtime[runtime]}
         env = {str(k): expand(str(v), workdir) for k, v in env.items()}
+        if spec.get("builtin"):
+            env = {"PYTHONPATH": str(CODE_ROOT), **env}
         return ImageSpec(
             label=label,
             repository=repo,

@@ -19,11 +19,12 @@ import io
 import json
 import logging
 import re
-import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from smformats import recordio
 
 from . import csvbulk, s3io, safepath
 from .aws import arn, now
@@ -35,7 +36,6 @@ log = logging.getLogger("localmaker.transform")
 
 KIND = "TransformJob"
 GROUP = "/aws/sagemaker/TransformJobs"
-RECORDIO_MAGIC = 0xCED7230A
 
 
 class TransformFailed(Exception):
@@ -55,21 +55,10 @@ def split_records(data: bytes, split_type: str, where: str) -> list[bytes]:
 
 def split_recordio(data: bytes, where: str) -> list[bytes]:
     """Whole RecordIO records (header + payload + padding), so a batch is a valid RecordIO stream."""
-    out, pos, i = [], 0, 0
-    while pos < len(data):
-        if len(data) - pos < 8:
-            raise TransformFailed(f"object {where}: truncated RecordIO header at record {i + 1} (byte {pos})")
-        magic, lrec = struct.unpack_from("<II", data, pos)
-        if magic != RECORDIO_MAGIC:
-            raise TransformFailed(f"object {where}: bad RecordIO magic at record {i + 1} (byte {pos})")
-        length = lrec & ((1 << 29) - 1)
-        total = 8 + length + ((4 - length % 4) % 4)
-        if pos + 8 + length > len(data):
-            raise TransformFailed(f"object {where}: truncated RecordIO record {i + 1}")
-        out.append(data[pos : pos + total])
-        pos += total
-        i += 1
-    return out
+    try:
+        return recordio.split_recordio(data)
+    except recordio.RecordIOError as exc:
+        raise TransformFailed(f"object {where}: {exc}") from None
 
 
 # ---- JSONPath subset for DataProcessing ---------------------------------------------------------------

@@ -41,8 +41,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from smformats.csv import write_algorithm_csv, write_csv_with_header
+
 from .config import PROJECT_ROOT, ColumnSpec, PipelineConfig, SplitConfig
-from .formats.csv import write_algorithm_csv, write_csv_with_header
 from .run import RunContext, split_s3_uri
 from .sagemaker_requests import run_prefix
 
@@ -547,7 +548,7 @@ def convert_channels(outputs: LocalOutputs, data: Any) -> None:
             if channel == "train":  # the baseline's CSV copy
                 outputs.files[f"train_csv/{relative.split('/', 1)[1]}"] = path
                 outputs.rows[f"train_csv/{relative.split('/', 1)[1]}"] = n
-            from .formats.recordio import write_recordio_protobuf
+            from smformats.recordio import write_recordio_protobuf
 
             target = path.with_suffix(".rec")
             with open(target, "wb") as fh:
@@ -564,7 +565,7 @@ def _write_images(outputs: LocalOutputs, channel: str, relative: str, rows: Any,
     """One PNG per row under ``<channel>/`` and a ``<channel>_lst/<channel>.lst`` listing them."""
     import numpy as np
 
-    from .formats.imagelist import LstEntry, save_png, write_lst
+    from smformats.imagelist import LstEntry, save_png, write_lst
 
     if rows is None:
         return

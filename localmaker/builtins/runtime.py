@@ -226,6 +226,16 @@ def main(train: Callable[[TrainingEnv], None], serve: Callable[[], None], argv: 
 
 
 # ---- dense training data (the 1P algorithms' text/csv and RecordIO-protobuf channels) -----------------
+def check_channels(env: TrainingEnv, allowed: Iterable[str], reads: str,
+                   train_required: str = "The 'train' channel is required.") -> None:
+    """The real algorithms' channel checks, in their words: no channel they do not read, then 'train'."""
+    unknown = sorted(set(env.channels) - set(allowed))
+    if unknown:
+        raise ClientError(f"Unsupported channel(s) {unknown}: {reads}")
+    if not env.has_channel("train"):
+        raise ClientError(train_required)
+
+
 def model_file(model_dir: Path, name: str) -> Path:
     """``name`` in the extracted model (at its top, else the first one below it, as tarred by hand)."""
     path = model_dir / name
@@ -271,7 +281,7 @@ def read_dense_channel(
             )
         features, labels = matrix[:, n_label:], (matrix[:, :n_label] if n_label else None)
     elif ctype in ("application/x-recordio-protobuf", "application/x-recordio"):
-        from include.mlpipeline.formats.recordio import RecordIOError, read_recordio_protobuf
+        from smformats.recordio import RecordIOError, read_recordio_protobuf
 
         feats: list[Any] = []
         labs: list[Any] = []
@@ -320,32 +330,19 @@ def _read_csv_file(path: Path, channel: str) -> Any:
     """One header-less numeric CSV file -> float32 matrix; the error names the line and column."""
     import numpy as np
 
-    rows: list[list[float]] = []
+    from smformats.csv import CsvRowError, numeric_rows
+
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            cells = line.rstrip("\r\n").split(",")
-            try:
-                row = [float(c) for c in cells]
-            except ValueError:
-                bad = next(j for j, c in enumerate(cells, start=1) if not _is_float(c))
+        try:
+            rows = [row for _, row in numeric_rows(fh)]
+        except CsvRowError as exc:
+            if exc.column is not None:
                 raise ClientError(
-                    f"Channel '{channel}', file {path.name}, line {lineno}, column {bad}: "
-                    f"{cells[bad - 1].strip()!r} is not a number (CSV training data must be numeric, without a header)."
+                    f"Channel '{channel}', file {path.name}, line {exc.lineno}, column {exc.column}: "
+                    f"{exc.cell!r} is not a number (CSV training data must be numeric, without a header)."
                 ) from None
-            if rows and len(row) != len(rows[0]):
-                raise ClientError(
-                    f"Channel '{channel}', file {path.name}, line {lineno} has {len(row)} columns; "
-                    f"the first row has {len(rows[0])}."
-                )
-            rows.append(row)
+            raise ClientError(
+                f"Channel '{channel}', file {path.name}, line {exc.lineno} has {exc.got} columns; "
+                f"the first row has {exc.width}."
+            ) from None
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(rows[0]) if rows else 0)
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

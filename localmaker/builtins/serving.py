@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from smformats.recordio import CONTENT_TYPE as RECORDIO
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
-RECORDIO = "application/x-recordio-protobuf"
 LIBSVM = "text/libsvm"
 
 Loader = Callable[[Path], Any]
@@ -61,26 +62,23 @@ def negotiate(accept: str | None, supported: list[str], default: str) -> str:
 # ---- request decoding ---------------------------------------------------------------------------------
 def decode_csv(body: bytes, expect: int | None = None) -> np.ndarray:
     """Header-less CSV rows of numbers -> float32 matrix; errors name the row and column."""
-    text = body.decode("utf-8", errors="replace")
+    from smformats.csv import CsvRowError, numeric_rows
+
     rows: list[list[float]] = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        cells = line.split(",")
-        row = []
-        for j, cell in enumerate(cells, start=1):
-            try:
-                v = float(cell)
-            except ValueError:
-                raise HttpError(400, f"row {i}, column {j}: {cell.strip()!r} is not a number") from None
-            if v != v:
-                raise HttpError(400, f"row {i}, column {j}: NaN is not allowed")
-            row.append(v)
-        if expect is not None and len(row) != expect:
-            raise HttpError(400, f"row {i} has {len(row)} columns; the model expects {expect} features")
-        if rows and len(row) != len(rows[0]):
-            raise HttpError(400, f"row {i} has {len(row)} columns, row 1 has {len(rows[0])}")
-        rows.append(row)
+    try:
+        for i, row in numeric_rows(body.decode("utf-8", errors="replace").splitlines()):
+            nan = next((j for j, v in enumerate(row, start=1) if v != v), None)
+            if nan is not None:
+                raise HttpError(400, f"row {i}, column {nan}: NaN is not allowed")
+            if expect is not None and len(row) != expect:
+                raise HttpError(400, f"row {i} has {len(row)} columns; the model expects {expect} features")
+            rows.append(row)
+    except CsvRowError as exc:
+        if exc.column is not None:
+            raise HttpError(400, f"row {exc.lineno}, column {exc.column}: {exc.cell!r} is not a number") from None
+        if expect is not None:  # a ragged row is first of all not what the model expects
+            raise HttpError(400, f"row {exc.lineno} has {exc.got} columns; the model expects {expect} features") from None
+        raise HttpError(400, f"row {exc.lineno} has {exc.got} columns, row 1 has {exc.width}") from None
     if not rows:
         raise HttpError(400, "the request has no rows")
     return np.asarray(rows, dtype=np.float32)
@@ -126,21 +124,25 @@ def decode_json(body: bytes, expect: int | None = None) -> np.ndarray:
     return _matrix([_json_row(item, i) for i, item in enumerate(items, start=1)], expect)
 
 
-def decode_jsonlines(body: bytes, expect: int | None = None) -> np.ndarray:
-    rows = []
+def json_lines(body: bytes) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed JSON)`` per non-blank line of an ``application/jsonlines`` body."""
     for i, line in enumerate(body.decode("utf-8", errors="replace").splitlines(), start=1):
         if line.strip():
             try:
-                rows.append(_json_row(json.loads(line), i))
+                yield i, json.loads(line)
             except ValueError as exc:
                 raise HttpError(400, f"line {i} is not valid JSON: {exc}") from None
+
+
+def decode_jsonlines(body: bytes, expect: int | None = None) -> np.ndarray:
+    rows = [_json_row(item, i) for i, item in json_lines(body)]
     if not rows:
         raise HttpError(400, "the request has no rows")
     return _matrix(rows, expect)
 
 
 def decode_recordio(body: bytes, expect: int | None = None) -> np.ndarray:
-    from include.mlpipeline.formats.recordio import RecordIOError, from_recordio_protobuf
+    from smformats.recordio import RecordIOError, from_recordio_protobuf
 
     try:
         records = from_recordio_protobuf(body)
@@ -175,6 +177,18 @@ def decode_dense(body: bytes, content_type: str, expect: int | None = None) -> n
 
 
 # ---- response encoding (1P algorithms' record lists) --------------------------------------------------
+def dense_invoker(records: Callable[[Any, np.ndarray], list[dict[str, Any]]], key: str) -> Invoker:
+    """The ``invoke`` of an algorithm that reads dense rows ``model.feature_dim`` wide (CSV, JSON, JSON
+    Lines, RecordIO-protobuf) and answers ``records(model, rows)`` under ``key`` (JSON by default)."""
+
+    def invoke(model: Any, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        out_type = negotiate(accept, [JSON, JSONLINES, RECORDIO], JSON)
+        x = decode_dense(body, content_type, expect=model.feature_dim)
+        return encode_records(records(model, x), out_type, key=key)
+
+    return invoke
+
+
 def encode_records(records: list[dict[str, Any]], accept: str, key: str = "predictions") -> tuple[bytes, str]:
     """``{"predictions": [...]}`` as JSON, one object a line as JSON Lines, or RecordIO-protobuf
     records whose label map holds each numeric field (as the real algorithms answer)."""
@@ -183,7 +197,7 @@ def encode_records(records: list[dict[str, Any]], accept: str, key: str = "predi
     if accept == JSONLINES:
         return "".join(json.dumps(r) + "\n" for r in records).encode(), JSONLINES
     if accept == RECORDIO:
-        from include.mlpipeline.formats.recordio import encode_labelled, frame_record
+        from smformats.recordio import encode_labelled, frame_record
 
         return b"".join(frame_record(encode_labelled(r)) for r in records), RECORDIO
     raise HttpError(406, f"Accept {accept} is not supported")

@@ -83,7 +83,7 @@ def _png(pixels: Any) -> bytes:
     """An 8x8 digit (0..16) as a 32x32 RGB PNG: bright strokes on black, bilinear upscaling."""
     import numpy as np
 
-    from include.mlpipeline.formats.imagelist import encode_image
+    from smformats.imagelist import encode_image
 
     grey = np.clip(np.asarray(pixels, dtype=float) / 16.0, 0.0, 1.0)
     return encode_image(grey, "PNG", size=(32, 32), mode="RGB")
@@ -109,7 +109,7 @@ def _wait(describe: Any, done: Any, timeout: float, what: str) -> dict[str, Any]
 
 def _deploy_classifier(stack: Stack, digits: dict[int, list[Any]]) -> str:
     """Train image-classification on the digits (image format: images + .lst) and deploy it."""
-    from include.mlpipeline.formats.imagelist import format_lst
+    from smformats.imagelist import format_lst
 
     cfg, s3 = stack.cfg, stack.s3
     base = f"{cfg.model}/e2e-training"

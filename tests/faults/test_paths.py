@@ -495,7 +495,7 @@ def test_sklearn_entry_points_and_submit_dirs_stay_in_the_code_dir(tmp_path: Pat
     (tmp_path / "evil.py").write_text("raise SystemExit('imported from outside')\n")
     for program in ("../../evil.py", "/etc/passwd", "../evil"):
         with pytest.raises(AlgoClientError, match="not a file of the code directory"):
-            skl._check_program(program, base / "code", "sagemaker_program")
+            skl.toolkit._check_program(program, base / "code", "sagemaker_program")
         with pytest.raises(AlgoClientError, match="not a file of the code directory"):
             skl.import_user_module(base / "code", program)
     for submit in ("/opt/ml/../..", "/opt/ml/model/../../..", "/opt/ml/code/../../../"):
@@ -507,10 +507,10 @@ def test_sklearn_entry_points_and_submit_dirs_stay_in_the_code_dir(tmp_path: Pat
 
 
 def test_image_classification_lst_paths_stay_in_the_image_channel(tmp_path: Path) -> None:
-    from include.mlpipeline.formats.imagelist import LstEntry, write_lst
     from localmaker.builtins import image_classification as ic
     from localmaker.builtins.runtime import ClientError as AlgoClientError
     from localmaker.builtins.runtime import TrainingEnv
+    from smformats.imagelist import LstEntry, write_lst
 
     (tmp_path / "outside.png").write_bytes(b"not even a png")
     base = tmp_path / "opt_ml"

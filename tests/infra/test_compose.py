@@ -155,7 +155,7 @@ def test_airflow_environment(service: str) -> None:
 @pytest.mark.parametrize("service", AIRFLOW_SERVICES)
 def test_airflow_mounts_project_code(service: str) -> None:
     volumes = compose(MAIN)["services"][service]["volumes"]
-    for folder in ("dags", "include", "plugins", "container"):
+    for folder in ("dags", "include", "smformats", "plugins", "container"):
         assert f"./{folder}:/opt/airflow/{folder}" in volumes, f"{service} does not mount ./{folder}"
 
 
@@ -228,7 +228,7 @@ def test_bind_mount_source_exists(source: str) -> None:
 
 
 def test_bind_mounts_cover_dags_include_plugins_container() -> None:
-    assert {"./dags", "./include", "./plugins", "./container"} <= set(BIND_SOURCES)
+    assert {"./dags", "./include", "./smformats", "./plugins", "./container"} <= set(BIND_SOURCES)
 
 
 @pytest.mark.parametrize("relpath", COMPOSE_FILES)

@@ -76,7 +76,7 @@ def test_copied_sources_exist(source: str) -> None:
 
 def test_image_carries_what_localmaker_runs() -> None:
     sources = {s.rstrip("/") for s in _copy_sources(DOCKERFILE)}
-    assert {"requirements.txt", "packages.txt", "localmaker", "container", "include"} <= sources
+    assert {"requirements.txt", "packages.txt", "localmaker", "smformats", "container", "include"} <= sources
 
 
 def _dockerignore() -> list[str]:

@@ -130,3 +130,33 @@ def test_a_bubblewrap_that_cannot_create_namespaces_is_reported(tmp_path, monkey
     message = str(err.value)
     assert "cannot create namespaces" in message and "setting up uid map: Permission denied" in message
     assert "Debian package 'bubblewrap'" in message and "'runtime: process' for image 'byoc'" in message
+
+
+def test_builtin_images_import_localmaker_and_smformats_from_their_own_workdir():
+    """Built-in images no longer run from the project root: localmaker puts its code root on their
+    PYTHONPATH, so ``python -m localmaker.builtins.<algo>`` and its smformats imports work from anywhere."""
+    import subprocess
+
+    from localmaker.images import CODE_ROOT
+    from localmaker.procs import clean_env
+
+    builtins = Path(__file__).resolve().parents[2] / "localmaker" / "builtins" / "images.yaml"
+    reg = ImageRegistry([builtins])
+    spec = reg.resolve("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1")
+    assert spec.builtin == "xgboost"
+    assert spec.env["PYTHONPATH"] == str(CODE_ROOT)
+    assert (CODE_ROOT / "localmaker").is_dir() and (CODE_ROOT / "smformats").is_dir()
+    assert spec.workdir == builtins.parent  # not the project root any more
+    env = clean_env("http://127.0.0.1:1", "us-east-1", spec.env)
+    code = (
+        "import sys, localmaker.builtins.runtime, smformats.recordio; "
+        "print(smformats.recordio.MAGIC, any(p in ('', '.', sys.argv[1]) for p in sys.path))"
+    )
+    python, flag = spec.command("train")[:2]
+    assert flag == "-P"  # the working directory (localmaker/builtins) stays off sys.path
+    out = subprocess.run(
+        [python, flag, "-c", code, str(spec.workdir)], cwd=spec.workdir, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(0xCED7230A), "False"]
+    # a custom image gets no such path (test_resolve_any_registry_and_command_placeholders: env exact)

@@ -21,11 +21,11 @@ from include.mlpipeline.evaluate import (
     evaluation_pairs,
     prediction_value,
 )
-from include.mlpipeline.formats.imagelist import read_lst
-from include.mlpipeline.formats.recordio import from_recordio_protobuf
 from include.mlpipeline.run import RunContext
 from include.mlpipeline.smoke import SmokeTestError, read_predictions
 from include.mlpipeline.sourcedir import package_source_dir
+from smformats.imagelist import read_lst
+from smformats.recordio import from_recordio_protobuf
 
 from .conftest import RUN_ID, TS_NODASH
 

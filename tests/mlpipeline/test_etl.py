@@ -29,8 +29,8 @@ from include.mlpipeline.etl import (
     run_etl,
     validate_chunk,
 )
-from include.mlpipeline.formats.csv import read_algorithm_csv
 from include.mlpipeline.run import RunContext
+from smformats.csv import read_algorithm_csv
 
 DATA = PROJECT_ROOT / "include" / "data"
 HEADER = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,target"

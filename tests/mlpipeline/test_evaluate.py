@@ -279,7 +279,7 @@ def test_thresholds_are_reachable_on_the_demo_data(
     from sklearn.linear_model import LinearRegression
 
     from include.mlpipeline.etl import run_etl
-    from include.mlpipeline.formats.csv import read_algorithm_csv
+    from smformats.csv import read_algorithm_csv
 
     result = run_etl(dev_cfg, dev_ctx, s3_client=s3)
     y_train, x_train = read_algorithm_csv(s3_read.text(result.train_uri + "data.csv").encode())

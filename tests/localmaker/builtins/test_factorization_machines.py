@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import tarfile
 from typing import Any
 
@@ -19,10 +18,11 @@ import scipy.sparse as sp
 from botocore.exceptions import ClientError as BotoClientError
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from include.mlpipeline.formats import recordio as rio
 from localmaker.builtins import factorization_machines as fm
 from localmaker.builtins.runtime import ClientError
 from localmaker.builtins.serving import HttpError
+from smformats import record_pb2
+from smformats import recordio as rio
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 
@@ -57,13 +57,14 @@ def onehot(u: np.ndarray, i: np.ndarray) -> sp.csr_matrix:
 def sparse_record(keys: list[int], values: list[float], dim: int, label: float | None = None) -> bytes:
     """One framed record as the SDK's ``write_spmatrix_to_sparse_tensor`` writes it: Float32Tensor with values,
     keys and shape under features['values'], the label a dense Float32Tensor under label['values']."""
-    tensor = (rio._length_delimited(rio._TENSOR_VALUES, struct.pack(f"<{len(values)}f", *values))
-              + rio._length_delimited(rio._TENSOR_KEYS, b"".join(rio._varint(k) for k in keys))
-              + rio._length_delimited(rio._TENSOR_SHAPE, rio._varint(dim)))
-    payload = rio._map_entry(rio._RECORD_FEATURES, rio.VALUES_KEY, rio._length_delimited(rio._VALUE_FLOAT32, tensor))
+    record = record_pb2.Record()
+    tensor = record.features[rio.VALUES_KEY].float32_tensor
+    tensor.values.extend(values)
+    tensor.keys.extend(keys)
+    tensor.shape.append(dim)
     if label is not None:
-        payload += rio._map_entry(rio._RECORD_LABEL, rio.VALUES_KEY, rio._value_message(struct.pack("<f", label)))
-    return rio.frame_record(payload)
+        record.label[rio.VALUES_KEY].float32_tensor.values.append(label)
+    return rio.frame_record(record.SerializeToString())
 
 
 def sparse_recordio(x: sp.csr_matrix, labels: np.ndarray | None = None) -> bytes:

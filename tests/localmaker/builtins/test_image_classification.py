@@ -17,10 +17,10 @@ from botocore.exceptions import ClientError as BotoClientError
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from include.mlpipeline.formats.imagelist import LstEntry, encode_image, save_png, write_lst
 from localmaker.builtins import image_classification as ic
 from localmaker.builtins.runtime import ClientError, TrainingEnv
 from localmaker.builtins.serving import HttpError
+from smformats.imagelist import LstEntry, encode_image, save_png, write_lst
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from include.mlpipeline.formats.recordio import (
+from localmaker.builtins import kmeans as km
+from localmaker.builtins.runtime import ClientError as AlgoClientError
+from localmaker.builtins.runtime import TrainingEnv
+from localmaker.builtins.serving import HttpError
+from smformats.recordio import (
     decode_label_map,
     from_recordio_protobuf,
     iter_recordio,
     to_recordio_protobuf,
 )
-from localmaker.builtins import kmeans as km
-from localmaker.builtins.runtime import ClientError as AlgoClientError
-from localmaker.builtins.runtime import TrainingEnv
-from localmaker.builtins.serving import HttpError
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 

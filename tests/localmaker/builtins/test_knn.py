@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError as BotoClientError
 from sklearn.datasets import load_iris, make_regression
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
-from include.mlpipeline.formats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 from localmaker.builtins import knn
 from localmaker.builtins.runtime import ClientError
 from localmaker.builtins.serving import HttpError
+from smformats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_for, wait_training
 

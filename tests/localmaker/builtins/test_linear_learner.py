@@ -21,14 +21,14 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from include.mlpipeline.formats.recordio import (
+from localmaker.builtins import linear_learner as ll
+from localmaker.builtins.runtime import ClientError, TrainingEnv, read_dense_channel
+from localmaker.builtins.serving import HttpError
+from smformats.recordio import (
     decode_label_map,
     iter_recordio,
     to_recordio_protobuf,
 )
-from localmaker.builtins import linear_learner as ll
-from localmaker.builtins.runtime import ClientError, TrainingEnv, read_dense_channel
-from localmaker.builtins.serving import HttpError
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_training
 

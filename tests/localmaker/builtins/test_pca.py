@@ -17,10 +17,10 @@ from botocore.exceptions import ClientError as BotoClientError
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-from include.mlpipeline.formats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 from localmaker.builtins import pca
 from localmaker.builtins.runtime import ClientError, TrainingEnv
 from localmaker.builtins.serving import HttpError
+from smformats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 
 from ..conftest import ROLE, unique, wait_endpoint, wait_training
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from include.mlpipeline.formats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 from localmaker.builtins import runtime, serving
 from localmaker.builtins.runtime import (
     HP,
@@ -22,6 +21,7 @@ from localmaker.builtins.runtime import (
     one_of,
     parse_hyperparameters,
 )
+from smformats.recordio import decode_label_map, iter_recordio, to_recordio_protobuf
 
 
 def test_missing_required_hyperparameters_are_named_together_in_aws_wording() -> None:

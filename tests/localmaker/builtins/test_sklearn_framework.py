@@ -260,7 +260,7 @@ def test_execute_user_script_error_starts_at_the_first_error_line():
     assert msg == ('ExecuteUserScriptError:\nExitCode 1\nErrorMessage "raise KeyError(\'label\')\nKeyError: \'label\'"'
                    '\nCommand "/usr/bin/python train.py --a 1"')
     long = ["ValueError: " + "x" * 2000]
-    assert len(skf.error_message(long)) == skf._ERROR_MESSAGE_CHARS + 3
+    assert len(skf.error_message(long)) == skf.toolkit._ERROR_MESSAGE_CHARS + 3
 
 
 def fitted_handler(iris: dict[str, np.ndarray], default_accept: str = "application/json") -> skf.Handler:

@@ -448,7 +448,7 @@ def test_csv_and_libsvm_loading(tmp_path):
 def test_parquet_and_recordio_training_channels(tmp_path):
     import pandas as pd
 
-    from include.mlpipeline.formats.recordio import write_recordio_protobuf
+    from smformats.recordio import write_recordio_protobuf
 
     data = np.array([[1.0, 0.5, 2.0], [0.0, 1.5, 3.0]])
     pd.DataFrame(data, columns=["label", "a", "b"]).to_parquet(tmp_path / "d.parquet")
@@ -563,7 +563,7 @@ def test_load_model_formats_pickle_and_ensemble(tmp_path):
 
 
 def test_parse_request_and_invoke_errors(tmp_path):
-    from include.mlpipeline.formats.recordio import encode_record, frame_record
+    from smformats.recordio import encode_record, frame_record
 
     booster, rows = _model(tmp_path)
     model = xa.Model([booster], ["xgb_format"], "binary:logistic", 0, 30)
