@@ -38,7 +38,7 @@ up: setup
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/down.py; else python3 scripts/down.py; fi
 
-# chromium, nginx and shellcheck for the tests that drive them: Debian's packages when root;
+# chromium, nginx, shellcheck, bubblewrap and socat (runtime: sandbox) for the tests that drive them: Debian's packages when root;
 # never fails the build (those tests then skip, saying why)
 system-deps:
 	@bash scripts/ensure_system_deps.sh

@@ -20,6 +20,7 @@ import random
 import select
 import shutil
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ from .context import Ctx
 from .errors import AwsError
 from .images import ImageNotMapped
 from .procs import Child, clean_env, free_port, stop_all
+from .sandbox import Sandbox
 
 log = logging.getLogger("localmaker.hosting")
 
@@ -70,6 +72,25 @@ class ExchangeError(Exception):
         super().__init__(text)
         self.exc = exc
         self.sent = sent
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: a sandboxed serve process (runtime: sandbox) listens on port 8080 in a
+    network namespace of its own, and a relay inside the sandbox forwards this socket to it."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
 
 
 def _peer_closed(c: http.client.HTTPConnection) -> bool:
@@ -115,6 +136,16 @@ class Instance:
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
     #: serialises starting and stopping the process (a restart racing an endpoint deletion)
     _proc_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: runtime: sandbox: the process runs in its own network namespace, reached through a unix socket
+    sandbox: Sandbox | None = None
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A new (unconnected) HTTP connection to the serve process: its loopback port, or the unix socket
+        of its sandbox's relay."""
+        socket_path = self.child.socket if self.child is not None else None
+        if socket_path is not None:
+            return UnixHTTPConnection(str(socket_path), timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def in_rotation(self) -> bool:
         return self.healthy and self.child is not None and self.child.poll() is None
@@ -144,7 +175,7 @@ class Instance:
             if found.sock is not None:
                 found.sock.settimeout(timeout)
             return found, True
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout), False
+        return self.connection(timeout), False
 
     def release(self, c: http.client.HTTPConnection) -> None:
         with self._pool_lock:
@@ -609,7 +640,7 @@ class HostingManager:
         while True:
             if inst is None:
                 raise _unavailable(endpoint, variant)
-            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=timeout)
+            c = inst.connection(timeout)
             try:
                 c.connect()
             except OSError:
@@ -824,14 +855,14 @@ def prepare_instance(
         extra_env,
     )
     stream = f"{variant}/i-{uuid.uuid5(uuid.NAMESPACE_URL, str(base)).hex[:17]}"
-    return Instance(variant, index, port, base, cmd, spec.workdir, env, stream)
+    return Instance(variant, index, port, base, cmd, spec.workdir, env, stream, sandbox=spec.sandbox(serving=True))
 
 
 def spawn(ctx: Ctx, inst: Instance, group: str) -> None:
     ctx.logs.ensure_stream(group, inst.stream)
     logs = ctx.logs
     inst.drop_pool()
-    inst.child = Child(inst.cmd, inst.workdir, inst.env, lambda line: logs.put(group, inst.stream, [line]))
+    inst.child = Child(inst.cmd, inst.workdir, inst.env, lambda line: logs.put(group, inst.stream, [line]), inst.sandbox)
 
 
 def await_ping(inst: Instance, timeout: float) -> None:
@@ -847,7 +878,7 @@ def await_ping(inst: Instance, timeout: float) -> None:
                 f"check: the container exited with code {code}. Please check CloudWatch logs for this endpoint."
             )
         try:
-            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=2)
+            c = inst.connection(2)
             c.request("GET", "/ping")
             r = c.getresponse()
             r.read()

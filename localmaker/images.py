@@ -15,8 +15,15 @@ image URIs to commands, so the `train`/`serve` programs a Dockerfile puts on PAT
         builtin: xgboost                   # optional: a built-in algorithm (localmaker/builtins)
         metrics:                           # optional: the algorithm's own MetricDefinitions
           - {Name: "validation:rmse", Regex: "validation-rmse:([0-9.]+)"}
+        runtime: process                   # or sandbox (localmaker/sandbox.py): /opt/ml, /opt/program, port 8080;
+                                           # or auto: sandbox where bubblewrap can run, else process
+        sandbox_env: {PATH: "/opt/program:{bindir}:/usr/sbin:/usr/bin:/sbin:/bin"}  # auto only: env added
+        process_env: {X: "1"}              #   when it runs sandboxed / as process
+        mounts: {/opt/extra: extra}        # sandbox/auto only: more read-only folders at container paths
 
-``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir.
+``{python}`` is the interpreter localmaker runs under, ``{workdir}`` the resolved working dir and
+``{bindir}`` the interpreter's folder (in commands and ``env`` values, e.g.
+``PATH: "/opt/program:{bindir}:/usr/bin:/bin"`` as a Dockerfile puts its programs on PATH).
 A ``builtin`` image runs localmaker's own programs (``python -m localmaker.builtins.<algo>``): its
 processes get ``PYTHONPATH`` set to :data:`CODE_ROOT`, the folder holding ``localmaker/`` and
 ``smformats/``, so they import both from any working directory.
@@ -25,6 +32,7 @@ Manifests given later take precedence, so a user's ``--images`` file can shadow 
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +41,10 @@ from typing import Any
 
 import yaml
 
+from . import sandbox as sandboxing
+
+RUNTIMES = ("process", "sandbox", "auto")
+log = logging.getLogger("localmaker.images")
 #: the folder holding the ``localmaker`` and ``smformats`` packages (the project root in a checkout)
 CODE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +55,10 @@ class ImageNotMapped(Exception):
 
 class ManifestError(Exception):
     pass
+
+
+class RuntimeUnavailable(ImageNotMapped):
+    """The image's runtime cannot run on this machine (runtime: sandbox without bubblewrap)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,8 @@ class ImageSpec:
     commands: dict[str, list[str]] = field(default_factory=dict)
     builtin: str | None = None
     metrics: list[dict[str, str]] = field(default_factory=list)
+    runtime: str = "process"
+    mounts: dict[str, Path] = field(default_factory=dict)
 
     def command(self, role: str, override: list[str] | None = None) -> list[str]:
         cmd = override or self.commands.get(role)
@@ -86,9 +104,27 @@ class ImageSpec:
             raise ImageNotMapped(
                 f"image '{self.label}' in {self.source} has no '{role}' command; add one to the manifest"
             )
-        return [
-            part.replace("{python}", sys.executable).replace("{workdir}", str(self.workdir)) for part in cmd
-        ]
+        if self.runtime == "sandbox":
+            try:
+                sandboxing.check(network=role == "serve", label=self.label)
+            except sandboxing.SandboxUnavailable as exc:
+                raise RuntimeUnavailable(str(exc)) from exc
+        return [expand(part, self.workdir) for part in cmd]
+
+    def sandbox(self, serving: bool = False) -> sandboxing.Sandbox | None:
+        """How a Child runs this image's programs: None for runtime: process."""
+        if self.runtime != "sandbox":
+            return None
+        mounts = tuple((inside, str(host)) for inside, host in self.mounts.items())
+        return sandboxing.Sandbox(self.workdir, mounts, network=serving, label=self.label)
+
+
+def expand(text: str, workdir: Path) -> str:
+    return (
+        text.replace("{python}", sys.executable)
+        .replace("{bindir}", str(Path(sys.executable).parent))
+        .replace("{workdir}", str(workdir))
+    )
 
 
 class ImageRegistry:
@@ -121,7 +157,9 @@ class ImageRegistry:
         where = f"{path}: images.{label}"
         if not isinstance(spec, dict):
             raise ManifestError(f"{where}: must be a mapping")
-        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics"}
+        unknown = set(spec) - {"repository", "tag", "workdir", "env", "train", "serve", "process", "builtin", "metrics",
+                                 "runtime", "mounts", "process_env",
+                                 "sandbox_env"}
         if unknown:
             raise ManifestError(f"{where}: unknown keys {sorted(unknown)}")
         if "repository" not in spec:
@@ -154,7 +192,31 @@ class ImageRegistry:
                 re.compile(str(m["Regex"]))
             except re.error as exc:
                 raise ManifestError(f"{where}.metrics: bad regex for {m['Name']}: {exc}") from exc
-        env = {str(k): str(v) for k, v in env.items()}
+        runtime = str(spec.get("runtime", "process"))
+        if runtime not in RUNTIMES:
+            raise ManifestError(f"{where}.runtime: must be one of {list(RUNTIMES)}, not {runtime!r}")
+        mounts = spec.get("mounts") or {}
+        if not isinstance(mounts, dict) or not all(str(k).startswith("/") for k in mounts):
+            raise ManifestError(f"{where}.mounts: must map absolute container paths to folders")
+        if mounts and runtime == "process":
+            raise ManifestError(f"{where}.mounts: only a 'runtime: sandbox' image has container paths to map")
+        by_runtime = {}
+        for key in ("sandbox_env", "process_env"):
+            extra = spec.get(key) or {}
+            if not isinstance(extra, dict):
+                raise ManifestError(f"{where}.{key}: must be a mapping")
+            if extra and runtime != "auto":
+                raise ManifestError(f"{where}.{key}: only for 'runtime: auto' (env for one of its two runtimes)")
+            by_runtime[key.removesuffix("_env")] = extra
+        if runtime == "auto":
+            try:
+                sandboxing.check(network=True, label=label)
+                runtime = "sandbox"
+            except sandboxing.SandboxUnavailable as exc:
+                log.info("image %s: runtime auto runs as process: %s", label, exc)
+                runtime = "process"
+            env = {**env, **by_runtime[runtime]}
+        env = {str(k): expand(str(v), workdir) for k, v in env.items()}
         if spec.get("builtin"):
             env = {"PYTHONPATH": str(CODE_ROOT), **env}
         return ImageSpec(
@@ -167,6 +229,8 @@ class ImageRegistry:
             commands=commands,
             builtin=spec.get("builtin"),
             metrics=[{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in metrics],
+            runtime=runtime,
+            mounts={str(k): (path.parent / str(v)).resolve() for k, v in mounts.items()},
         )
 
     def resolve(self, uri: str) -> ImageSpec:

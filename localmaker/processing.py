@@ -319,7 +319,7 @@ class _Run:
             self.ctx.logs.ensure_stream(GROUP, stream)
             cwd = spec.workdir if spec is not None else base
             try:
-                self.children[h] = Child(cmd, cwd, env, self._line_handler(stream))
+                self.children[h] = Child(cmd, cwd, env, self._line_handler(stream), spec and spec.sandbox())
             except OSError as exc:
                 raise JobFailed(f"ClientError: cannot start {cmd[0]!r} on {h}: {exc}") from exc
 

@@ -21,8 +21,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import reaper
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 GUARD = Path(__file__).with_name("guard.py")
 #: the address every process localmaker starts must bind (the images contract, container/images.yaml)
@@ -77,11 +81,30 @@ class Child:
         cwd: Path,
         env: dict[str, str],
         on_line: Callable[[str], None],
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.cmd = cmd
         home = reaper.home_for(env, Path(cwd))
         if home is not None:
             env = {**env, reaper.MARKER_ENV: str(home)}
+        #: the unix socket a sandboxed server is reached through (runtime: sandbox, serving), else None
+        self.socket: Path | None = None
+        self._launch = None
+        if sandbox is not None:  # runtime: sandbox: the same process, inside its container's layout
+            from . import sandbox as sandboxing
+
+            self._launch = sandboxing.prepare(sandbox, cmd, cwd, env, [home] if home is not None else [])
+            cmd, cwd, env, self.socket = self._launch.cmd, self._launch.cwd, self._launch.env, self._launch.socket
+        try:
+            self._start(cmd, cwd, env, on_line, home)
+        except BaseException:
+            if self._launch is not None:
+                self._launch.cleanup()
+            raise
+
+    def _start(
+        self, cmd: list[str], cwd: Path, env: dict[str, str], on_line: Callable[[str], None], home: Path | None
+    ) -> None:
         life = lifeline()
         status_r, status_w = os.pipe()
         try:
@@ -138,6 +161,8 @@ class Child:
         if self._record is not None:
             reaper.forget(self._record)
             self._record = None
+        if self._launch is not None:
+            self._launch.cleanup()
 
     def signal(self, sig: int) -> None:
         if sig == signal.SIGKILL and self.proc.returncode is None:

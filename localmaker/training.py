@@ -171,7 +171,7 @@ class _Run:
                     self._sm_env(job, bases[h], h, hosts),
                     {"TRAINING_HOST_ADDRESSES": addresses},
                 )
-                self.children[h] = Child(cmd, spec.workdir, env, self._line_handler(stream))
+                self.children[h] = Child(cmd, spec.workdir, env, self._line_handler(stream), spec.sandbox())
             outcome = self._watch(job)
             if outcome == "failed":
                 reason = self._failure_reason(bases)

@@ -278,7 +278,7 @@ class TransformRunner:
 
     def _execution_parameters(self, inst: Instance) -> dict[str, Any]:
         try:
-            c = http.client.HTTPConnection("127.0.0.1", inst.port, timeout=5)
+            c = inst.connection(5)
             c.request("GET", "/execution-parameters")
             r = c.getresponse()
             body = r.read()

@@ -5,6 +5,8 @@
 #   - the shellcheck linter, for the shell scripts (scripts/push_images.sh)
 #   - postgresql and redis-server: `make up EXECUTOR=celery` (scripts/up.py) runs them as its metadata
 #     database and Celery broker, and its test (tests/e2e/test_celery_deployment.py)
+#   - bubblewrap (bwrap) and socat: localmaker's `runtime: sandbox` (localmaker/sandbox.py), which runs
+#     container programs in their own /opt/ml, /opt/program and port 8080 (socat relays to it)
 #
 # Installs the missing ones in one apt-get call when we are root (CI runs `make test` as root on
 # a fresh machine). Never fails the build: when the install is impossible it says why, and the
@@ -25,9 +27,11 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 postgres_bin() { compgen -G '/usr/lib/postgresql/*/bin/postgres' | sort -V | tail -n 1; }
 [ -n "$(postgres_bin)" ] || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "system-deps: chromium, nginx, shellcheck, postgresql and redis-server present"
+    echo "system-deps: chromium, nginx, shellcheck, postgresql, redis-server, bubblewrap and socat present"
     exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
@@ -61,6 +65,7 @@ for program in "${missing[@]}"; do
         chromium) found="$CHROMIUM" ;;
         nginx) found="$(command -v nginx || echo /usr/sbin/nginx)" ;;
         postgresql) found="$(postgres_bin)" ;;
+        bubblewrap) found="$(command -v bwrap || true)" ;;
         *) found="$(command -v "$program" || true)" ;;
     esac
     if [ -n "$found" ] && [ -x "$found" ]; then

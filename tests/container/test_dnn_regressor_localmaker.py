@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from localmaker.launcher import start
+from localmaker.images import ImageRegistry
+from localmaker.launcher import ROOT, start
 
 from .dnn_regressor_support import FAST_HYPERPARAMETERS, make_rows
 
@@ -82,5 +83,10 @@ def test_two_host_training_job_and_endpoint_from_sagemaker_requests(tmp_path):
         y = held_out[:, 0]
         r2 = 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
         assert r2 > 0.9
+        # runtime: auto: sandboxed where bubblewrap runs, the image's own nginx fronts gunicorn on 8080
+        logs = server.client("logs").filter_log_events(logGroupName="/aws/sagemaker/Endpoints/dnn")["events"]
+        started = [e["message"] for e in logs if e["message"].startswith("serve: starting ")]
+        sandboxed = ImageRegistry([ROOT / "container" / "images.yaml"]).resolve(IMAGE).runtime == "sandbox"
+        assert any("starting nginx" in m and "nginx.conf" in m for m in started) == sandboxed, started
     finally:
         server.stop()

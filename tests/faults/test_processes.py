@@ -59,11 +59,35 @@ def tree(pid: int) -> list[int]:
 
 
 def listening(pids: list[int]) -> list[tuple[int, str, int]]:
-    """(pid, address, port) of every listening TCP socket the given processes hold."""
+    """(pid, address, port) of every listening TCP socket the given processes hold, each read in the
+    process's own network namespace (a sandboxed serve process, runtime: sandbox, has one of its own)."""
+    tables: dict[str, dict[str, tuple[str, int]]] = {}
+    out = []
+    for pid in pids:
+        try:
+            netns = os.readlink(f"/proc/{pid}/ns/net")
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        if netns not in tables:
+            tables[netns] = _listen_table(pid)
+        inodes = tables[netns]
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                out.append((pid, *inodes[target[8:-1]]))
+    return out
+
+
+def _listen_table(pid: int) -> dict[str, tuple[str, int]]:
+    """socket inode -> (address, port) of the listening TCP sockets in ``pid``'s network namespace."""
     inodes: dict[str, tuple[str, int]] = {}
     for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         try:
-            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -75,20 +99,7 @@ def listening(pids: list[int]) -> list[tuple[int, str, int]]:
             # /proc/net prints each 32-bit word in host (little-endian) order
             raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             inodes[f[9]] = (socket.inet_ntop(family, raw), int(hexport, 16))
-    out = []
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                out.append((pid, *inodes[target[8:-1]]))
-    return out
+    return inodes
 
 
 def orphans(home: Path, exclude: set[int]) -> list[tuple[int, str]]:
@@ -278,8 +289,9 @@ def test_every_child_listens_on_loopback_only(tmp_path: Path) -> None:
     try:
         sm = srv.client("sagemaker")
         names = [tiny_endpoint(srv, 1), endpoint(srv, PCA, {"model_algo-1": pca_model()}, 1)]
-        # the project's own serve (gunicorn without nginx, as localmaker runs it): its model is not
-        # loadable, so it never turns healthy, but it listens while the endpoint is Creating
+        # the project's own serve (sandboxed where bubblewrap runs: nginx on 8080 in its own network
+        # namespace; else gunicorn alone): its model is not loadable, so it never turns healthy, but it
+        # listens while the endpoint is Creating
         endpoint(srv, DNN, {"empty": b""}, 1)
         for name in names:
             ep = wait_endpoint(sm, name, 90)

@@ -59,6 +59,79 @@ def test_missing_role_and_bad_manifest(tmp_path):
         ImageRegistry([tmp_path / "nope.yaml"])
 
 
+def test_runtime_sandbox_and_mounts(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    (tmp_path / "prog").mkdir()
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "images:\n  s:\n    repository: s-algo\n    workdir: prog\n    runtime: sandbox\n"
+        "    mounts: {/opt/extra: prog}\n    env: {PATH: '/opt/program:{bindir}:/bin'}\n    train: [train]\n"
+        "  p:\n    repository: p-algo\n    train: ['{python}', 'x.py']\n"
+    )
+    reg = ImageRegistry([manifest])
+    s, p = reg.resolve("s-algo"), reg.resolve("p-algo")
+    assert p.runtime == "process" and p.sandbox() is None  # the default: today's behaviour
+    assert s.env["PATH"] == f"/opt/program:{Path(sys.executable).parent}:/bin"
+    box = s.sandbox(serving=True)
+    assert box is not None and box.network and box.program == (tmp_path / "prog").resolve()
+    assert box.mounts == (("/opt/extra", str((tmp_path / "prog").resolve())),)
+    # without bubblewrap the image cannot run, and says what to do
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    with pytest.raises(ImageNotMapped, match=r"bubblewrap.*not installed.*'runtime: process' for image 's'"):
+        s.command("train")
+    assert p.command("train") == [sys.executable, "x.py"]
+    for bad, message in (("runtime: docker", "must be one of"), ("mounts: {rel: prog}", "absolute container paths")):
+        manifest.write_text(f"images:\n  s:\n    repository: s-algo\n    {bad}\n")
+        with pytest.raises(ManifestError, match=message):
+            ImageRegistry([manifest])
+    manifest.write_text("images:\n  s:\n    repository: s-algo\n    mounts: {/opt/x: .}\n")
+    with pytest.raises(ManifestError, match="only a 'runtime: sandbox' image"):
+        ImageRegistry([manifest])
+
+
+def test_runtime_auto_picks_sandbox_where_it_runs_else_process(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "images:\n  a:\n    repository: a-algo\n    runtime: auto\n    env: {COMMON: '1'}\n"
+        "    sandbox_env: {PATH: '/opt/program:{bindir}'}\n    process_env: {SERVE_WITH_NGINX: 'false'}\n"
+        "    train: ['{python}', 'train']\n"
+    )
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    fallback = ImageRegistry([manifest]).resolve("a-algo")
+    assert fallback.runtime == "process" and fallback.sandbox() is None
+    assert fallback.env == {"COMMON": "1", "SERVE_WITH_NGINX": "false"}
+    assert fallback.command("train") == [sys.executable, "train"]  # no error: it runs as process
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("images:\n  a:\n    repository: a-algo\n    process_env: {X: '1'}\n")
+    with pytest.raises(ManifestError, match="only for 'runtime: auto'"):
+        ImageRegistry([bad])
+    monkeypatch.delenv(sandbox.BWRAP_ENV)
+    try:
+        sandbox.check(network=True)
+    except sandbox.SandboxUnavailable:
+        return  # this machine has no sandbox: the fallback above is what runs here
+    sandboxed = ImageRegistry([manifest]).resolve("a-algo")
+    assert sandboxed.runtime == "sandbox" and sandboxed.sandbox() is not None
+    assert sandboxed.env == {"COMMON": "1", "PATH": f"/opt/program:{Path(sys.executable).parent}"}
+
+
+def test_a_bubblewrap_that_cannot_create_namespaces_is_reported(tmp_path, monkeypatch):
+    from localmaker import sandbox
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(sandbox.BWRAP_ENV, str(fake))
+    with pytest.raises(sandbox.SandboxUnavailable) as err:
+        sandbox.check(network=False, label="byoc")
+    message = str(err.value)
+    assert "cannot create namespaces" in message and "setting up uid map: Permission denied" in message
+    assert "Debian package 'bubblewrap'" in message and "'runtime: process' for image 'byoc'" in message
+
+
 def test_builtin_images_import_localmaker_and_smformats_from_their_own_workdir():
     """Built-in images no longer run from the project root: localmaker puts its code root on their
     PYTHONPATH, so ``python -m localmaker.builtins.<algo>`` and its smformats imports work from anywhere."""
