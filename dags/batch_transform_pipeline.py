@@ -31,9 +31,14 @@ from include.mlpipeline.operators import TransformOperator
 from include.mlpipeline.pipelines import batch_transform as tasks
 
 
-def build_batch_data_dag(model: str) -> DAG:
+def build_batch_dags(model: str) -> tuple[DAG, DAG]:
+    """`<model>_batch_data` and `<model>_batch_transform`, linked by the batch-data Asset."""
     cfg = load_config(model, default_stage())
     asset = batch_data_asset(model)
+    return build_batch_data_dag(model, cfg, asset), build_batch_transform_dag(model, cfg, asset)
+
+
+def build_batch_data_dag(model: str, cfg: Any, asset: Any) -> DAG:
     with DAG(
         dag_id=f"{model}_batch_data",
         description=f"Validate a batch data set for {model} and publish it for scoring",
@@ -64,9 +69,7 @@ def build_batch_data_dag(model: str) -> DAG:
     return dag
 
 
-def build_batch_transform_dag(model: str) -> DAG:
-    cfg = load_config(model, default_stage())
-    asset = batch_data_asset(model)
+def build_batch_transform_dag(model: str, cfg: Any, asset: Any) -> DAG:
     with DAG(
         dag_id=f"{model}_batch_transform",
         description=f"Score batch data with the approved {model} champion",
@@ -114,5 +117,4 @@ def build_batch_transform_dag(model: str) -> DAG:
 for _model in list_models():
     _cfg = load_config(_model, default_stage())
     if _cfg.data.batch_source_uri and _cfg.data.batch_id_column:
-        globals()[f"{_model}_batch_data"] = build_batch_data_dag(_model)
-        globals()[f"{_model}_batch_transform"] = build_batch_transform_dag(_model)
+        globals()[f"{_model}_batch_data"], globals()[f"{_model}_batch_transform"] = build_batch_dags(_model)

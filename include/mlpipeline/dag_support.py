@@ -2,7 +2,7 @@
 turns its Airflow context into the run's config and clients.
 
 DAG files never import each other; they import this (cheap: no boto3, pandas or Airflow hooks
-until a task calls :func:`clients`).
+until a task uses :class:`Clients`), and ``include/mlpipeline/pipelines`` for their task bodies.
 """
 
 from __future__ import annotations
@@ -96,16 +96,9 @@ def waits(parsed: Any, at_run: Callable[[Mapping[str, Any]], Any]) -> dict[str, 
     }
 
 
-def clients(conn_id: str = CONN) -> tuple[Any, Any]:
-    """(S3, SageMaker) boto3 clients from the Airflow connection: AWS or localmaker alike."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-
-    return S3Hook(aws_conn_id=conn_id).get_conn(), SageMakerHook(aws_conn_id=conn_id).conn
-
-
 class Clients:
-    """The boto3 clients a task may use, each made from the Airflow connection on first use.
+    """The boto3 clients a task may use, each made from the Airflow connection on first use: AWS or
+    localmaker alike.
 
     What ``include/mlpipeline/pipelines`` functions take as ``clients``: tests hand them any object
     with the same attributes (moto clients, small fakes) instead.
