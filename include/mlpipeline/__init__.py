@@ -8,6 +8,9 @@ Modules and what they hold:
 * ``etl``      - extract -> validate -> split -> format -> upload (pandas, imported lazily)
 * ``evaluate`` - metrics, champion lookup, quality gate, report (numpy/matplotlib, lazily)
 * ``formats``  - one reader + writer pair per data format (CSV, RecordIO-protobuf)
+* ``pipelines`` - the DAGs' task bodies, one module per DAG file, one function per task
+  (``dags/`` -> ``dag_support`` + ``pipelines`` -> the modules above; never the other way)
+* ``dag_support`` - what every DAG file shares: ``dag_defaults()``, ``Clients``, assets, schedules
 
 Nothing here knows whether it talks to AWS or to localmaker: the boto3 clients passed in decide.
 Importing this package imports nothing heavy.
