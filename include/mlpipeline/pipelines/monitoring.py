@@ -6,6 +6,7 @@ messages they use live in :mod:`include.mlpipeline.monitoring`.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -213,7 +214,10 @@ def notify(
     if not topic:
         print(f"alerts.sns_topic_arn is not set: not published.\n{message}")
         return {"published": False}
-    response = clients.sns.publish(TargetArn=topic, Message=message, Subject=subject)
+    # what the provider's SnsHook.publish_to_target sends: the same text to every protocol
+    response = clients.sns.publish(
+        TargetArn=topic, MessageStructure="json", Message=json.dumps({"default": message}), Subject=subject
+    )
     print(f"published to {topic} (message {response.get('MessageId')}):\n{message}")
     return {"published": True, "message_id": response.get("MessageId"), "topic": topic}
 

@@ -143,10 +143,20 @@ def test_no_violations_is_all_clear(dev_cfg, clients, champion):
 
 
 def test_notify_publishes_the_summary_to_the_topic(dev_cfg, clients, champion):
+    import boto3
+
     topic = clients.sns.create_topic(Name="mlpipeline-alerts")["TopicArn"]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     cfg = dev_cfg.model_copy(update={"alerts": dev_cfg.alerts.model_copy(update={"sns_topic_arn": topic})})
     result = {"violations": [DRIFT], "report": {"rows": 42}, "drifted": ["bmi"]}
     sent = tasks.notify(cfg, clients, _win(cfg, champion), result, dag_id="diabetes_dnn_monitoring", run_id="r1")
     assert sent["published"] is True and sent["topic"] == topic and sent["message_id"]
+    (received,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    envelope = json.loads(received["Body"])
+    assert envelope["Subject"] == f"[dev] diabetes_dnn: 1 monitoring violation(s) on {dev_cfg.endpoint.prod_name}"
+    assert "DAG diabetes_dnn_monitoring run r1" in envelope["Message"] and "bmi" in envelope["Message"]
     unset = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"sns_topic_arn": None})})
     assert tasks.notify(unset, clients, _win(cfg, champion), result, dag_id="d", run_id="r") == {"published": False}
