@@ -15,8 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
+# ruff over the tree; mypy (non-strict, zero errors) over the modules [tool.mypy] lists in pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: setup system-deps
 	$(VENV)/bin/ruff check .
@@ -49,4 +51,4 @@ bench: setup
 	$(PY) bench/scaling.py
 
 clean:
-	rm -rf .airflow .localmaker .pytest_cache
+	rm -rf .airflow .localmaker .pytest_cache .mypy_cache

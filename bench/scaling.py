@@ -189,7 +189,7 @@ def wait_job(describe: Any, status_key: str, timeout: float = 3600) -> dict[str,
 
 
 def run_size(n: int, home: Path, work: Path, capture: bool) -> dict[str, Any]:
-    from mlpipeline import requests as rq
+    from mlpipeline import sagemaker_requests as rq
     from mlpipeline.config import load_config
     from mlpipeline.run import RunContext
 
@@ -274,7 +274,7 @@ def run_size(n: int, home: Path, work: Path, capture: bool) -> dict[str, Any]:
 
 
 def run_capture(server: Any, cfg: Any, ctx: Any, model: str, source: Path) -> dict[str, Any]:
-    from mlpipeline import requests as rq
+    from mlpipeline import sagemaker_requests as rq
 
     sm, s3, rt = server.client("sagemaker"), server.client("s3"), server.client("sagemaker-runtime")
     ecfg = rq.endpoint_config_request(cfg, ctx, model)

@@ -2,9 +2,10 @@
 
 Modules and what they hold:
 
-* ``config``   - load + deep-merge + validate ``include/config`` (fast import: parsed by DAG files)
+* ``config/``  - load + deep-merge + validate ``include/config`` (a package: schema, layers, messages,
+  checks, params; fast import: parsed by DAG files)
 * ``run``      - the run context and deterministic SageMaker / S3 names (fast import)
-* ``requests`` - boto3 ``Create*`` request dicts built from config + run context (fast import)
+* ``sagemaker_requests`` - boto3 ``Create*`` request dicts built from config + run context (fast import)
 * ``etl``      - extract -> validate -> split -> format -> upload (pandas, imported lazily)
 * ``evaluate`` - metrics, champion lookup, quality gate, report (numpy/matplotlib, lazily)
 * ``formats``  - one reader + writer pair per data format (CSV, RecordIO-protobuf)

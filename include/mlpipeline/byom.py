@@ -37,31 +37,42 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
-import string
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from .config import (
     CONFIG_DIR,
+    INSTANCE_TYPE_PATTERN,
+    MODEL_NAME_PATTERN,
+    NAME_PATTERN,
+    OVERRIDES_SOURCE,
     PROJECT_ROOT,
     AirflowSettings,
     AlertsSettings,
     AwsConfig,
     ConfigError,
+    Section,
     deep_merge,
+    default_stage,
+    fill_template,
+    fill_templates,
+    json_object_param,
     list_stages,
+    merge_layers,
+    placeholders,
+    read_yaml,
+    slug,
+    validation_problems,
 )
 from .run import RunContext, s3_uri, sagemaker_name, split_s3_uri
 
@@ -77,11 +88,11 @@ OBJECTIVE = "binary:logistic"
 SKLEARN_DATASETS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
 #: What the endpoint is sent and asked for.
 CSV = "text/csv"
-OVERRIDES = "run overrides"
+#: The sections of ``base.yaml`` <- ``stages/<stage>.yaml`` a BYOM run reads (:class:`StageSettings`).
+STAGE_SECTIONS = ("aws", "tags", "alerts", "airflow")
+#: Keys of those sections that may use ``{account}`` and ``{region}``, as in the pipeline config.
+STAGE_TEMPLATED_KEYS = ("aws.role_arn", "alerts.sns_topic_arn")
 
-_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-_INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
-_BYOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _CONTAINER_VERSION = re.compile(r"^(\d+)\.(\d+)-(\d+)$")
 
 
@@ -98,13 +109,7 @@ class EndpointCheckError(BringYourOwnModelError):
 # --------------------------------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    """Unknown keys are typos; config never changes mid-run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSettings(_Section):
+class DataSettings(Section):
     """The tabular data set and its deterministic train/test split.
 
     Attributes:
@@ -134,7 +139,7 @@ class DataSettings(_Section):
 XGBoostParam = bool | int | float | str | list[str]
 
 
-class TrainingSettings(_Section):
+class TrainingSettings(Section):
     """The booster trained inside the Airflow task (``xgboost.train``), and its quality bar.
 
     Attributes:
@@ -160,7 +165,7 @@ class TrainingSettings(_Section):
         return value
 
 
-class ServingSettings(_Section):
+class ServingSettings(Section):
     """The built-in XGBoost container and the endpoint serving the model.
 
     Attributes:
@@ -175,33 +180,25 @@ class ServingSettings(_Section):
     xgboost_version: str = Field(pattern=_CONTAINER_VERSION.pattern)
     image_uri: str | None = Field(default=None, min_length=1, max_length=255)
     endpoint_name: str = Field(default="{name_slug}-byom-{stage}", min_length=1)
-    variant_name: str = Field(default="AllTraffic", pattern=_NAME_PATTERN)
-    instance_type: str = Field(default="ml.m5.large", pattern=_INSTANCE_TYPE_PATTERN)
+    variant_name: str = Field(default="AllTraffic", pattern=NAME_PATTERN)
+    instance_type: str = Field(default="ml.m5.large", pattern=INSTANCE_TYPE_PATTERN)
     instance_count: int = Field(default=1, ge=1)
 
     @field_validator("endpoint_name")
     @classmethod
     def _endpoint_placeholders(cls, value: str) -> str:
-        return _known_placeholders(value, ("name", "name_slug", "stage"))
+        placeholders(value, ("name", "name_slug", "stage"))
+        return value
 
     @field_validator("image_uri")
     @classmethod
     def _image_placeholders(cls, value: str | None) -> str | None:
-        return None if value is None else _known_placeholders(value, ("account", "region"))
+        if value is not None:
+            placeholders(value, ("account", "region"))
+        return value
 
 
-def _known_placeholders(value: str, known: Sequence[str]) -> str:
-    try:
-        names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
-    except ValueError as exc:
-        raise ValueError(f"malformed placeholder in {value!r}: {exc}") from None
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown placeholder {{{unknown[0]}}} (known: {', '.join(known)})")
-    return value
-
-
-class CheckSettings(_Section):
+class CheckSettings(Section):
     """The deployed endpoint's acceptance test on the held-out rows.
 
     Attributes:
@@ -216,7 +213,7 @@ class CheckSettings(_Section):
     batch_rows: int = Field(default=100, ge=1, le=10000)
 
 
-class ByomConfig(_Section):
+class ByomConfig(Section):
     """One ``include/config/byom/<name>.yaml``."""
 
     name: str
@@ -229,10 +226,10 @@ class ByomConfig(_Section):
     @property
     def slug(self) -> str:
         """The name as SageMaker names allow it (``breast_cancer_xgb`` -> ``breast-cancer-xgb``)."""
-        return re.sub(r"[^a-zA-Z0-9]+", "-", self.name).strip("-").lower()
+        return slug(self.name)
 
 
-class StageSettings(_Section):
+class StageSettings(Section):
     """The parts of ``base.yaml`` <- ``stages/<stage>.yaml`` a BYOM run uses: account, bucket, tags,
     alerts and how the endpoint operator waits."""
 
@@ -271,23 +268,21 @@ def load_byom_config(
         raise ConfigError(
             [f"{BYOM_SUBDIR}/{name}.yaml: unknown BYOM model {name!r} (available: {', '.join(available) or 'none'})"]
         )
-    if not _BYOM_NAME.match(name):
+    if not MODEL_NAME_PATTERN.match(name):
         raise ConfigError([f"{BYOM_SUBDIR}/{name}.yaml: the file name must be letters, digits, '_' or '-'"])
     relative = f"{BYOM_SUBDIR}/{name}.yaml"
-    raw = _read_yaml(config_dir or CONFIG_DIR, relative)
+    raw = read_yaml(config_dir or CONFIG_DIR, relative)
     if "name" in raw:
         raise ConfigError([f"{relative}: name: not a key: the file name ({name}) is the model's name"])
-    merged = deep_merge(raw, overrides or {})
+    merged, sources = merge_layers([(relative, raw), (OVERRIDES_SOURCE, overrides or {})])
     try:
         return ByomConfig.model_validate({**merged, "name": name})
     except ValidationError as exc:
-        raise ConfigError(
-            [_describe(err, relative, _overridden(err["loc"], overrides or {})) for err in exc.errors()]
-        ) from None
+        raise validation_problems(exc, merged, sources, relative, root=ByomConfig, reserved=("name",)) from None
 
 
 def load_stage_settings(stage: str, config_dir: Path | None = None) -> StageSettings:
-    """``aws``, ``tags``, ``alerts`` and ``airflow`` of ``base.yaml`` <- ``stages/<stage>.yaml``, placeholders filled.
+    """:data:`STAGE_SECTIONS` of ``base.yaml`` <- ``stages/<stage>.yaml``, placeholders filled.
 
     ``aws.role_arn`` and ``alerts.sns_topic_arn`` may use ``{account}`` and ``{region}`` (as the
     pipeline config allows); a problem names the stage file if it set the key, else ``base.yaml``.
@@ -296,119 +291,30 @@ def load_stage_settings(stage: str, config_dir: Path | None = None) -> StageSett
     stages = list_stages(config_dir)
     if stage not in stages:
         raise ConfigError([f"stages/{stage}.yaml: unknown stage {stage!r} (available: {', '.join(stages)})"])
-    base = _read_yaml(config_dir, "base.yaml")
-    layer = _read_yaml(config_dir, f"stages/{stage}.yaml")
-    merged = deep_merge(base, layer)
-    section = {k: merged[k] for k in ("aws", "tags", "alerts", "airflow") if k in merged}
-    aws = section.get("aws") if isinstance(section.get("aws"), Mapping) else {}
+    stage_file = f"stages/{stage}.yaml"
+    merged, sources = merge_layers(
+        [("base.yaml", read_yaml(config_dir, "base.yaml")), (stage_file, read_yaml(config_dir, stage_file))]
+    )
+    section = {k: merged[k] for k in STAGE_SECTIONS if k in merged}
+    aws = section["aws"] if isinstance(section.get("aws"), Mapping) else {}
     variables = {"account": str(aws.get("account_id", "")), "region": str(aws.get("region", ""))}
-    problems: list[str] = []
-    for dotted in ("aws.role_arn", "alerts.sns_topic_arn"):
-        head, key = dotted.split(".")
-        value = section.get(head, {}).get(key) if isinstance(section.get(head), Mapping) else None
-        if isinstance(value, str):
-            try:
-                section[head] = {**section[head], key: _fill(value, variables)}
-            except KeyError as exc:
-                where = _stage_source(dotted, layer, stage)
-                problems.append(f"{where}: {dotted}: unknown placeholder {{{exc.args[0]}}} (known: account, region)")
-    if problems:
-        raise ConfigError(problems)
+    fill_templates(section, sources, STAGE_TEMPLATED_KEYS, variables, "base.yaml")
     try:
         return StageSettings.model_validate({**section, "stage": stage})
     except ValidationError as exc:
-        raise ConfigError(
-            [_describe(err, _stage_source(_dotted(err["loc"]), layer, stage)) for err in exc.errors()]
-        ) from None
+        raise validation_problems(exc, section, sources, "base.yaml", root=StageSettings, reserved=("stage",)) from None
 
 
 def config_for_run(name: str, params: Mapping[str, Any] | None = None) -> tuple[ByomConfig, StageSettings]:
     """The model config with the trigger's overrides, and the stage it runs in (``params["stage"]``)."""
-    from .config import default_stage
-
     params = dict(params or {})
     overrides: dict[str, Any] = {}
     if params.get("num_boost_round") is not None:
         overrides = deep_merge(overrides, {"training": {"num_boost_round": params["num_boost_round"]}})
     if params.get("xgboost_params"):
-        value = params["xgboost_params"]
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ConfigError([f"{OVERRIDES}: xgboost_params: not a JSON object: {exc}"]) from None
-        if not isinstance(value, Mapping):
-            raise ConfigError([f"{OVERRIDES}: xgboost_params: must be an object (got {type(value).__name__})"])
-        overrides = deep_merge(overrides, {"training": {"params": dict(value)}})
+        xgboost_params = json_object_param("xgboost_params", params["xgboost_params"])
+        overrides = deep_merge(overrides, {"training": {"params": xgboost_params}})
     return load_byom_config(name, overrides), load_stage_settings(params.get("stage") or default_stage())
-
-
-def _read_yaml(config_dir: Path, relative: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load((config_dir / relative).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"{relative}: cannot read: {exc.strerror or exc}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError([f"{relative}: invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError([f"{relative}: top level must be a mapping (got {type(data).__name__})"])
-    return data
-
-
-def _fill(template: str, variables: Mapping[str, str]) -> str:
-    """``str.format_map`` that names an unknown placeholder (``KeyError``) instead of guessing."""
-    names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    for field in names:
-        if field not in variables:
-            raise KeyError(field)
-    return template.format_map(dict(variables))
-
-
-def _dotted(loc: Sequence[Any]) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and "[" in p)) or "<top level>"
-
-
-def _overridden(loc: Sequence[Any], overrides: Mapping[str, Any]) -> bool:
-    node: Any = overrides
-    for part in loc:
-        if not isinstance(node, Mapping) or str(part) not in node:
-            return False
-        node = node[str(part)]
-    return True
-
-
-def _stage_source(dotted: str, layer: Mapping[str, Any], stage: str) -> str:
-    node: Any = layer
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return "base.yaml"
-        node = node[part]
-    return f"stages/{stage}.yaml"
-
-
-def _describe(err: Mapping[str, Any], file: str, overridden: bool = False) -> str:
-    """One pydantic error as ``file: dotted.key: message a user can act on``."""
-    where = OVERRIDES if overridden else file
-    dotted = _dotted(err["loc"])
-    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        message = "unknown key"
-    elif kind == "missing":
-        message = "required key is missing"
-    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
-        message = f"must be {op} {next(iter(ctx.values()))} (got {got!r})"
-    elif kind == "string_pattern_mismatch":
-        message = f"must match {ctx.get('pattern')} (got {got!r})"
-    elif kind == "value_error":
-        message = str(ctx.get("error", err["msg"]))
-    else:
-        message = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {got!r})"
-    return f"{where}: {dotted}: {message}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,8 +323,8 @@ def _describe(err: Mapping[str, Any], file: str, overridden: bool = False) -> st
 
 
 def endpoint_name(cfg: ByomConfig, stage: StageSettings) -> str:
-    name = _fill(cfg.serving.endpoint_name, {"name": cfg.name, "name_slug": cfg.slug, "stage": stage.stage})
-    if not re.match(_NAME_PATTERN, name):
+    name = fill_template(cfg.serving.endpoint_name, {"name": cfg.name, "name_slug": cfg.slug, "stage": stage.stage})
+    if not re.match(NAME_PATTERN, name):
         raise ConfigError(
             [f"{BYOM_SUBDIR}/{cfg.name}.yaml: serving.endpoint_name: {name!r} is not a valid SageMaker name"]
         )
@@ -451,7 +357,7 @@ def image_uri(cfg: ByomConfig, stage: StageSettings) -> str:
     """The built-in XGBoost image of the stage's region, as the SageMaker SDK knows it (each region has
     its own registry account), or the configured ``serving.image_uri``."""
     if cfg.serving.image_uri:
-        return _fill(cfg.serving.image_uri, {"region": stage.aws.region, "account": stage.aws.account_id})
+        return fill_template(cfg.serving.image_uri, {"region": stage.aws.region, "account": stage.aws.account_id})
     from sagemaker.core import image_uris
 
     return image_uris.retrieve("xgboost", stage.aws.region, cfg.serving.xgboost_version)
@@ -882,40 +788,14 @@ def upload_file(s3_client: Any, path: Path, uri: str) -> str:
     return uri
 
 
-def failure_callback(name: str, conn_id: str = "aws_default") -> Any:
-    """An ``on_failure_callback`` publishing the failed task to the stage's ``alerts.sns_topic_arn``.
+def failure_callback(name: str, conn_id: str = "aws_default") -> Callable[[Any], None]:
+    """An ``on_failure_callback`` publishing the failed task to the stage's ``alerts.sns_topic_arn``:
+    the pipeline's own (:func:`include.mlpipeline.notify.failure_callback`), told where a BYOM
+    model's alerts go (its stage settings: a BYOM model has no ``models/`` config)."""
+    from .notify import failure_callback as notify_on_failure
 
-    The pipeline's :func:`include.mlpipeline.notify.failure_callback` reads a ``models/`` config, which a
-    BYOM model has none of. A notification that cannot be sent is logged, never raised.
-    """
-    import logging
+    def alert_target(params: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        stage = load_stage_settings(params.get("stage") or default_stage())
+        return stage.stage, stage.alerts.sns_topic_arn, None
 
-    log = logging.getLogger(__name__)
-
-    def callback(context: Any) -> None:
-        from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
-
-        try:
-            stage = load_stage_settings(
-                (context.get("params") or {}).get("stage") or os.environ.get("MLPIPELINE_STAGE", "dev")
-            )
-        except Exception as exc:  # noqa: BLE001 - the config itself may be what failed
-            log.warning("no failure notification for %s: stage config unusable: %s", name, exc)
-            return
-        topic = stage.alerts.sns_topic_arn
-        if not topic:
-            return
-        ti = context.get("ti") or context.get("task_instance")
-        task = getattr(ti, "task_id", "?")
-        subject = f"[{stage.stage}] {name} (byom): task {task} failed"
-        message = (
-            f"DAG {getattr(ti, 'dag_id', '?')} run {context.get('run_id')} task {task} "
-            f"try {getattr(ti, 'try_number', '?')} failed: {context.get('exception')}"
-        )
-        try:
-            SnsNotifier(aws_conn_id=conn_id, target_arn=topic, message=message, subject=subject[:100]).notify(context)
-        except Exception as err:  # noqa: BLE001
-            log.warning("could not publish the failure of %s to %s: %s", subject, topic, err)
-
-    return callback
-
+    return notify_on_failure(name, conn_id, target=alert_target, kind="byom")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .config import PipelineConfig
-from .requests import endpoint_config_name, model_name, training_job_name, transform_job_name
 from .run import RunContext
+from .sagemaker_requests import endpoint_config_name, model_name, training_job_name, transform_job_name
 
 
 def _in_use(sm: Any) -> tuple[set[str], set[str]]:

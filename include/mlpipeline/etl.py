@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .config import PROJECT_ROOT, ColumnSpec, PipelineConfig, SplitConfig
 from .formats.csv import write_algorithm_csv, write_csv_with_header
-from .requests import run_prefix
 from .run import RunContext, split_s3_uri
+from .sagemaker_requests import run_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -762,7 +762,7 @@ def prepare_batch_input(
 ) -> BatchInputResult:
     """Validate ``data.batch_source_uri`` and write ``id,features...`` lines (no header) for a
     batch transform that drops the id on the way in and joins it back on the way out
-    (:data:`include.mlpipeline.requests.BATCH_DATA_PROCESSING`)."""
+    (:data:`include.mlpipeline.sagemaker_requests.BATCH_DATA_PROCESSING`)."""
     data = cfg.data
     uri = source_uri or data.batch_source_uri
     if not uri or not data.batch_id_column:

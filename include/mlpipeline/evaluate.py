@@ -3,7 +3,7 @@
 A candidate model is promoted only if it clears absolute thresholds (it is good) AND is not worse
 than the current champion, the newest *Approved* version in the model package group (it is an
 improvement, or at least no regression beyond noise). Metrics travel with each model package in
-``CustomerMetadataProperties`` (written by :func:`include.mlpipeline.requests.model_package_request`),
+``CustomerMetadataProperties`` (written by :func:`include.mlpipeline.sagemaker_requests.model_package_request`),
 so finding the champion's numbers is two API calls and no S3 reads.
 
 Batch transform output is the prediction source: one ``<input>.out`` per input object, one line
@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .requests import METRIC_PROPERTY_PREFIX
 from .run import split_s3_uri
+from .sagemaker_requests import METRIC_PROPERTY_PREFIX
 
 #: Metrics where a larger value is better; all others are errors (smaller is better).
 HIGHER_IS_BETTER = frozenset({"r2", "accuracy", "f1", "auc", "purity"})

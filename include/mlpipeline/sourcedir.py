@@ -48,7 +48,7 @@ def package_source_dir(source_dir: str | Path, entry_point: str, base_dir: Path 
 
 
 def upload_source_dir(s3_client: Any, source_dir: str | Path, entry_point: str, uri: str) -> str:
-    """Package and upload to ``uri`` (``requests.sourcedir_uri``); returns ``uri``."""
+    """Package and upload to ``uri`` (``sagemaker_requests.sourcedir_uri``); returns ``uri``."""
     bucket, key = split_s3_uri(uri)
     s3_client.put_object(Bucket=bucket, Key=key, Body=package_source_dir(source_dir, entry_point))
     return uri

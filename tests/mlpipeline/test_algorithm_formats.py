@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from include.mlpipeline import requests as rq
+from include.mlpipeline import sagemaker_requests as rq
 from include.mlpipeline.config import ConfigError, expand_braces, is_builtin_image, load_config
 from include.mlpipeline.etl import run_etl
 from include.mlpipeline.evaluate import (

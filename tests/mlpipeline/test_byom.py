@@ -106,7 +106,8 @@ def test_defaults_apply_to_a_minimal_file(config_dir):
          "byom/m.yaml: serving.endpoint_name: unknown placeholder {model} (known: name, name_slug, stage)"),
         ({"serving": {"image_uri": "{acount}.dkr.ecr.{region}.amazonaws.com/x:1"}},
          "byom/m.yaml: serving.image_uri: unknown placeholder {acount} (known: account, region)"),
-        ({"serving": {"xgboost_verison": "3.2-0"}}, "byom/m.yaml: serving.xgboost_verison: unknown key"),
+        ({"serving": {"xgboost_verison": "3.2-0"}},
+         "byom/m.yaml: serving.xgboost_verison: unknown key (did you mean 'xgboost_version'?); allowed here: "),
         ({"check": {"max_abs_diff": 0}}, "byom/m.yaml: check.max_abs_diff: must be > 0.0 (got 0)"),
     ],
 )
@@ -160,6 +161,31 @@ def test_trigger_params_override_the_file_and_bad_ones_are_blamed_on_the_run():
         byom.config_for_run(NAME, {"num_boost_round": 0})
     with pytest.raises(ConfigError, match="run overrides: xgboost_params: not a JSON object"):
         byom.config_for_run(NAME, {"xgboost_params": "{max_depth: 2"})
+    with pytest.raises(ConfigError, match=r"run overrides: xgboost_params: must be a JSON object \(got list\)"):
+        byom.config_for_run(NAME, {"xgboost_params": "[2]"})
+
+
+def test_a_failed_task_is_alerted_on_the_stage_topic(aws, monkeypatch):
+    """The pipeline's failure callback, pointed at the BYOM run's stage settings: one SNS message."""
+    from types import SimpleNamespace
+
+    import boto3
+    from moto.sns.models import sns_backends
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws", "extra": {"region_name": "us-east-1"}}')
+    prod = byom.load_stage_settings("prod")
+    topic = prod.alerts.sns_topic_arn
+    assert boto3.client("sns", region_name="us-east-1").create_topic(Name=topic.rsplit(":", 1)[1])["TopicArn"] == topic
+    ti = SimpleNamespace(task_id="train", dag_id=f"{NAME}_byom", try_number=2)
+
+    byom.failure_callback(NAME)({"params": {"stage": "prod"}, "run_id": RUN_ID, "ti": ti,
+                                 "exception": RuntimeError("boom")})
+
+    sent = sns_backends[prod.aws.account_id]["us-east-1"].topics[topic].sent_notifications
+    assert len(sent) == 1, "no alert was published"
+    _, message, subject, *_ = sent[0]
+    assert subject == f"[prod] {NAME} (byom): task train failed"
+    assert json.loads(message)["default"] == f"DAG {NAME}_byom run {RUN_ID} task train try 2 failed: boom"
 
 
 # ----------------------------------------------------------------------------- compatibility

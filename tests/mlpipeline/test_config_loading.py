@@ -1,4 +1,4 @@
-"""include/mlpipeline/config.py: merge order, validation messages (file + key), trigger params."""
+"""include/mlpipeline/config/ (package): merge order, validation messages (file + key), trigger params."""
 
 from __future__ import annotations
 
@@ -97,10 +97,23 @@ def test_metric_definitions_match_the_images_own_file(dev_cfg: PipelineConfig) -
 def test_config_modules_import_without_heavy_dependencies() -> None:
     """DAG files import these at parse time: no pandas, numpy, matplotlib, sklearn or boto3."""
     code = (
-        "import sys, include.mlpipeline.config, include.mlpipeline.requests, include.mlpipeline.run,"
+        "import sys, include.mlpipeline.config, include.mlpipeline.sagemaker_requests, include.mlpipeline.run,"
         " include.mlpipeline.etl, include.mlpipeline.evaluate;"
         "heavy = [m for m in ('pandas', 'numpy', 'matplotlib', 'sklearn', 'boto3', 'botocore') if m in sys.modules];"
         "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_config_package_imports_nothing_else_of_the_library() -> None:
+    """The package map (README Layout): config is the library's base, so it imports no sibling module."""
+    code = (
+        "import sys, include.mlpipeline.config;"
+        "print(sorted(m for m in sys.modules if m.startswith('include.mlpipeline.')"
+        " and not m.startswith('include.mlpipeline.config')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
@@ -332,6 +345,10 @@ def test_several_problems_are_reported_together() -> None:
         (
             {"training": {"image_uri": "{acount}.dkr.ecr"}},
             "run overrides: training.image_uri: unknown placeholder {acount}",
+        ),
+        (
+            {"training": {"image_uri": "{account.dkr.ecr"}},
+            "run overrides: training.image_uri: malformed placeholder in '{account.dkr.ecr'",
         ),
     ],
 )

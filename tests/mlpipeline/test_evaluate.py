@@ -23,8 +23,8 @@ from include.mlpipeline.evaluate import (
     regression_metrics,
     write_report,
 )
-from include.mlpipeline.requests import model_package_group_request, model_package_request
 from include.mlpipeline.run import RunContext
+from include.mlpipeline.sagemaker_requests import model_package_group_request, model_package_request
 
 # ------------------------------------------------------------------------------------ metrics
 

@@ -11,7 +11,7 @@ from include.mlpipeline.cleanup import clean_up_run
 from include.mlpipeline.config import ConfigError, config_for_failed_run, config_for_run, load_config
 from include.mlpipeline.dag_support import failed_run_cfg_ctx
 from include.mlpipeline.notify import failure_callback
-from include.mlpipeline.requests import endpoint_config_name, model_name, training_job_name
+from include.mlpipeline.sagemaker_requests import endpoint_config_name, model_name, training_job_name
 
 from .conftest import RUN_ID, TS_NODASH
 

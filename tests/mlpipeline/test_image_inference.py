@@ -384,9 +384,9 @@ def test_the_dag_maps_chunks_with_bounded_concurrency(ic_config_dir: Path, monke
     """Built from the model's config only; the report runs even when there is nothing to map."""
     import importlib.util
 
-    from include.mlpipeline import config
+    from include.mlpipeline.config import layers
 
-    monkeypatch.setattr(config, "CONFIG_DIR", ic_config_dir)
+    monkeypatch.setattr(layers, "CONFIG_DIR", ic_config_dir)
     path = Path(__file__).resolve().parents[2] / "dags" / "image_inference_pipeline.py"
     spec = importlib.util.spec_from_file_location("image_inference_pipeline_under_test", path)
     module = importlib.util.module_from_spec(spec)

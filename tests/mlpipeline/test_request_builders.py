@@ -1,4 +1,4 @@
-"""include/mlpipeline/requests.py: every request is valid for botocore's SageMaker model.
+"""include/mlpipeline/sagemaker_requests.py: every request is valid for botocore's SageMaker model.
 
 botocore's ParamValidator checks types, required members and minimum sizes but not string
 ``pattern``s, maximum lengths or enums, so :func:`assert_valid` walks the shape itself as well;
@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from include.mlpipeline.config import PipelineConfig, load_config
-from include.mlpipeline.requests import (
+from include.mlpipeline.run import RunContext
+from include.mlpipeline.sagemaker_requests import (
     BATCH_DATA_PROCESSING,
     EVALUATION_DATA_PROCESSING,
     channel_uri,
@@ -28,7 +29,6 @@ from include.mlpipeline.requests import (
     transform_job_request,
     tuning_job_request,
 )
-from include.mlpipeline.run import RunContext
 
 regex = pytest.importorskip("regex")
 

@@ -91,7 +91,7 @@ def champion(cfg: Any, clients: Any) -> Champion:
 
 def transform_request(cfg: Any, ctx: Any, batch: BatchInput, champ: Champion, date: str) -> TransformRequests:
     """The champion as a model of this run, and the transform of ``batch`` into the date's folder."""
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
 
     model_req = rq.model_request(cfg, ctx, champ["model_data_url"], image_uri=champ["image"])
     model_req["ModelName"] = sagemaker_name(cfg.model_slug, cfg.stage, "batch", ctx.ts_nodash)

@@ -9,7 +9,7 @@ pulls, templates) are the constants below, so a regrouping changes them in one p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 #: TaskGroup ids, in the order the run goes through them.
 DATA, TRAIN_GROUP, EVALUATE_GROUP, REGISTER_GROUP, DEPLOY_DEV_GROUP, APPROVE_GROUP, PROMOTE_GROUP = (
@@ -86,7 +86,7 @@ def validate_and_prepare(cfg: Any, ctx: Any, clients: Any, raw: Mapping[str, Any
 def training_requests(cfg: Any, ctx: Any, clients: Any, etl: Mapping[str, Any]) -> TrainingRequests:
     """The training job and (when ``tuning`` has an objective) the tuning job; script mode
     uploads the user's code as ``sourcedir.tar.gz`` first."""
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
 
     ctx = ctx.with_data(etl["channels"])
     if cfg.training.source_dir:  # script mode: the user's code travels as sourcedir.tar.gz
@@ -129,7 +129,7 @@ def candidate(clients: Any, pull: Callable[..., Any]) -> Candidate:
 
 def evaluation_request(cfg: Any, ctx: Any, cand: Candidate, etl: Mapping[str, Any]) -> ModelAndTransform:
     """Model + transform of the held-out test set, scored in order against its labels."""
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
 
     ctx = ctx.with_data(etl["channels"])
     model_req = rq.model_request(cfg, ctx, cand["model_data_url"])
@@ -142,7 +142,7 @@ def evaluate(
 ) -> Evaluation:
     """Metrics of the scored test set, the champion's, the gate's decision, the report and links."""
     from .. import evaluate as ev
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
     from ..run import presigned_url, sagemaker_console_url
 
     s3, sm = clients.s3, clients.sagemaker
@@ -198,7 +198,7 @@ def gate(evaluation: Evaluation) -> bool:
 
 def package_request(cfg: Any, ctx: Any, cand: Candidate, evaluation: Evaluation) -> dict[str, Any]:
     """The model package version's request: metrics as metadata, pending approval."""
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
 
     return rq.model_package_request(
         cfg,
@@ -211,9 +211,11 @@ def package_request(cfg: Any, ctx: Any, cand: Candidate, evaluation: Evaluation)
     )
 
 
-def deploy_request(cfg: Any, ctx: Any, cand: Candidate, target: str, *, include_model: bool = True) -> dict[str, Any]:
+def deploy_request(
+    cfg: Any, ctx: Any, cand: Candidate, target: Literal["dev", "prod"], *, include_model: bool = True
+) -> dict[str, Any]:
     """Model, endpoint config and endpoint of ``target`` (dev or prod)."""
-    from .. import requests as rq
+    from .. import sagemaker_requests as rq
 
     return rq.deploy_request(cfg, ctx, cand["model_data_url"], target=target, include_model=include_model)
 

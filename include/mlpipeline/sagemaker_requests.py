@@ -223,25 +223,35 @@ def training_job_request(
 ) -> dict[str, Any]:
     """``CreateTrainingJob``; ``hyperparameters`` are merged over the configured ones."""
     _check(cfg, ctx)
-    params = {
-        **cfg.training.hyperparameters,
-        **(hyperparameters or {}),
-        **script_mode_hyperparameters(cfg, ctx),
-    }
-    request: dict[str, Any] = {
+    return {
         "TrainingJobName": training_job_name(cfg, ctx),
+        **_job_definition(cfg, ctx),
+        "HyperParameters": _hyperparameters(cfg, ctx, hyperparameters),
+        "Tags": _tags(cfg, ctx),
+    }
+
+
+def _hyperparameters(
+    cfg: PipelineConfig, ctx: RunContext, overrides: Mapping[str, Any] | None, *, leave_out: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Configured, then the run's, then script mode's hyperparameters, as the strings SageMaker takes."""
+    merged = {**cfg.training.hyperparameters, **(overrides or {}), **script_mode_hyperparameters(cfg, ctx)}
+    return {k: hyperparameter_value(v) for k, v in merged.items() if k not in leave_out}
+
+
+def _job_definition(cfg: PipelineConfig, ctx: RunContext) -> dict[str, Any]:
+    """What a training job and a tuning job's ``TrainingJobDefinition`` share."""
+    definition: dict[str, Any] = {
         "AlgorithmSpecification": _algorithm(cfg),
         "RoleArn": cfg.aws.role_arn,
         "InputDataConfig": _input_channels(cfg, ctx),
         "OutputDataConfig": {"S3OutputPath": run_output_uri(cfg, ctx, "model")},
         "ResourceConfig": _resources(cfg),
         "StoppingCondition": {"MaxRuntimeInSeconds": cfg.training.max_runtime_seconds},
-        "HyperParameters": {k: hyperparameter_value(v) for k, v in params.items()},
-        "Tags": _tags(cfg, ctx),
     }
     if cfg.training.environment:
-        request["Environment"] = dict(cfg.training.environment)
-    return request
+        definition["Environment"] = dict(cfg.training.environment)
+    return definition
 
 
 def _parameter_ranges(cfg: PipelineConfig) -> dict[str, list[dict[str, Any]]]:
@@ -279,7 +289,7 @@ def tuning_job_request(
     tuning = cfg.tuning
     if tuning.objective is None:
         raise ValueError(f"{cfg.model}: tuning.objective is not configured")
-    tuned = set(tuning.parameter_ranges)
+    tuned = frozenset(tuning.parameter_ranges)
     limits: dict[str, Any] = {"MaxParallelTrainingJobs": tuning.max_parallel_jobs}
     if tuning.strategy != "Grid":
         limits["MaxNumberOfTrainingJobs"] = tuning.max_jobs
@@ -294,24 +304,9 @@ def tuning_job_request(
         "TrainingJobEarlyStoppingType": tuning.early_stopping,
     }
     definition: dict[str, Any] = {
-        "StaticHyperParameters": {
-            k: hyperparameter_value(v)
-            for k, v in {
-                **cfg.training.hyperparameters,
-                **(hyperparameters or {}),
-                **script_mode_hyperparameters(cfg, ctx),
-            }.items()
-            if k not in tuned
-        },
-        "AlgorithmSpecification": _algorithm(cfg),
-        "RoleArn": cfg.aws.role_arn,
-        "InputDataConfig": _input_channels(cfg, ctx),
-        "OutputDataConfig": {"S3OutputPath": run_output_uri(cfg, ctx, "model")},
-        "ResourceConfig": _resources(cfg),
-        "StoppingCondition": {"MaxRuntimeInSeconds": cfg.training.max_runtime_seconds},
+        "StaticHyperParameters": _hyperparameters(cfg, ctx, hyperparameters, leave_out=tuned),
+        **_job_definition(cfg, ctx),
     }
-    if cfg.training.environment:
-        definition["Environment"] = dict(cfg.training.environment)
     return {
         "HyperParameterTuningJobName": tuning_job_name(cfg, ctx),
         "HyperParameterTuningJobConfig": job_config,
