@@ -71,7 +71,12 @@ def prepare_data(cfg: Any, stage: Any, ctx: Any, clients: Any) -> PreparedData:
         "test": byom.put_text(s3, byom.run_uri(cfg, stage, ctx, "data/test.csv"), byom.to_labelled_csv(test)),
     }
     print(f"{dataset.rows} rows of {cfg.data.source}: {train.rows} train, {test.rows} test -> {uris}")
-    return {**uris, "rows": {"train": train.rows, "test": test.rows}, "features": dataset.feature_names}  # type: ignore[typeddict-item]
+    return {
+        "train": uris["train"],
+        "test": uris["test"],
+        "rows": {"train": train.rows, "test": test.rows},
+        "features": dataset.feature_names,
+    }
 
 
 def train_and_package(cfg: Any, stage: Any, ctx: Any, clients: Any, data: PreparedData) -> Trained:

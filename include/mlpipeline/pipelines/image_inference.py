@@ -132,4 +132,11 @@ def report(
 
         push(key="counts", value={**counts, "failed_images": summary["failed_images"]})
         raise AirflowFailException(ii.failure_message(summary))
-    return {**counts, "summary": uri, "results": summary["results"]}  # type: ignore[typeddict-item]
+    return {
+        "images": counts["images"],
+        "accepted": counts["accepted"],
+        "review": counts["review"],
+        "failed": counts["failed"],
+        "summary": uri,
+        "results": summary["results"],
+    }
