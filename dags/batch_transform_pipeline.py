@@ -14,187 +14,107 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, chain, task
 
-from include.mlpipeline.config import default_stage, list_models, list_stages, load_config
+from include.mlpipeline.config import default_stage, list_models, load_config
 from include.mlpipeline.dag_support import (
     CONN,
+    Clients,
     batch_data_asset,
     cfg_ctx,
-    clients,
-    default_args,
+    dag_defaults,
     run_wait_settings,
     schedule_with_asset,
+    stage_param,
+    task_inputs,
     waits,
 )
 from include.mlpipeline.operators import TransformOperator
+from include.mlpipeline.pipelines import batch_transform as tasks
 
 
-def _run_date(context: dict[str, Any]) -> str:
-    """The date a run scores for: its logical date, or when it was queued (asset/manual runs)."""
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.strftime("%Y-%m-%d")
-
-
-def _common(model: str, cfg: Any) -> dict[str, Any]:
-    return {
-        "catchup": False,
-        "max_active_runs": 1,
-        "default_args": default_args(model, cfg.airflow),
-        "params": {"stage": Param(cfg.stage, enum=list_stages(), description="Stage config to use")},
-    }
-
-
-def build_batch_data_dag(model: str) -> DAG:
+def build_batch_dags(model: str) -> tuple[DAG, DAG]:
+    """`<model>_batch_data` and `<model>_batch_transform`, linked by the batch-data Asset."""
     cfg = load_config(model, default_stage())
     asset = batch_data_asset(model)
-    common = _common(model, cfg)
-    common["params"]["source_uri"] = Param(
-        None, type=["null", "string"], description="Batch data to score (file://, s3://, https://)"
-    )
+    return build_batch_data_dag(model, cfg, asset), build_batch_transform_dag(model, cfg, asset)
+
+
+def build_batch_data_dag(model: str, cfg: Any, asset: Any) -> DAG:
     with DAG(
         dag_id=f"{model}_batch_data",
         description=f"Validate a batch data set for {model} and publish it for scoring",
         doc_md=f"Validates `{cfg.data.batch_source_uri}` (or the `source_uri` param) against the schema, "
         f"quarantines bad rows and publishes the `{model}_batch_data` Asset that triggers scoring.",
         schedule=None,
-        tags=["sagemaker", "batch", "etl", model],
-        **common,
+        **dag_defaults(
+            model,
+            "batch",
+            "etl",
+            settings=cfg.airflow,
+            params={
+                "stage": stage_param(cfg.stage, "Stage config to use"),
+                "source_uri": Param(
+                    None, type=["null", "string"], description="Batch data to score (file://, s3://, https://)"
+                ),
+            },
+        ),
     ) as dag:
 
         @task(outlets=[asset])
         def prepare_batch(**context: Any) -> dict[str, Any]:
-            from include.mlpipeline.etl import DataValidationError, prepare_batch_input
-
-            cfg, ctx = cfg_ctx(model, context)
-            s3, _ = clients()
-            try:
-                result = prepare_batch_input(cfg, ctx, s3_client=s3, source_uri=context["params"].get("source_uri"))
-            except DataValidationError as exc:  # the same data fails the same way: no retries
-                from airflow.sdk.exceptions import AirflowFailException
-
-                raise AirflowFailException(str(exc)) from exc
-            print(f"{result.rows} rows ready at {result.uri} ({result.bad_rows} quarantined)")
-            context["outlet_events"][asset].extra = {"uri": result.uri, "rows": result.rows}
-            return result.to_dict()
+            result = tasks.prepare_batch(*task_inputs(model, context), context["params"].get("source_uri"))
+            context["outlet_events"][asset].extra = {"uri": result["uri"], "rows": result["rows"]}
+            return result
 
         prepare_batch()
     return dag
 
 
-def build_batch_transform_dag(model: str) -> DAG:
-    cfg = load_config(model, default_stage())
-    asset = batch_data_asset(model)
-    schedule = schedule_with_asset(cfg.schedules.batch_transform, asset)
+def build_batch_transform_dag(model: str, cfg: Any, asset: Any) -> DAG:
     with DAG(
         dag_id=f"{model}_batch_transform",
         description=f"Score batch data with the approved {model} champion",
         doc_md=__doc__,
-        schedule=schedule,
-        tags=["sagemaker", "batch", "transform", model],
-        **_common(model, cfg),
+        schedule=schedule_with_asset(cfg.schedules.batch_transform, asset),
+        **dag_defaults(
+            model, "batch", "transform", settings=cfg.airflow, params={"stage": stage_param(cfg.stage, "Stage config to use")}
+        ),
     ) as dag:
 
         @task
-        def batch_input(**context: Any) -> dict[str, Any]:
+        def batch_input(**context: Any) -> tasks.BatchInput:
             """The data set that triggered this run, or (on the cron) the configured batch source."""
-            events = context.get("triggering_asset_events") or {}
-            for asset_events in events.values():
-                if asset_events and asset_events[-1].extra.get("uri"):
-                    extra = asset_events[-1].extra
-                    print(f"scoring the batch data set that triggered this run: {extra['uri']}")
-                    return {"uri": extra["uri"], "rows": int(extra["rows"])}
-            from include.mlpipeline.etl import prepare_batch_input
-
-            cfg, ctx = cfg_ctx(model, context)
-            s3, _ = clients()
-            result = prepare_batch_input(cfg, ctx, s3_client=s3)
-            return {"uri": result.uri, "rows": result.rows}
+            return tasks.batch_input(*task_inputs(model, context), context.get("triggering_asset_events"))
 
         @task
-        def champion(**context: Any) -> dict[str, Any]:
-            from include.mlpipeline.evaluate import latest_approved_package
-
-            cfg, _ = cfg_ctx(model, context)
-            _, sm = clients()
-            package = latest_approved_package(sm, cfg.registry.model_package_group_name)
-            if package is None or not package.model_data_url:
-                # nothing to score with yet is not a failure (no retries, no alert): the run skips
-                from airflow.sdk.exceptions import AirflowSkipException
-
-                raise AirflowSkipException(
-                    f"no champion yet: model package group {cfg.registry.model_package_group_name} has no "
-                    f"approved package with model data. Nothing scored; run {model}_training and approve "
-                    f"its model, then batch scoring runs on the next schedule or batch data"
-                )
-            print(f"scoring with champion {package.arn} (metrics {package.metrics})")
-            return {"arn": package.arn, "image": package.image, "model_data_url": package.model_data_url}
+        def champion(**context: Any) -> tasks.Champion:
+            return tasks.champion(cfg_ctx(model, context)[0], Clients())
 
         @task
-        def transform_request(batch: dict[str, Any], champ: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline import sagemaker_requests as rq
-            from include.mlpipeline.run import s3_uri, sagemaker_name
-
-            cfg, ctx = cfg_ctx(model, context)
-            date = _run_date(context)
-            model_req = rq.model_request(cfg, ctx, champ["model_data_url"], image_uri=champ["image"])
-            model_req["ModelName"] = sagemaker_name(cfg.model_slug, cfg.stage, "batch", ctx.ts_nodash)
-            request = rq.batch_transform_request(
-                cfg,
-                ctx,
-                model=model_req["ModelName"],
-                input_uri=batch["uri"],
-                output_path=s3_uri(cfg.aws.bucket, cfg.model, "predictions", date),
-            )
-            return {"Model": model_req, "Transform": request}
+        def transform_request(batch: tasks.BatchInput, champ: tasks.Champion, **context: Any) -> tasks.TransformRequests:
+            date = tasks.run_date(context.get("logical_date") or context["dag_run"].run_after)
+            return tasks.transform_request(*cfg_ctx(model, context), batch, champ, date)
 
         @task
-        def clear_previous_output(req: dict[str, Any]) -> int:
+        def clear_previous_output(req: tasks.TransformRequests) -> int:
             """Idempotence per date: a rerun replaces the date's predictions, never adds to them."""
-            from include.mlpipeline.run import split_s3_uri
-
-            s3, _ = clients()
-            bucket, prefix = split_s3_uri(req["Transform"]["TransformOutput"]["S3OutputPath"].rstrip("/") + "/")
-            keys = [
-                {"Key": o["Key"]}
-                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for o in page.get("Contents", [])
-            ]
-            for i in range(0, len(keys), 1000):
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[i : i + 1000]})
-            print(f"removed {len(keys)} earlier output objects under s3://{bucket}/{prefix}")
-            return len(keys)
+            return tasks.clear_previous_output(Clients(), req)
 
         @task
-        def summarise(batch: dict[str, Any], req: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from include.mlpipeline.batch import summarise_predictions
-
-            cfg, _ = cfg_ctx(model, context)
-            s3, _ = clients()
-            output = req["Transform"]["TransformOutput"]["S3OutputPath"]
-            joined = "JoinSource" in req["Transform"].get("DataProcessing", {})
-            summary = summarise_predictions(
-                s3,
-                output,
-                expected_rows=batch["rows"],
-                input_uri=None if joined else batch["uri"],
-                field=cfg.inference.prediction_field,
-            )
-            print(f"batch summary: {summary}")
-            return summary
+        def summarise(batch: tasks.BatchInput, req: tasks.TransformRequests, **context: Any) -> dict[str, Any]:
+            return tasks.summarise(cfg_ctx(model, context)[0], Clients(), batch, req)
 
         champ = champion()  # first: without a champion the run skips before preparing any data
         batch = batch_input()
-        champ >> batch
         req = transform_request(batch, champ)
-        cleared = clear_previous_output(req)
         transform = TransformOperator(
             task_id="transform", config=req, aws_conn_id=CONN, **waits(cfg.airflow, run_wait_settings(model))
         )
-        chain(cleared, transform, summarise(batch, req))
+        chain(champ, batch)
+        chain(clear_previous_output(req), transform, summarise(batch, req))
     return dag
 
 
 for _model in list_models():
     _cfg = load_config(_model, default_stage())
     if _cfg.data.batch_source_uri and _cfg.data.batch_id_column:
-        globals()[f"{_model}_batch_data"] = build_batch_data_dag(_model)
-        globals()[f"{_model}_batch_transform"] = build_batch_transform_dag(_model)
+        globals()[f"{_model}_batch_data"], globals()[f"{_model}_batch_transform"] = build_batch_dags(_model)

@@ -9,6 +9,9 @@ Modules and what they hold:
 * ``etl``      - extract -> validate -> split -> format -> upload (pandas, imported lazily)
 * ``evaluate`` - champion lookup, quality gate, report (numpy/matplotlib, lazily)
 * ``formats``  - one reader + writer pair per data format (CSV, RecordIO-protobuf)
+* ``pipelines`` - the DAGs' task bodies, one module per DAG file, one function per task
+  (``dags/`` -> ``dag_support`` + ``pipelines`` -> the modules above; never the other way)
+* ``dag_support`` - what every DAG file shares: ``dag_defaults()``, ``Clients``, assets, schedules
 
 The core the feature modules build on (each imports no other module of this package):
 

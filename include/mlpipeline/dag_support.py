@@ -2,15 +2,18 @@
 turns its Airflow context into the run's config and clients.
 
 DAG files never import each other; they import this (cheap: no boto3, pandas or Airflow hooks
-until a task calls :func:`clients`).
+until a task uses :class:`Clients`), and ``include/mlpipeline/pipelines`` for their task bodies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import Any
 
 CONN = "aws_default"
+#: Every DAG is tagged with it: the UI's filter for this project's DAGs.
+PROJECT_TAG = "sagemaker"
 
 
 def _asset(model: str, what: str) -> Any:
@@ -93,12 +96,48 @@ def waits(parsed: Any, at_run: Callable[[Mapping[str, Any]], Any]) -> dict[str, 
     }
 
 
-def clients(conn_id: str = CONN) -> tuple[Any, Any]:
-    """(S3, SageMaker) boto3 clients from the Airflow connection: AWS or localmaker alike."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+class Clients:
+    """The boto3 clients a task may use, each made from the Airflow connection on first use: AWS or
+    localmaker alike.
 
-    return S3Hook(aws_conn_id=conn_id).get_conn(), SageMakerHook(aws_conn_id=conn_id).conn
+    What ``include/mlpipeline/pipelines`` functions take as ``clients``: tests hand them any object
+    with the same attributes (moto clients, small fakes) instead.
+    """
+
+    def __init__(self, conn_id: str = CONN) -> None:
+        self.conn_id = conn_id
+
+    @cached_property
+    def s3(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.conn_id).get_conn()
+
+    @cached_property
+    def sagemaker(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+        return SageMakerHook(aws_conn_id=self.conn_id).conn
+
+    @cached_property
+    def runtime(self) -> Any:
+        """``sagemaker-runtime``: InvokeEndpoint."""
+        return self._client("sagemaker-runtime")
+
+    @cached_property
+    def sns(self) -> Any:
+        return self._client("sns")
+
+    def _client(self, client_type: str) -> Any:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=self.conn_id, client_type=client_type).get_conn()
+
+
+def task_inputs(model: str, context: Mapping[str, Any]) -> tuple[Any, Any, Clients]:
+    """``(cfg, ctx, clients)`` of a task: the run's config and naming context, and its clients."""
+    cfg, ctx = cfg_ctx(model, context)
+    return cfg, ctx, Clients()
 
 
 PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0",
@@ -136,6 +175,45 @@ def schedule_with_asset(cron: str | None, asset: Any) -> Any:
     if cron in ("@once", "@continuous"):
         raise ValueError(f"schedule {cron!r} cannot be combined with an asset trigger: use a cron or null")
     return AssetOrTimeSchedule(timetable=cron_timetable(cron), assets=[asset])
+
+
+def stage_param(stage: str, description: str = "Stage config to use (dev/prod)") -> Any:
+    """The ``stage`` trigger param every DAG has: one of the files under ``include/config/stages``."""
+    from airflow.sdk import Param
+
+    from .config import list_stages
+
+    return Param(stage, enum=list_stages(), description=description)
+
+
+def dag_defaults(
+    model: str | None,
+    *tags: str,
+    settings: Any = None,
+    params: Mapping[str, Any] | None = None,
+    default_args_: Mapping[str, Any] | None = None,
+    **extra_default_args: Any,
+) -> dict[str, Any]:
+    """The ``DAG(...)`` keyword arguments every DAG of the project shares.
+
+    No catch-up and one active run at a time (runs name their resources from the run and reuse
+    state, two at once would race); tags ``sagemaker``, ``tags`` and the model; ``default_args``
+    from the ``airflow`` config section ``settings`` (:func:`default_args`, with
+    ``extra_default_args``), or ``default_args_`` as given for a DAG of no one model; ``params``.
+    """
+    if default_args_ is None:
+        if model is None or settings is None:
+            raise ValueError("dag_defaults needs the model and its airflow settings, or default_args_")
+        args = default_args(model, settings, **extra_default_args)
+    else:
+        args = {**default_args_, **extra_default_args}
+    return {
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": [PROJECT_TAG, *tags, *([model] if model else [])],
+        "default_args": args,
+        "params": dict(params or {}),
+    }
 
 
 def default_args(model: str, settings: Any, **extra: Any) -> dict[str, Any]:

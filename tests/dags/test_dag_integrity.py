@@ -242,33 +242,54 @@ def test_training_dag_task_graph(training):
     _, dag = training
     task = dag.get_task
     # either branch produces the candidate, and the skipped one must not skip it
-    for producer in ("train", "tune"):
-        assert "candidate" in task(producer).downstream_task_ids, f"{producer} does not lead to candidate"
-    assert task("train_or_tune").downstream_task_ids >= {"train", "tune"}
-    assert task("candidate").trigger_rule == "none_failed_min_one_success"
+    for producer in ("train.train", "train.tune"):
+        assert "train.candidate" in task(producer).downstream_task_ids, f"{producer} does not lead to candidate"
+    assert task("train.train_or_tune").downstream_task_ids >= {"train.train", "train.tune"}
+    assert task("train.candidate").trigger_rule == "none_failed_min_one_success"
     # nothing is registered or deployed that did not pass the gate
-    assert "gate" in task("register").upstream_task_ids
-    for guarded in ("register", "deploy_dev", "smoke_test", "deploy_prod", "promote"):
-        assert "gate" in _upstream(dag, guarded), f"{guarded} does not wait for the gate"
-    assert "evaluate" in _upstream(dag, "gate")
+    assert "evaluate.gate" in task("register.register").upstream_task_ids
+    for guarded in ("register.register", "deploy_dev.deploy_dev", "deploy_dev.smoke_test", "promote.deploy_prod",
+                    "promote.promote"):
+        assert "evaluate.gate" in _upstream(dag, guarded), f"{guarded} does not wait for the gate"
+    assert "evaluate.evaluate" in _upstream(dag, "evaluate.gate")
     # prod only after the dev smoke test and an approval (human or auto)
-    for before in ("approve", "auto_approved"):
-        assert "prod_config" in task(before).downstream_task_ids
-        assert before in _upstream(dag, "deploy_prod")
-    assert {"deploy_dev", "smoke_test", "approval_route"} <= _upstream(dag, "deploy_prod")
-    assert task("prod_config").trigger_rule == "none_failed_min_one_success"
-    assert "deploy_prod" in _upstream(dag, "promote")
+    for before in ("approve.approve", "approve.auto_approved"):
+        assert "promote.prod_config" in task(before).downstream_task_ids
+        assert before in _upstream(dag, "promote.deploy_prod")
+    assert {"deploy_dev.deploy_dev", "deploy_dev.smoke_test", "approve.approval_route"} <= _upstream(
+        dag, "promote.deploy_prod"
+    )
+    assert task("promote.prod_config").trigger_rule == "none_failed_min_one_success"
+    assert "promote.deploy_prod" in _upstream(dag, "promote.promote")
     # the human approval is not retried on its own (a retry would re-ask)
-    assert task("approve").retries == 0
+    assert task("approve.approve").retries == 0
     # a failure anywhere that creates SageMaker resources triggers the clean-up
     cleanup = task("clean_up_failed_run")
     assert cleanup.trigger_rule == "one_failed"
-    assert cleanup.upstream_task_ids >= {"train", "tune", "evaluate_transform", "register", "deploy_dev", "deploy_prod"}
+    assert cleanup.upstream_task_ids >= {
+        "train.train", "train.tune", "evaluate.evaluate_transform", "register.register", "deploy_dev.deploy_dev",
+        "promote.deploy_prod",
+    }
+
+
+def test_training_dag_reads_as_its_stages(training):
+    """Every task but the run's two end markers sits in one of the stage groups, in the run's order."""
+    from include.mlpipeline.pipelines import training as stages
+
+    _, dag = training
+    groups = list(dag.task_group.children)
+    assert groups == [stages.DATA, stages.TRAIN_GROUP, stages.EVALUATE_GROUP, stages.REGISTER_GROUP,
+                      stages.DEPLOY_DEV_GROUP, stages.APPROVE_GROUP, stages.PROMOTE_GROUP,
+                      "finished", "clean_up_failed_run"]
+    # the ids other code names (branches, XCom pulls, templates) are real tasks
+    for task_id in (stages.TRAIN, stages.TUNE, stages.CANDIDATE, stages.EVALUATE, stages.APPROVE, stages.AUTO_APPROVED):
+        assert dag.has_task(task_id), task_id
+    assert f"task_ids='{stages.CANDIDATE}'" in dag.get_task("register.register").model_url
 
 
 def test_training_dag_publishes_its_training_data_asset(training):
     model, dag = training
-    outlets = [getattr(o, "name", None) for o in dag.get_task("validate_and_prepare").outlets]
+    outlets = [getattr(o, "name", None) for o in dag.get_task("data.validate_and_prepare").outlets]
     assert f"{model}_training_data" in outlets
 
 
@@ -381,7 +402,7 @@ def test_approval_timeout_is_the_configured_one_and_the_docs_quote_it(dag_bag):
 
     for model in list_models():
         hours = load_config(model, default_stage()).run.approval_timeout_hours
-        approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+        approve = dag_bag.dags[f"{model}_training"].get_task("approve.approve")
         assert approve.response_timeout == timedelta(hours=hours)
         assert f"Unanswered within {hours:g} hours counts as **Reject**" in approve.body
     base = load_config(list_models()[0], default_stage()).run.approval_timeout_hours
@@ -397,7 +418,7 @@ def test_approval_request_links_the_report_and_the_training_job(dag_bag):
     import jinja2
 
     model = list_models()[0]
-    approve = dag_bag.dags[f"{model}_training"].get_task("approve")
+    approve = dag_bag.dags[f"{model}_training"].get_task("approve.approve")
     metrics = list(load_config(model, list_stages()[0]).evaluation.metrics)
     ev = {
         "metrics": dict.fromkeys(metrics, 0.5), "champion": None,
@@ -409,7 +430,7 @@ def test_approval_request_links_the_report_and_the_training_job(dag_bag):
 
     class TI:
         def xcom_pull(self, task_ids):
-            assert task_ids == "evaluate"
+            assert task_ids == "evaluate.evaluate"
             return ev
 
     text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(approve.body).render(ti=TI())

@@ -94,7 +94,7 @@ def deferred_tasks(output: str) -> set[str]:
     return {
         m.group(1)
         for line in output.splitlines()
-        if "Pausing task as DEFERRED" in line and (m := re.search(r"\btask_id=(\w+)", line))
+        if "Pausing task as DEFERRED" in line and (m := re.search(r"\btask_id=([\w.]+)", line))
     }
 
 

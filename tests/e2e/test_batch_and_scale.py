@@ -98,4 +98,4 @@ def test_tuning_switch_runs_a_tuning_job_and_continues_with_the_best_model(env):
     newest = max(reports, key=lambda o: o["LastModified"])["Key"]
     report = json.loads(s3.get_object(Bucket=cfg.aws.bucket, Key=newest)["Body"].read())
     assert report["training_job"] == best  # evaluation used the best trial's model
-    assert "[DAG TEST] end task task_id=train " not in out  # the plain training branch was skipped
+    assert "[DAG TEST] end task task_id=train.train " not in out  # the plain training branch was skipped

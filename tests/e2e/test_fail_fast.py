@@ -57,9 +57,9 @@ def test_a_rejected_hyperparameter_fails_the_run_in_one_try_with_one_training_jo
     assert "epochs" in job["FailureReason"], job["FailureReason"]
 
     tries = _task_tries(pipeline, run["run_id"])
-    assert tries["train"] == {"state": "failed", "try_number": 1}, tries["train"]
+    assert tries["train.train"] == {"state": "failed", "try_number": 1}, tries["train.train"]
     out = result.stdout + result.stderr
     assert "cannot succeed on a retry" in out, output_tail(result)
     # the failure clean-up still runs, and nothing downstream of train started
     assert tries["clean_up_failed_run"]["state"] == "success", tries
-    assert tries["candidate"]["state"] == "upstream_failed", tries
+    assert tries["train.candidate"]["state"] == "upstream_failed", tries

@@ -38,10 +38,10 @@ DAG_ID = f"{MODEL}_training"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIXED_ROW = "59,2,32.1,101,157,93.2,38,4,4.8598,87"  # age,sex,bmi,bp,s1..s6 of one patient
 #: Pure request builders wired off `candidate`/`evaluate`, not the gate: they may start after it.
-UNGATED_BUILDERS = {"package_request", "deploy_config"}
+UNGATED_BUILDERS = {"register.package_request", "deploy_dev.deploy_config"}
 
 #: The tasks that wait for SageMaker in a deployed run (``tune`` is not on this model's path).
-WAIT_TASKS = {"train", "evaluate_transform", "deploy_dev", "deploy_prod", "baseline"}
+WAIT_TASKS = {"train.train", "evaluate.evaluate_transform", "deploy_dev.deploy_dev", "promote.deploy_prod", "promote.baseline"}
 
 #: What run A leaves behind, for B and C to compare against.
 CHAMPION: dict[str, Any] = {}
@@ -196,12 +196,12 @@ def test_b_a_worse_model_is_gated_out_and_prod_is_untouched(pipeline: Pipeline):
 
     # the gate is the last task that ran; everything it guards was skipped
     states = pipeline.task_states(DAG_ID, run["run_id"])
-    assert states["train"]["state"] == states["evaluate"]["state"] == states["gate"]["state"] == "success"
-    gated = pipeline.downstream_of(DAG_ID, "gate")
-    assert {"register", "deploy_dev", "deploy_prod", "promote", "clean_up_failed_run"} <= gated
+    assert states["train.train"]["state"] == states["evaluate.evaluate"]["state"] == states["evaluate.gate"]["state"] == "success"
+    gated = pipeline.downstream_of(DAG_ID, "evaluate.gate")
+    assert {"register.register", "deploy_dev.deploy_dev", "promote.deploy_prod", "promote.promote", "clean_up_failed_run"} <= gated
     not_skipped = {t: states[t]["state"] for t in gated if states[t]["state"] != "skipped"}
     assert not not_skipped, f"tasks behind the gate did not skip: {not_skipped}"
-    gate_started = states["gate"]["start_date"]
+    gate_started = states["evaluate.gate"]["start_date"]
     ran_after = {
         t for t, s in states.items()
         if s["state"] not in ("skipped", None) and s["start_date"] and s["start_date"] > gate_started
@@ -263,9 +263,9 @@ def test_c_malformed_source_fails_validation_and_quarantines_the_bad_rows(
     pipeline: Pipeline, malformed_run: dict[str, Any]
 ):
     cfg, result, states = pipeline.cfg, malformed_run["result"], malformed_run["states"]
-    assert states["extract"]["state"] == "success"
-    assert states["validate_and_prepare"]["state"] == "failed", output_tail(result)
-    assert states["train"]["state"] == "upstream_failed"
+    assert states["data.extract"]["state"] == "success"
+    assert states["data.validate_and_prepare"]["state"] == "failed", output_tail(result)
+    assert states["train.train"]["state"] == "upstream_failed"
     # the message says what failed, by how much, which setting bounds it and where the rows are
     out = result.stdout + result.stderr
     allowed = f"{cfg.data.max_bad_row_share:.1%}"

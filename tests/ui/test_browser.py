@@ -307,7 +307,7 @@ def _drive(page, steps: Steps, env: UpEnvironment, timings: dict[str, float], ex
                     f"run {_state(page)!r}; task table:\n" + "\n".join(r.replace("\t", " ") for r in rows))
     timings["trigger -> approval request"] = time.monotonic() - t_trigger
     page.goto(run_url)
-    approve_row = page.get_by_role("row").filter(has=page.get_by_role("link", name="approve", exact=True))
+    approve_row = page.get_by_role("row").filter(has=page.get_by_role("link", name="approve.approve", exact=True))
     expect(approve_row).to_contain_text("Awaiting Input")
     steps.shot("run-awaiting-approval")
 
@@ -348,7 +348,7 @@ def _drive(page, steps: Steps, env: UpEnvironment, timings: dict[str, float], ex
             page.reload()
             last_load = time.monotonic()
     expect(page.get_by_test_id("header-card").get_by_test_id("state-badge").first).to_have_text("Success")
-    for task in ("approve", "deploy_prod", "promote"):
+    for task in ("approve.approve", "promote.deploy_prod", "promote.promote"):
         row = page.get_by_role("row").filter(has=page.get_by_role("link", name=task, exact=True))
         expect(row).to_contain_text("Success")
     timings["approve -> run success"] = time.monotonic() - t_approve
