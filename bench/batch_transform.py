@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -154,10 +155,7 @@ def main() -> None:
               f"{r['ratio_scoring_min']:>8.2f}-{r['ratio_scoring_max']:.2f}")
         print(f"{label + ', end to end (serve start ' + format(r['serve_start_s_median'], '.1f') + ' s)':<58}"
               f"{r['ratio_wall_median']:>8.2f}")
-    out = HERE / "results" / "batch_transform.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("batch_transform", results)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Prints a table and writes bench/results/localmaker_overhead.json.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import boto3
+from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -201,10 +201,7 @@ def main() -> None:
     print(f"{'measure':<58}{'value':>10}  target")
     for label, value, target in rows:
         print(f"{label:<58}{value:>10.3f}  {target}")
-    out = HERE / "results" / "localmaker_overhead.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("localmaker_overhead", results)
 
 
 if __name__ == "__main__":

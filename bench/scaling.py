@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
@@ -372,10 +374,7 @@ def main() -> None:
     print()
     for k, v in checks.items():
         print(f"{k}: {v}")
-    out = HERE / "results" / "scaling.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("scaling", results)
 
 
 if __name__ == "__main__":

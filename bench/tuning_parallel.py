@@ -10,7 +10,6 @@ Environment: BENCH_TRIALS (6), BENCH_TRIAL_SECONDS (2.0), BENCH_PARALLEL ("1,2")
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -200,10 +200,7 @@ def main() -> None:
               f"{r['mean_trial_cpu_s']:>11.2f} {r['peak_running']:>5} {r['best']:>8.3f}")
     print(f"speedup {results['speedup_of']}: {speedup:.2f}x on {cpus} CPUs (target >= 1.5x: "
           f"{'met' if results['target_met'] else 'NOT met'})")
-    out = HERE / "results" / "tuning_parallel.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    save("tuning_parallel", results)
 
 
 if __name__ == "__main__":
