@@ -31,6 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from localmaker.reaper import environ_of  # noqa: E402  (stdlib only: down works without the venv)
+
 MARKER = "MLPIPELINE_UP_HOME"
 # stop order: clients of localmaker first (the scheduler, then the Celery workers, which finish or give up
 # their tasks, before the API server the task runners report to), then the log servers, the broker and the
@@ -98,19 +102,6 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return stat[stat.rindex(")") + 2 :].split()
-
-
-def _environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    env = {}
-    for item in raw.split(b"\0"):
-        k, sep, v = item.partition(b"=")
-        if sep:
-            env[k.decode(errors="replace")] = v.decode(errors="replace")
-    return env
 
 
 def cmdline(pid: int) -> str:
@@ -182,7 +173,7 @@ def belonging(paths: Paths, recs: dict[str, dict] | None = None) -> dict[int, in
     for pid in procs:
         if pid in found or pid == me:
             continue
-        env = _environ(pid)
+        env = environ_of(pid)
         if env.get(MARKER) == str(paths.home) or any(
             v.startswith(lm) for k, v in env.items() if k in ("SAGEMAKER_BASE_DIR", "SM_MODEL_DIR")
         ):
