@@ -416,9 +416,10 @@ def apply_plan(sm: Any, plan: Plan) -> Applied:
             if _missing(exc):
                 continue
             raise
-        used_configs.add(ep.get("EndpointConfigName"))
-        used_configs.add((ep.get("PendingDeploymentSummary") or {}).get("EndpointConfigName"))
-    used_configs.discard(None)
+        pending = ep.get("PendingDeploymentSummary") or {}
+        used_configs.update(
+            name for name in (ep.get("EndpointConfigName"), pending.get("EndpointConfigName")) if name
+        )
     used_models: set[str] = set()
     for name in used_configs:
         try:

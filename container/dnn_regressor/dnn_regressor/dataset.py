@@ -243,7 +243,7 @@ def load_channel(name: str, directory: Path, header_mode: str) -> Channel:
     paths = channel_files(directory)
     if not paths:
         raise ClientError(f"channel '{name}' has no data files in {directory}")
-    files = []
+    files: list[CsvFile] = []
     for path in paths:
         display = f"{name}/{path.relative_to(directory).as_posix()}"
         parsed = read_csv_file(path, display, header_mode)

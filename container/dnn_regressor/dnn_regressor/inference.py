@@ -102,6 +102,21 @@ def inference_layers(model: Any) -> tuple[list[dict[str, Any]], dict[str, np.nda
     return layers, arrays
 
 
+Op = Callable[[np.ndarray], np.ndarray]
+
+
+def _standardize(mean: np.ndarray, scale: np.ndarray) -> Op:
+    return lambda h: (h - mean) / scale
+
+
+def _unstandardize(mean: np.ndarray, scale: np.ndarray) -> Op:
+    return lambda h: mean + h * scale
+
+
+def _dense(kernel: np.ndarray, bias: np.ndarray, activation: Op) -> Op:
+    return lambda h: activation(h @ kernel + bias)
+
+
 @dataclass
 class NumpyMLP:
     """The network as a list of numpy operations, float32 like the Keras graph.
@@ -127,9 +142,9 @@ class NumpyMLP:
                 if mean.shape != scale.shape or (width is not None and mean.size not in (1, width)):
                     raise ValueError(f"layer '{spec.get('name')}' has {mean.size} statistics for width {width}")
                 if op == "standardize":
-                    ops.append(lambda h, m=mean, d=scale: (h - m) / d)
+                    ops.append(_standardize(mean, scale))
                 else:
-                    ops.append(lambda h, m=mean, d=scale: m + h * d)
+                    ops.append(_unstandardize(mean, scale))
                 if width is None:
                     width = n_inputs = mean.size
             elif op == "dense":
@@ -146,7 +161,7 @@ class NumpyMLP:
                 if n_inputs is None:
                     n_inputs = kernel.shape[0]
                 width = kernel.shape[1]
-                ops.append(lambda h, k=kernel, b=bias, a=_ACTIVATIONS[activation]: a(h @ k + b))
+                ops.append(_dense(kernel, bias, _ACTIVATIONS[activation]))
             else:
                 raise ValueError(f"layer '{spec.get('name')}' has unknown op {op!r}")
         if width != 1:
@@ -202,7 +217,7 @@ def export_inference(model: Any, directory: Path, probe: np.ndarray, reference: 
     reference = np.asarray(reference, dtype=np.float32).reshape(-1)
     arrays = {**arrays, "probe_inputs": probe, "probe_outputs": reference}
     arrays_path, spec_path = directory / ARRAYS_FILE, directory / INFERENCE_FILE
-    _write_atomically(arrays_path, lambda handle: np.savez(handle, **arrays))
+    _write_atomically(arrays_path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
     spec = {
         "format_version": EXPORT_FORMAT_VERSION,
         "engine": "numpy",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.utils import get_content_type
@@ -166,7 +167,7 @@ def create_app(
         return _text("ok", 200)
 
     @app.get("/execution-parameters")
-    def execution_parameters() -> Response:
+    def execution_parameters() -> ResponseReturnValue:  # app.json.response is typed as werkzeug's base
         # Batch transform reads this to size its requests and parallelism.
         return app.json.response(
             {"MaxConcurrentTransforms": _workers(), "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
@@ -260,7 +261,8 @@ def _read_exactly(stream: Any, length: int) -> bytes:
     """
     reader, buffered = getattr(stream, "reader", None), getattr(stream, "buf", None)
     if (
-        type(reader).__name__ == "LengthReader"
+        reader is not None
+        and type(reader).__name__ == "LengthReader"
         and getattr(reader, "length", None) == length
         and isinstance(buffered, io.BytesIO)
         and buffered.tell() == 0
