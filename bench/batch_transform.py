@@ -28,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 spec = importlib.util.spec_from_file_location("serving_bench", HERE / "serving.py")
+assert spec is not None and spec.loader is not None
 serving = importlib.util.module_from_spec(spec)
-assert spec.loader is not None
 spec.loader.exec_module(serving)
 
 N_ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
@@ -38,7 +38,9 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 
 def chunks(lines: list[bytes], limit: int) -> list[bytes]:
-    out, cur, size = [], [], 0
+    out: list[bytes] = []
+    cur: list[bytes] = []
+    size = 0
     for line in lines:
         if cur and size + len(line) + 1 > limit:
             out.append(b"\n".join(cur) + b"\n")

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -97,10 +98,10 @@ def main() -> None:
     encoded: dict[str, bytes] = {}
     for _ in range(args.repeat):  # interleaved, so both see the same machine state
         for name, codec in codecs.items():
-            seconds, data = _best(lambda c=codec: c.to_recordio_protobuf(features, labels), 1)
+            seconds, data = _best(partial(codec.to_recordio_protobuf, features, labels), 1)
             timings[name]["encode_s"] = min(timings[name].get("encode_s", float("inf")), seconds)
             encoded[name] = data
-            seconds, records = _best(lambda c=codec, d=data: c.from_recordio_protobuf(d), 1)
+            seconds, records = _best(partial(codec.from_recordio_protobuf, data), 1)
             timings[name]["decode_s"] = min(timings[name].get("decode_s", float("inf")), seconds)
             assert len(records) == args.rows
     assert len(set(encoded.values())) == 1, "the codecs wrote different bytes"

@@ -115,7 +115,8 @@ class Client:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
-    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         try:
             self.conn.request(method, path, body=body, headers=headers or {})
             response = self.conn.getresponse()
@@ -210,7 +211,8 @@ def _csv_body(rows: np.ndarray) -> bytes:
 
 def bench_single_row(port: int, rows: np.ndarray, requests: int) -> dict[str, Any]:
     """Single-row request latency, each request sent once with each client (interleaved)."""
-    clients = {"http_client": Client(port), "raw": RawClient(port)}
+    raw = RawClient(port)
+    clients: dict[str, Client | RawClient] = {"http_client": Client(port), "raw": raw}
     headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
     single = _csv_body(rows[:1])
     for _ in range(50):
@@ -224,7 +226,7 @@ def bench_single_row(port: int, rows: np.ndarray, requests: int) -> dict[str, An
             status, _ = client.call("POST", "/invocations", body, headers)
             latencies[name].append(time.perf_counter() - started)
             assert status == 200, status
-    clients["raw"].close()
+    raw.close()
     return {
         name: {
             "p50_ms": _percentile(values, 50) * 1e3,
@@ -282,7 +284,8 @@ def bench_batch_pairs(port: int, model_dir: Path, rows: np.ndarray, pairs: int, 
 
     regressor = load_regressor(model_dir)
     names = regressor.feature_names
-    clients = {"http_client": Client(port), "raw": RawClient(port)}
+    raw = RawClient(port)
+    clients: dict[str, Client | RawClient] = {"http_client": Client(port), "raw": raw}
     headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
     body = _csv_body(rows[:BATCH_ROWS])
     expected = regressor.predict(decode_csv(body, names)).reshape(-1)
@@ -306,7 +309,7 @@ def bench_batch_pairs(port: int, model_dir: Path, rows: np.ndarray, pairs: int, 
             started = time.perf_counter()
             encode_fn(regressor.predict(decode_fn(body, names)), "text/csv")
             times[kind][i] = time.perf_counter() - started
-    clients["raw"].close()
+    raw.close()
     local, local_old = times["local"], times["local_old_codec"]
     result: dict[str, Any] = {
         "in_process_rows_per_s": BATCH_ROWS / float(np.median(local)),
@@ -552,7 +555,7 @@ def main() -> int:
     import tensorflow as tf
 
     http_batch, raw_batch = batch["http_client"], batch["raw"]
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "dnn_regressor_serving",
         "machine": {
             "cpus": os.cpu_count(),

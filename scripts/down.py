@@ -204,7 +204,7 @@ def read_pidfiles(paths: Paths) -> dict[str, dict]:
 def is_ours(rec: dict) -> bool:
     """The pid file's process still runs: same pid, same start time."""
     pid = rec.get("pid")
-    return bool(pid) and alive(pid) and start_ticks(pid) == rec.get("start_ticks")
+    return isinstance(pid, int) and pid > 0 and alive(pid) and start_ticks(pid) == rec.get("start_ticks")
 
 
 def running(paths: Paths) -> dict[str, dict]:

@@ -309,8 +309,11 @@ def write_config(s: Settings, config: dict[str, dict[str, str]]) -> None:
     import configparser
 
     cfg_file = s.paths.home / "airflow.cfg"
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.optionxform = str  # keep keys as written
+    class CaseKeepingParser(configparser.ConfigParser):
+        def optionxform(self, optionstr: str) -> str:
+            return optionstr  # keep keys as written
+
+    cfg = CaseKeepingParser(interpolation=None)
     if cfg_file.exists():
         cfg.read(cfg_file)
     for section, values in config.items():
@@ -543,8 +546,8 @@ def up(s: Settings) -> int:
         # the worker's hostname in its task instances: the address its log server listens on
         worker_env = {**env, "UP_HOSTNAME": address}
         procs[f"{name}-log-server"] = spawn(f"{name}-log-server", log_server_cmd(s, name, address), worker_env, s)
-        log = s.paths.logs / f"{name}.log"
-        offsets[name] = log.stat().st_size if log.exists() else 0
+        worker_log = s.paths.logs / f"{name}.log"
+        offsets[name] = worker_log.stat().st_size if worker_log.exists() else 0
         procs[name] = spawn(name, up_celery.worker_cmd(AIRFLOW, i), worker_env, s)
 
     remaining = lambda: max(10.0, s.timeout - (time.monotonic() - t0))  # noqa: E731
