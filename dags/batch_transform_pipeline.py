@@ -103,14 +103,16 @@ def build_batch_transform_dag(model: str, cfg: Any, asset: Any) -> DAG:
         def summarise(batch: tasks.BatchInput, req: tasks.TransformRequests, **context: Any) -> dict[str, Any]:
             return tasks.summarise(cfg_ctx(model, context)[0], Clients(), batch, req)
 
+        # The ignores below ([arg-type]): airflow.sdk types a @task call with the function's own parameters
+        # (Task.__call__: Callable[FParams, XComArg]); the XComArgs passed here are resolved at run time
         champ = champion()  # first: without a champion the run skips before preparing any data
         batch = batch_input()
-        req = transform_request(batch, champ)
+        req = transform_request(batch, champ)  # type: ignore[arg-type]
         transform = TransformOperator(
             task_id="transform", config=req, aws_conn_id=CONN, **waits(cfg.airflow, run_wait_settings(model))
         )
         chain(champ, batch)
-        chain(clear_previous_output(req), transform, summarise(batch, req))
+        chain(clear_previous_output(req), transform, summarise(batch, req))  # type: ignore[arg-type]
     return dag
 
 

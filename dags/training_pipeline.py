@@ -10,7 +10,7 @@ the ``aws_default`` connection differs.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -140,7 +140,7 @@ def build_training_dag(model: str) -> DAG:
             return cfg_ctx(model, context)[0].run.deploy
 
         @task
-        def deploy_config(cand: tasks.Candidate, target: str, **context: Any) -> dict[str, Any]:
+        def deploy_config(cand: tasks.Candidate, target: Literal["dev", "prod"], **context: Any) -> dict[str, Any]:
             return tasks.deploy_request(*cfg_ctx(model, context), cand, target)
 
         @task
@@ -174,22 +174,25 @@ def build_training_dag(model: str) -> DAG:
             return tasks.clean_up_failed_run(cfg, ctx, Clients(), problem)
 
         # ----------------------------------------------------------------------------- wiring
+        # The ignores below ([arg-type], [index]): airflow.sdk types a @task call with the function's own
+        # parameters (Task.__call__: Callable[FParams, XComArg]) and its result as an XComArg without
+        # __getitem__; the XComArgs passed here are resolved at run time
         with TaskGroup(tasks.DATA):
-            etl = validate_and_prepare(extract())
+            etl = validate_and_prepare(extract())  # type: ignore[arg-type]
         with TaskGroup(tasks.TRAIN_GROUP):
-            reqs = training_requests(etl)
+            reqs = training_requests(etl)  # type: ignore[arg-type]
             train = ResumableTrainingOperator(
-                task_id="train", config=reqs["training"], aws_conn_id=CONN, print_log=True, **wait
+                task_id="train", config=reqs["training"], aws_conn_id=CONN, print_log=True, **wait  # type: ignore[index]
             )
-            tune = TuningOperator(task_id="tune", config=reqs["tuning"], aws_conn_id=CONN, **wait)
+            tune = TuningOperator(task_id="tune", config=reqs["tuning"], aws_conn_id=CONN, **wait)  # type: ignore[index]
             cand = candidate()
             chain(reqs, train_or_tune(), [train, tune], cand)
         with TaskGroup(tasks.EVALUATE_GROUP):
             evaluate_transform = TransformOperator(
-                task_id="evaluate_transform", config=evaluation_request(cand, etl), aws_conn_id=CONN, **wait
+                task_id="evaluate_transform", config=evaluation_request(cand, etl), aws_conn_id=CONN, **wait  # type: ignore[arg-type]
             )
-            evaluation = evaluate(cand, evaluate_transform.output, etl)
-            passed = gate(evaluation)
+            evaluation = evaluate(cand, evaluate_transform.output, etl)  # type: ignore[arg-type]
+            passed = gate(evaluation)  # type: ignore[arg-type]
         with TaskGroup(tasks.REGISTER_GROUP):
             register = RegisterModelVersionOperator(
                 task_id="register",
@@ -198,13 +201,13 @@ def build_training_dag(model: str) -> DAG:
                 model_url=f"{{{{ ti.xcom_pull(task_ids='{tasks.CANDIDATE}')['model_data_url'] }}}}",
                 package_group_name=cfg.registry.model_package_group_name,
                 package_group_desc=cfg.registry.description,
-                extras=package_request(cand, evaluation),
+                extras=package_request(cand, evaluation),  # type: ignore[arg-type]
             )
         with TaskGroup(tasks.DEPLOY_DEV_GROUP):
             deploy_dev = IdempotentEndpointOperator(
-                task_id="deploy_dev", config=deploy_config(cand, "dev"), aws_conn_id=CONN, operation="create", **wait
+                task_id="deploy_dev", config=deploy_config(cand, "dev"), aws_conn_id=CONN, operation="create", **wait  # type: ignore[arg-type]
             )
-            smoke = smoke_test(etl)
+            smoke = smoke_test(etl)  # type: ignore[arg-type]
             enabled = deploy_enabled()
             chain(enabled, deploy_dev, smoke)
         with TaskGroup(tasks.APPROVE_GROUP):
@@ -222,16 +225,16 @@ def build_training_dag(model: str) -> DAG:
             route = approval_route()
             chain(route, [approve, auto_approved])
         with TaskGroup(tasks.PROMOTE_GROUP):
-            prod_cfg = prod_config(cand)
+            prod_cfg = prod_config(cand)  # type: ignore[arg-type]
             deploy_prod = IdempotentEndpointOperator(
                 task_id="deploy_prod", config=prod_cfg, aws_conn_id=CONN, operation="create", **wait
             )
-            champion = promote(register.output, evaluation)
+            champion = promote(register.output, evaluation)  # type: ignore[arg-type]
             if cfg.monitoring.enabled:
                 # the baseline exists before the package becomes champion, so monitoring never finds
                 # a champion without one
                 baseline = ProcessingOperator(
-                    task_id="baseline", config=baseline_request(register.output, etl), aws_conn_id=CONN, **wait
+                    task_id="baseline", config=baseline_request(register.output, etl), aws_conn_id=CONN, **wait  # type: ignore[arg-type]
                 )
                 chain(deploy_prod, baseline, champion)
                 watched = [baseline]
