@@ -16,7 +16,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, TaskGroup, chain, task
 
-from include.mlpipeline.config import default_stage, list_models, load_config
+from include.mlpipeline.config import default_stage, form_summary, list_models, load_config
 from include.mlpipeline.dag_support import (
     CONN,
     Clients,
@@ -27,6 +27,7 @@ from include.mlpipeline.dag_support import (
     run_wait_settings,
     schedule_with_asset,
     stage_param,
+    stage_values,
     task_inputs,
     training_data_asset,
     waits,
@@ -79,12 +80,23 @@ def build_training_dag(model: str) -> DAG:
             settings=cfg.airflow,
             params={
                 "stage": stage_param(cfg.stage, "Stage config to extend (dev/prod)"),
-                "instance_type": Param(None, type=["null", "string"], description="Training instance type"),
+                "instance_type": Param(
+                    None,
+                    type=["null", "string"],
+                    description=f"Training instance type; blank uses the stage's ({stage_values(model, 'training.instance_type')})",
+                ),
                 "instance_count": Param(None, type=["null", "integer"], minimum=1, description="Training instances"),
                 "hyperparameters": Param(
-                    {}, type="object", description="Hyperparameters merged over the configured ones"
+                    {},
+                    type="object",
+                    description="Hyperparameters merged over the configured ones, checked before anything runs. "
+                    + form_summary(cfg),
                 ),
-                "tuning": Param(None, type=["null", "boolean"], description="Run a tuning job instead of one training"),
+                "tuning": Param(
+                    cfg.tuning.enabled,
+                    type=["null", "boolean"],
+                    description=f"Run a tuning job instead of one training (configured: {'on' if cfg.tuning.enabled else 'off'})",
+                ),
                 "deploy": Param(True, type="boolean", description="Deploy dev and prod after the gate"),
                 "auto_approve": Param(False, type="boolean", description="Skip the human approval before prod"),
             },

@@ -7,6 +7,7 @@ until a task uses :class:`Clients`), and ``include/mlpipeline/pipelines`` for th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any
@@ -184,6 +185,37 @@ def stage_param(stage: str, description: str = "Stage config to use (dev/prod)")
     from .config import list_stages
 
     return Param(stage, enum=list_stages(), description=description)
+
+
+def stage_values(model: str, dotted: str) -> str:
+    """``dotted``'s value in each stage's config of ``model``, for a trigger form's text:
+    ``dev: ml.m5.large, prod: ml.m5.xlarge``. Merges the layers without validating them (the run
+    validates its own config) and parses with libyaml when present, because DAG files call it at
+    parse time (a full :func:`load_config` per stage and model doubles a DAG file's import time)."""
+    from .config import list_stages, merge_layers
+
+    model_layer = _parsed(f"models/{model}.yaml")
+    values = []
+    for stage in list_stages():
+        merged, _ = merge_layers(
+            [("base", _parsed("base.yaml")), ("stage", _parsed(f"stages/{stage}.yaml")), ("model", model_layer)]
+        )
+        value: Any = merged
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        values.append(f"{stage}: {value}")
+    return ", ".join(values)
+
+
+@functools.cache
+def _parsed(relative: str) -> Mapping[str, Any]:
+    """A config file parsed once per process (merge_layers copies it; nothing may modify it)."""
+    import yaml
+
+    from .config import CONFIG_DIR
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load((CONFIG_DIR / relative).read_text(encoding="utf-8"), Loader=loader) or {}
 
 
 def dag_defaults(

@@ -207,6 +207,27 @@ def test_training_dag_params(training):
     assert dag.params["hyperparameters"] == {}
 
 
+def test_training_form_shows_defaults_allowed_values_and_stage_values(training):
+    """The trigger form says what a blank field means and what a hyperparameter accepts."""
+    model, dag = training
+    cfg = load_config(model, dag.params["stage"])
+    # the toggle starts at the model's configured tuning, not at "off"
+    assert dag.params["tuning"] is cfg.tuning.enabled
+    assert f"configured: {'on' if cfg.tuning.enabled else 'off'}" in dag.params.get_param("tuning").description
+    # a blank instance type says which stage value applies, for every stage
+    described = dag.params.get_param("instance_type").description
+    for stage in list_stages():
+        assert f"{stage}: {load_config(model, stage).training.instance_type}" in described
+    # every configured hyperparameter with its default and what it accepts
+    described = dag.params.get_param("hyperparameters").description
+    specs = cfg.training.hyperparameter_spec
+    assert specs, f"{model} declares no hyperparameter_spec"
+    for name, value in cfg.training.hyperparameters.items():
+        assert f"{name}: default {value!r}; " in described
+    for name in specs:
+        assert f"{name}: " in described
+
+
 def _assets(condition: Any) -> list[Any]:
     """Every asset in an asset condition (``AssetAll`` / ``AssetAny`` nest through ``objects``)."""
     objects = getattr(condition, "objects", None)

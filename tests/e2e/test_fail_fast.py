@@ -1,9 +1,13 @@
-"""A failure that cannot succeed on a retry fails the run in one try, after one training job.
+"""A failure that cannot succeed on a retry fails the run in one try, after at most one training job.
 
-One `airflow dags test` run of `<model>_training` against a real localmaker, with a hyperparameter
-the DNN container rejects (``epochs: "abc"``): the job ends Failed, its reason the container's
-``ClientError:`` behind SageMaker's ``AlgorithmError:`` prefix for a custom image.
-Before the retry policy the task retried twice, each try starting (and billing) another job.
+`airflow dags test` runs of `<model>_training` against a real localmaker:
+
+* a hyperparameter outside the model's declaration (``training.hyperparameter_spec``) fails the
+  first task, before any data moves or any SageMaker job exists;
+* one the container rejects although the run's config accepts it (the run loosens the declaration
+  to get there, ``epochs: "abc"``): the job ends Failed, its reason the container's ``ClientError:``
+  behind SageMaker's ``AlgorithmError:`` prefix for a custom image. Before the retry policy the
+  task retried twice, each try starting (and billing) another job.
 """
 
 from __future__ import annotations
@@ -43,7 +47,11 @@ def _task_tries(pipeline: Pipeline, run_id: str) -> dict[str, dict[str, Any]]:
 
 def test_a_rejected_hyperparameter_fails_the_run_in_one_try_with_one_training_job(pipeline: Pipeline):
     before = pipeline.sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
-    result = pipeline.run(DAG_ID, {"hyperparameters": {"epochs": "abc"}, "auto_approve": True})
+    # the declaration says epochs is an integer: loosen it for this run, so the container judges
+    loosened = {"training": {"hyperparameter_spec": {"epochs": {"type": "str"}}}}
+    result = pipeline.run(
+        DAG_ID, {"hyperparameters": {"epochs": "abc"}, "overrides": loosened, "auto_approve": True}
+    )
     run = pipeline.latest_run(DAG_ID)
     assert run["state"] == "failed" and not run_succeeded(result), output_tail(result)
 
@@ -63,3 +71,21 @@ def test_a_rejected_hyperparameter_fails_the_run_in_one_try_with_one_training_jo
     # the failure clean-up still runs, and nothing downstream of train started
     assert tries["clean_up_failed_run"]["state"] == "success", tries
     assert tries["train.candidate"]["state"] == "upstream_failed", tries
+
+
+def test_an_undeclared_hyperparameter_value_fails_the_first_task_before_any_job(pipeline: Pipeline):
+    before = pipeline.sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    result = pipeline.run(DAG_ID, {"hyperparameters": {"dropout": 1.5}, "auto_approve": True})
+    run = pipeline.latest_run(DAG_ID)
+    assert run["state"] == "failed" and not run_succeeded(result), output_tail(result)
+
+    after = pipeline.sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
+    assert [j["TrainingJobName"] for j in after] == [j["TrainingJobName"] for j in before], "a training job was created"
+    out = result.stdout + result.stderr
+    assert "run overrides: training.hyperparameters.dropout: must be a number >= 0 and < 1 (got 1.5)" in out, output_tail(result)
+    assert "cannot succeed on a retry" in out, output_tail(result)
+
+    tries = _task_tries(pipeline, run["run_id"])
+    assert tries["data.extract"] == {"state": "failed", "try_number": 1}, tries["data.extract"]
+    assert tries["data.validate_and_prepare"]["state"] == "upstream_failed", tries
+    assert tries["train.train"]["state"] in ("upstream_failed", "skipped"), tries

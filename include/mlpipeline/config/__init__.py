@@ -16,6 +16,7 @@ Modules (imports go down this list, never up; none imports anything else of ``in
 * ``layers``   - the YAML layers: read, deep-merge with provenance, fill placeholders, validate
   (:func:`load_config`)
 * ``checks``   - rules spanning several keys, reported against the key to change
+* ``hyperparameters`` - hyperparameters and tuning ranges against ``training.hyperparameter_spec``
 * ``messages`` - :class:`ConfigError` and pydantic errors -> ``file: dotted.key: message``, for any
   schema (BYOM's reuses it)
 * ``schema``   - the pydantic models, one per section, and the name patterns
@@ -28,6 +29,7 @@ only the stdlib, pydantic and PyYAML.
 from __future__ import annotations
 
 from .checks import cross_checks
+from .hyperparameters import form_summary, hyperparameter_problems
 from .layers import (
     CONFIG_DIR,
     OVERRIDES_SOURCE,
@@ -73,6 +75,7 @@ from .schema import (
     DeploymentSettings,
     EndpointSettings,
     EvaluationSettings,
+    HyperparameterSpec,
     HyperparameterValue,
     ImageInferenceSettings,
     ImageLayout,
@@ -126,7 +129,10 @@ __all__ = [
     "DeploymentSettings",
     "EndpointSettings",
     "EvaluationSettings",
+    "HyperparameterSpec",
     "HyperparameterValue",
+    "form_summary",
+    "hyperparameter_problems",
     "ImageInferenceSettings",
     "ImageLayout",
     "InferenceSettings",

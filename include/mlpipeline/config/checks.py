@@ -7,6 +7,7 @@ returned key paths into ``file: dotted.key: message`` problems with the layers' 
 
 from __future__ import annotations
 
+from .hyperparameters import hyperparameter_problems
 from .messages import KeyPath
 from .schema import CategoricalRange, ContinuousRange, IntegerRange, PipelineConfig, is_builtin_image
 
@@ -99,6 +100,8 @@ def cross_checks(cfg: PipelineConfig) -> list[tuple[KeyPath, str]]:
                     f"Grid supports categorical ranges only; tuning.parameter_ranges has {', '.join(not_categorical)}",
                 )
             )
+
+    problems.extend(hyperparameter_problems(cfg))
 
     ev = cfg.evaluation
     if ev.primary_metric not in ev.metrics:

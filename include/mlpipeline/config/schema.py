@@ -226,6 +226,47 @@ HyperparameterValue = bool | int | float | str
 Channel = Literal["train", "validation", "test"]
 
 
+class HyperparameterSpec(Section):
+    """What one hyperparameter accepts (``training.hyperparameter_spec.<name>``), so a run's
+    overrides are refused before anything runs instead of by the training container.
+
+    Attributes:
+        type: ``int``, ``float``, ``str`` or ``bool``; a string holding a number of the right
+            type counts (SageMaker passes every hyperparameter as a string).
+        min / max: inclusive bounds of a number; ``min_exclusive`` / ``max_exclusive`` make them
+            open.
+        values: the only values allowed (any type).
+        pattern: a regular expression a ``str`` value must match in full.
+        required: the algorithm fails without it, so ``training.hyperparameters`` must set it.
+        description: shown in the trigger form.
+    """
+
+    type: Literal["int", "float", "str", "bool"]
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    values: list[HyperparameterValue] | None = Field(default=None, min_length=1)
+    pattern: str | None = None
+    required: bool = False
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HyperparameterSpec:
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise ValueError(f"min/max apply to int and float only (type is {self.type})")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max ({self.min:g} > {self.max:g})")
+        if self.pattern is not None:
+            if self.type != "str":
+                raise ValueError(f"pattern applies to str only (type is {self.type})")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        return self
+
+
 class TrainingConfig(Section):
     """One training job: image, resources, budget, hyperparameters and metrics.
 
@@ -237,6 +278,9 @@ class TrainingConfig(Section):
         input_mode: ``File``, ``FastFile`` or ``Pipe``.
         content_type: content type of the train/validation channels.
         hyperparameters: passed to the job as strings.
+        hyperparameter_spec: what each hyperparameter accepts (:class:`HyperparameterSpec`);
+            when set, ``hyperparameters`` (a run's overrides included) may use only these names
+            and values, and ``tuning.parameter_ranges`` only these names within these bounds.
         metric_definitions: regexes over the job log; kept equal to the image's own
             ``metric_definitions_file`` by a test, because Airflow deployments ship ``include/``
             but not ``container/``.
@@ -258,6 +302,7 @@ class TrainingConfig(Section):
     input_mode: Literal["File", "FastFile", "Pipe"] = "File"
     content_type: str = "text/csv"
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+    hyperparameter_spec: dict[str, HyperparameterSpec] = Field(default_factory=dict)
     metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
     metric_definitions_file: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
