@@ -1,6 +1,6 @@
 """ETL: extract -> validate -> split -> write -> upload, streaming in chunks.
 
-The package, one module per step; imports go down the list, never up:
+The package, one module per step; each imports only the ones listed before it:
 
 * ``common``      - layout names (``CHANNELS``, ``DATA_FILE``...), :class:`DataValidationError`,
   the chunk types passed between steps.
