@@ -25,7 +25,11 @@ MODELS = list_models()
 #: Must never be imported at parse time; numpy and matplotlib are only reported.
 FORBIDDEN_AT_PARSE = ("tensorflow", "pandas", "sagemaker")
 REPORTED_AT_PARSE = ("numpy", "matplotlib")
+#: CPU seconds a DAG file's own import may cost (CPU time: the scheduler's parse work, steady on a busy
+#: machine where wall time is not)
 MAX_IMPORT_SECONDS = 1.0
+#: wall seconds, generous: catches a DAG file that waits on something (a network call, a lock) at parse
+MAX_IMPORT_WALL_SECONDS = 5.0
 TRAINING_PARAMS = ("stage", "instance_type", "instance_count", "hyperparameters", "tuning", "deploy", "auto_approve")
 
 
@@ -325,12 +329,13 @@ path = sys.argv[1]
 spec = importlib.util.spec_from_file_location("dag_file_under_test", path)
 module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 spec.loader.exec_module(module)
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 watched = json.loads(sys.argv[2])
 print(json.dumps({
-    "seconds": elapsed,
+    "seconds": cpu,
+    "wall_seconds": elapsed,
     "loaded": {m: m in sys.modules for m in watched},
     "new": {m: m in sys.modules and m not in before for m in watched},
 }))
@@ -354,10 +359,10 @@ def _probe(path: Path, home: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("path", DAG_FILES, ids=[str(p.relative_to(DAGS_DIR)) for p in DAG_FILES])
 def test_dag_file_imports_fast_and_light(path: Path, tmp_path: Path):
     report = _probe(path, tmp_path)
-    if report["seconds"] >= MAX_IMPORT_SECONDS:  # one more fresh try: a busy CI neighbour, not the file
-        report = _probe(path, tmp_path)
+    if report["seconds"] >= MAX_IMPORT_SECONDS or report["wall_seconds"] >= MAX_IMPORT_WALL_SECONDS:
+        report = _probe(path, tmp_path)  # one more fresh try: a cold disk cache, not the file
     print(
-        f"{path.name}: {report['seconds']:.3f} s; in sys.modules: "
+        f"{path.name}: {report['seconds']:.3f} s CPU, {report['wall_seconds']:.3f} s wall; in sys.modules: "
         + ", ".join(f"{m}={'yes' if report['loaded'][m] else 'no'}"
                     + (" (imported by the DAG file)" if report["new"][m] else "")
                     for m in (*FORBIDDEN_AT_PARSE, *REPORTED_AT_PARSE))
@@ -365,7 +370,12 @@ def test_dag_file_imports_fast_and_light(path: Path, tmp_path: Path):
     heavy = [m for m in FORBIDDEN_AT_PARSE if report["new"][m]]
     assert not heavy, f"{path.name} imports {heavy} at parse time: move the import into the task that needs it"
     assert report["seconds"] < MAX_IMPORT_SECONDS, (
-        f"{path.name} took {report['seconds']:.2f} s to import (limit {MAX_IMPORT_SECONDS} s, Airflow's own import excluded)"
+        f"{path.name} took {report['seconds']:.2f} s of CPU to import (limit {MAX_IMPORT_SECONDS} s, "
+        "Airflow's own import excluded)"
+    )
+    assert report["wall_seconds"] < MAX_IMPORT_WALL_SECONDS, (
+        f"{path.name} took {report['wall_seconds']:.2f} s to import but only {report['seconds']:.2f} s of CPU: "
+        "it waits on something at parse time"
     )
 
 
