@@ -171,6 +171,12 @@ def test_commands_follow_the_official_file() -> None:
     assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     assert init["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
     assert "/entrypoint airflow version" in init["command"][-1], "the entrypoint runs migrate + user creation"
+    script = init["command"][-1]
+    pools = script.index('python -m include.mlpipeline.config.pools --stage "${MLPIPELINE_STAGE}" > /tmp/pools.json')
+    assert script.index("/entrypoint airflow version") < pools < script.index("airflow pools import /tmp/pools.json"), (
+        "the pools of include/config are imported into the migrated database (issue 15.8)"
+    )
+    assert init["environment"]["MLPIPELINE_STAGE"] == "dev"
     for service in ("postgres", "redis", "localmaker", "minio", *AIRFLOW_SERVICES):
         if service != "airflow-init":
             assert "healthcheck" in services[service], f"{service} has no healthcheck"
