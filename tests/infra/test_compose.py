@@ -16,7 +16,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.infra.support import COMPOSE_FILES, ROOT, compose, load_yaml, variable_references, walk_strings
+from tests.infra.support import (
+    COMPOSE_FILES,
+    ROOT,
+    compose,
+    interpolate,
+    load_yaml,
+    variable_references,
+    walk_strings,
+)
 
 SCHEMA = json.loads((Path(__file__).with_name("compose_spec.json")).read_text())
 MAIN = "docker-compose.yaml"
@@ -289,3 +297,22 @@ def test_main_file_variables_are_listed_in_its_header() -> None:
     assert names, "expected some configurable variables"
     missing = sorted(n for n in names if not re.search(rf"\b{re.escape(n)}\b", header))
     assert not missing, f"list these in docker-compose.yaml's header comment: {missing}"
+
+
+def test_published_ports_listen_on_loopback_by_default() -> None:
+    """As `make up` and localmaker: nothing on the network unless asked (AIRFLOW_HOST_IP=0.0.0.0)."""
+    for relpath in COMPOSE_FILES:
+        for name, svc in compose(relpath)["services"].items():
+            for port in svc.get("ports", []):
+                assert str(port).startswith("127.0.0.1:"), f"{relpath}: {name} publishes {port} on every interface"
+    opened = interpolate(load_yaml(MAIN), {"AIRFLOW_HOST_IP": "0.0.0.0"})["services"]["airflow-apiserver"]["ports"]
+    assert opened == ["0.0.0.0:8080:8080"]
+
+
+def test_logs_and_config_are_the_official_files_host_folders() -> None:
+    """``./logs`` (task logs readable on the host) and ``./config`` (airflow.cfg), as Airflow's own file."""
+    volumes = compose(MAIN)["x-airflow-common"]["volumes"]
+    assert {"./logs:/opt/airflow/logs", "./config:/opt/airflow/config"} <= set(volumes)
+    assert compose(MAIN)["x-airflow-common"]["environment"]["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg"
+    script = compose(MAIN)["services"]["airflow-init"]["command"][-1]
+    assert 'chown -R "50000:0" /opt/airflow/logs /opt/airflow/config' in script
