@@ -1,45 +1,18 @@
-# syntax=docker/dockerfile:1
+# Astro CLI image: `astro dev start` (and `astro deploy`) build this file from the project root, as
+# Astro documents it. Docker Compose and localmaker use airflow.Dockerfile instead (docs/environments.md).
 #
-# The project's Airflow image, used by every Airflow service in docker-compose.yaml and by the
-# `localmaker` service. It is the official Airflow image plus:
-#   * requirements.txt (pinned: the provider, sagemaker, moto, tensorflow-cpu, ...), so tasks and
-#     the container code localmaker runs as processes find their libraries;
-#   * the project's code (localmaker/, smformats/, container/, include/, dags/, plugins/), so the image also works
-#     without the bind mounts compose adds for live editing.
+# Astro Runtime's ONBUILD steps do the usual Astro build: install packages.txt (apt) and
+# requirements.txt (pip), then copy the project (dags/, include/, plugins/, ...) into
+# /usr/local/airflow, minus what .dockerignore excludes.
 #
-# Astro's `astro dev` builds its own image from an Astro Runtime base: see infra/astro/Dockerfile
-# and docs/environments.md.
-#
-# Keep the Airflow version here equal to `apache-airflow==` in requirements.txt
-# (tests/infra/test_dockerfiles.py checks it).
-FROM apache/airflow:3.3.2-python3.11
+# Runtime 3.<minor>-<n> ships Airflow 3.<minor>.x. Use the Runtime whose Airflow is the
+# `apache-airflow==` pin of requirements.txt (tests/infra/test_dockerfiles.py keeps the minor equal;
+# check the patch with `docker run --rm <image> airflow version`): requirements.txt's pin then
+# matches the Runtime's own build (3.3.2+astro.N satisfies ==3.3.2) and pip leaves Airflow alone.
+# The tag names the Python: Runtime 3.3 ships 3.12 to 3.14 (the default is the newest) and
+# requirements.txt (tensorflow-cpu, ...) needs one it has wheels for; compose's image runs 3.11.
+ARG ASTRO_RUNTIME_VERSION=3.3-8-python-3.12
+FROM astrocrpublic.azurecr.io/runtime:${ASTRO_RUNTIME_VERSION}
 
-USER root
-# OS packages, one per line, `#` comments allowed: the same file Astro's build reads.
-COPY packages.txt /tmp/packages.txt
-RUN set -eux; \
-    pkgs="$(sed -e 's/#.*//' /tmp/packages.txt | xargs)"; \
-    if [ -n "${pkgs}" ]; then \
-        apt-get update; \
-        apt-get install -y --no-install-recommends ${pkgs}; \
-        apt-get clean; \
-        rm -rf /var/lib/apt/lists/*; \
-    fi; \
-    rm -f /tmp/packages.txt
-# localmaker's --home in compose: a new named volume starts as a copy of this empty, writable dir.
-RUN install -d -o airflow -g 0 -m 2775 /data/localmaker
-
-USER airflow
-# Official pattern for extending the image: keep apache-airflow pinned while installing the rest.
-COPY --chown=airflow:0 requirements.txt /requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt
-
-# /opt/airflow is AIRFLOW_HOME and the project root: `include.mlpipeline` imports, `python -m
-# localmaker` runs and relative paths in include/config (file://include/data/...) resolve from here.
-ENV PYTHONPATH=/opt/airflow
-COPY --chown=airflow:0 localmaker/ /opt/airflow/localmaker/
-COPY --chown=airflow:0 smformats/ /opt/airflow/smformats/
-COPY --chown=airflow:0 container/ /opt/airflow/container/
-COPY --chown=airflow:0 include/ /opt/airflow/include/
-COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
-COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+# `from include.mlpipeline import ...` from DAGs and tasks, as in the compose image.
+ENV PYTHONPATH=/usr/local/airflow

@@ -340,6 +340,27 @@ def airflow_env(s: Settings, config: dict[str, dict[str, str]] | None = None) ->
     return env
 
 
+def create_pools(s: Settings, env: dict[str, str]) -> dict[str, dict]:
+    """The Airflow pools of ``airflow.pools`` (include/config) for the stage the DAGs parse as
+    (MLPIPELINE_STAGE, default dev): created, or resized to the config, by `airflow pools import`."""
+    from include.mlpipeline.config import ConfigError, default_stage
+    from include.mlpipeline.config.pools import pools_import_file, stage_pools
+
+    try:
+        pools = pools_import_file(stage_pools(default_stage()))
+    except ConfigError as exc:
+        raise UpError(f"airflow.pools: {exc}") from None
+    path = s.paths.home / "pools.json"
+    path.write_text(json.dumps(pools, indent=2) + "\n")
+    s.paths.logs.mkdir(parents=True, exist_ok=True)
+    with open(s.paths.logs / "pools.log", "ab") as log:
+        rc = subprocess.run([AIRFLOW, "pools", "import", str(path)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=300).returncode
+    if rc != 0:
+        raise UpError(f"`airflow pools import {path}` failed:\n" + tail(s.paths.logs / "pools.log"))
+    return pools
+
+
 def log_server_cmd(s: Settings, name: str, host: str | None = None) -> list[str]:
     """Airflow's log server app (what `airflow scheduler` / `triggerer` / `celery worker` serve), bound to
     UP_HOST only (a Celery worker's: to its own address, ``host``)."""
@@ -529,6 +550,8 @@ def up(s: Settings) -> int:
                             stdin=subprocess.DEVNULL, timeout=600).returncode
     if rc != 0:
         raise UpError("`airflow db migrate` failed:\n" + tail(s.paths.logs / "db-migrate.log"))
+    pools = create_pools(s, env)
+    print("pools: " + ", ".join(f"{name} ({p['slots']} slots)" for name, p in pools.items()), flush=True)
 
     print(f"starting Airflow: {', '.join(n for n in wanted if n not in procs)} ...", flush=True)
     for name in LOG_SERVERS if not s.celery else ["trigger-log-server"]:

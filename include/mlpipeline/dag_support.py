@@ -87,10 +87,12 @@ def waits(parsed: Any, at_run: Callable[[Mapping[str, Any]], Any]) -> dict[str, 
 
     ``parsed`` is the ``airflow`` config section the DAG file read (what the task shows in the UI);
     ``at_run`` gives the run's own section when the task starts, which is what it then uses (the
-    run's stage and overrides such as ``{"airflow.deferrable": false}`` apply).
+    run's stage and overrides such as ``{"airflow.deferrable": false}`` apply). The pool of each
+    job kind comes from ``parsed`` only: the scheduler picks a task's pool before it runs.
     """
     return {
         "wait_settings": at_run,
+        "pools": parsed.pools.names(),
         "deferrable": parsed.deferrable,
         "check_interval": parsed.poll_interval_seconds,
         "max_ingestion_time": parsed.max_wait_seconds,

@@ -37,6 +37,10 @@ WaitSettings = Callable[[Mapping[str, Any]], Any]
 class ConfiguredWaitMixin(BaseOperator):
     """Deferrable mode, poll interval and wait budget from the run's config, for a provider operator.
 
+    ``pools`` (``{job kind: pool name}``, config ``airflow.pools``) puts the task in the pool of
+    its ``job_kind`` unless ``pool`` is given: the scheduler then starts at most that pool's slots
+    of such tasks at once, deferred ones included.
+
     ``wait_settings(context)`` returns the run's ``airflow`` config section; it is called when the
     task starts, so a run with ``{"airflow.deferrable": false}`` in its conf, or another stage,
     waits its own way although the operator was built once when the DAG file was parsed. Deferred,
@@ -49,7 +53,16 @@ class ConfiguredWaitMixin(BaseOperator):
     operator metaclass wraps its ``__init__`` like any operator's.
     """
 
-    def __init__(self, *, wait_settings: WaitSettings | None = None, **kwargs: Any) -> None:
+    #: The ``airflow.pools`` entry (a SageMaker job kind) whose pool this operator's tasks run in.
+    job_kind: str = ""
+
+    def __init__(
+        self, *, wait_settings: WaitSettings | None = None, pools: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> None:
+        if pools is not None and "pool" not in kwargs:
+            if self.job_kind not in pools:
+                raise ValueError(f"{type(self).__name__}: no pool for job kind {self.job_kind!r} in {dict(pools)}")
+            kwargs["pool"] = pools[self.job_kind]
         super().__init__(**kwargs)
         self.wait_settings = wait_settings
         self._waiter_attempts: int | None = None
@@ -93,6 +106,8 @@ class ResumableTrainingOperator(ConfiguredWaitMixin, SageMakerTrainingOperator):
     Deferred, the provider cannot tail the job's log into the task log (its trigger only polls the
     status), so with ``print_log`` the whole log is printed once the job has ended, failed included.
     """
+
+    job_kind = "training"
 
     def execute(self, context: Any) -> dict:
         self.apply_wait_settings(context)
@@ -169,13 +184,19 @@ class ResumableTrainingOperator(ConfiguredWaitMixin, SageMakerTrainingOperator):
 class TuningOperator(ConfiguredWaitMixin, SageMakerTuningOperator):
     """``SageMakerTuningOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
 
+    job_kind = "tuning"
+
 
 class TransformOperator(ConfiguredWaitMixin, SageMakerTransformOperator):
     """``SageMakerTransformOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
 
+    job_kind = "transform"
+
 
 class ProcessingOperator(ConfiguredWaitMixin, SageMakerProcessingOperator):
     """``SageMakerProcessingOperator`` waiting as the run's config says (:class:`ConfiguredWaitMixin`)."""
+
+    job_kind = "processing"
 
 
 class RegisterModelVersionOperator(SageMakerRegisterModelVersionOperator):
@@ -193,6 +214,8 @@ class IdempotentEndpointOperator(ConfiguredWaitMixin, SageMakerEndpointOperator)
     existing one *is* this run's: it is reused. The endpoint itself already switches to an
     update when it exists. It waits as the run's config says (:class:`ConfiguredWaitMixin`).
     """
+
+    job_kind = "endpoint"
 
     def execute(self, context: Any) -> dict:
         config = dict(self.config)

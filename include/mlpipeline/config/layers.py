@@ -98,6 +98,13 @@ def load_config(
         if not isinstance(overrides, Mapping):
             raise ConfigError([f"{OVERRIDES_SOURCE}: must be a mapping (got {type(overrides).__name__})"])
         layers.append((OVERRIDES_SOURCE, overrides))
+    for label, layer in layers[2:]:
+        airflow = layer.get("airflow")
+        if isinstance(airflow, Mapping) and "pools" in airflow:
+            raise ConfigError([
+                f"{label}: airflow.pools: pools are shared by every model's DAGs and chosen when the DAG "
+                "file is parsed; set them in base.yaml or stages/*.yaml"
+            ])
     for label, layer in layers:
         for reserved in RESERVED_KEYS:
             if reserved in layer:

@@ -598,6 +598,43 @@ class ImageInferenceSettings(Section):
         return Schedules._is_cron(value)
 
 
+#: The SageMaker job kinds that each run in their own Airflow pool (``airflow.pools.<kind>``).
+JOB_KINDS = ("training", "tuning", "processing", "transform", "endpoint")
+
+
+class PoolSettings(Section):
+    """One Airflow pool: at most ``slots`` tasks that start SageMaker work of one kind at a time.
+
+    Deferred tasks (waiting in the triggerer) count against it, so the number of running jobs of
+    that kind never exceeds ``slots``, whatever a backfill or several DAGs ask for. Size it from the
+    account's SageMaker quotas (e.g. "ml.m5.large for training job usage").
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,256}$")
+    slots: int = Field(ge=1, le=10000)
+
+
+class PoolsSettings(Section):
+    """An Airflow pool per SageMaker job kind (:data:`JOB_KINDS`)."""
+
+    training: PoolSettings = PoolSettings(name="sagemaker_training", slots=2)
+    tuning: PoolSettings = PoolSettings(name="sagemaker_tuning", slots=1)
+    processing: PoolSettings = PoolSettings(name="sagemaker_processing", slots=2)
+    transform: PoolSettings = PoolSettings(name="sagemaker_transform", slots=2)
+    endpoint: PoolSettings = PoolSettings(name="sagemaker_endpoint", slots=2)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> PoolsSettings:
+        names = [getattr(self, kind).name for kind in JOB_KINDS]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each job kind needs its own pool name (got {names})")
+        return self
+
+    def names(self) -> dict[str, str]:
+        """``{job kind: pool name}``."""
+        return {kind: getattr(self, kind).name for kind in JOB_KINDS}
+
+
 class AirflowSettings(Section):
     """How the provider's SageMaker operators wait for the jobs and endpoints they start.
 
@@ -616,6 +653,10 @@ class AirflowSettings(Section):
         max_retry_delay_seconds: the cap of that growing delay.
         task_timeout_seconds: a task's ``execution_timeout``, deferred time included; at least
             ``max_wait_seconds`` so that a wait ends by its own limit first.
+        pools: the Airflow pool of each SageMaker job kind and its size (:class:`PoolsSettings`).
+            Pools belong to the whole Airflow deployment, so they come from ``base.yaml`` and the
+            stage file the deployment runs as (``MLPIPELINE_STAGE``); the DAG file's parse-time
+            value is the one the scheduler uses.
     """
 
     deferrable: bool = True
@@ -625,6 +666,7 @@ class AirflowSettings(Section):
     retry_delay_seconds: int = Field(default=30, ge=1)
     max_retry_delay_seconds: int = Field(default=600, ge=1)
     task_timeout_seconds: int = Field(default=176400, ge=60)
+    pools: PoolsSettings = Field(default_factory=PoolsSettings)
 
     @model_validator(mode="after")
     def _timeout_covers_the_wait(self) -> AirflowSettings:
