@@ -21,16 +21,20 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from smformats import recordio
 
-from . import csvbulk, s3io, safepath
-from .aws import arn, now
+from . import controlplane, csvbulk, s3io, safepath
+from .aws import now
+from .context import Ctx
 from .errors import in_use, validation
 from .hosting import DeployError, ExchangeError, Instance, await_ping, call, prepare_instance, spawn
-from .jobrunner import SHUTDOWN_REASON
+from .jobrunner import SHUTDOWN_REASON, JobRun, JobRunner
+from .jobs import JobService
+from .service import Handler
 
 log = logging.getLogger("localmaker.transform")
 
@@ -192,89 +196,57 @@ class Filters:
 
 
 # ---- the job -------------------------------------------------------------------------------------------
-class TransformRunner:
-    def __init__(self, lm: Any) -> None:
-        self.lm = lm
-        self.ctx = lm.ctx
-        self._stops: dict[str, threading.Event] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._shutting_down = threading.Event()
+class TransformRun(JobRun):
+    """One transform job: start the model's serve processes, feed them every record, write the outputs."""
 
-    def start(self, name: str) -> None:
-        ev = threading.Event()
-        self._stops[name] = ev
-        t = threading.Thread(target=self._run, args=(name, ev), name=f"transform-{name}", daemon=True)
-        self._threads[name] = t
-        t.start()
+    def __init__(self, runner: JobRunner, name: str) -> None:
+        super().__init__(runner, name)
+        self.instances: list[Instance] = []
 
-    def stop(self, name: str) -> None:
-        ev = self._stops.get(name)
-        if ev:
-            ev.set()
+    def _update(self, **fields: Any) -> None:
+        self.update(lambda d: d.update(LastModifiedTime=now(), **fields))
 
-    def begin_shutdown(self) -> None:
-        """A shutdown stops every job, which then fails (nobody asked to stop it) instead of ending Stopped."""
-        self._shutting_down.set()
-        for ev in list(self._stops.values()):
-            ev.set()
-
-    def shutdown(self) -> None:
-        self.begin_shutdown()
-        for t in list(self._threads.values()):
-            t.join(15)
-
-    def _update(self, name: str, **fields: Any) -> None:
-        self.ctx.store.update(KIND, name, lambda d: d.update(LastModifiedTime=now(), **fields))
-
-    def _run(self, name: str, stop: threading.Event) -> None:
-        instances: list[Instance] = []
+    def run(self) -> None:
         try:
-            job = self.ctx.store.get(KIND, name)
+            job = self.ctx.store.get(KIND, self.name)
             assert job is not None
-            self._update(name, TransformStartTime=now())
+            self._update(TransformStartTime=now())
             n = int(job["TransformResources"].get("InstanceCount", 1))
             stamp = int(time.time())
             for i in range(n):
-                base = safepath.inside(self.ctx.home / "jobs" / "transform", name, f"instance-{i + 1}")
+                base = safepath.inside(self.ctx.home / "jobs" / "transform", self.name, f"instance-{i + 1}")
                 inst = prepare_instance(
-                    self.ctx, job["ModelName"], base, name, i,
+                    self.ctx, job["ModelName"], base, self.name, i,
                     {**job.get("Environment", {}), "SAGEMAKER_BATCH": "true"},
                 )
                 inst.stream = f"{inst.stream}-{stamp}"  # as AWS names them: <job>/<instance-id>-<epoch>
                 spawn(self.ctx, inst, GROUP)
-                instances.append(inst)
-            for inst in instances:
+                self.instances.append(inst)
+            for inst in self.instances:
                 await_ping(inst, self.ctx.settings.health_check_timeout)
-            params = self._execution_parameters(instances[0])
-            self._transform(name, job, instances, params, stop)
-            if stop.is_set():
-                self._end_stopped(name)
+            params = self._execution_parameters(self.instances[0])
+            self._transform(job, params)
+            if self.stop_requested.is_set():
+                self._end_stopped()
             else:
-                self._update(name, TransformJobStatus="Completed", TransformEndTime=now())
+                self._update(TransformJobStatus="Completed", TransformEndTime=now())
         except (DeployError, TransformFailed, s3io.ChannelError) as exc:
-            if stop.is_set():
-                self._end_stopped(name)
+            if self.stop_requested.is_set():
+                self._end_stopped()
             else:
                 prefix = "ClientError: " if not isinstance(exc, DeployError) else ""
-                self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                             FailureReason=(prefix + str(exc))[:1024])
-        except Exception as exc:  # noqa: BLE001 - a bug must show as a failed job, not a hang
-            log.exception("transform job %s crashed", name)
-            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                         FailureReason=f"InternalServerError: localmaker: {type(exc).__name__}: {exc}"[:1024])
-        finally:
-            for inst in instances:
-                if inst.child is not None:
-                    inst.child.stop(self.ctx.settings.stop_grace)
-            self._stops.pop(name, None)
-            self._threads.pop(name, None)
+                self.fail(prefix + str(exc))
 
-    def _end_stopped(self, name: str) -> None:
-        if self._shutting_down.is_set():
-            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                         FailureReason=SHUTDOWN_REASON)
+    def cleanup(self) -> None:
+        for inst in self.instances:
+            if inst.child is not None:
+                inst.child.stop(self.ctx.settings.stop_grace)
+
+    def _end_stopped(self) -> None:
+        if self.shutdown.is_set():
+            self.fail(SHUTDOWN_REASON)
         else:
-            self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
+            self._update(TransformJobStatus="Stopped", TransformEndTime=now())
 
     def _execution_parameters(self, inst: Instance) -> dict[str, Any]:
         try:
@@ -289,9 +261,8 @@ class TransformRunner:
             pass
         return {}
 
-    def _transform(
-        self, name: str, job: dict[str, Any], instances: list[Instance], params: dict[str, Any], stop: threading.Event
-    ) -> None:
+    def _transform(self, job: dict[str, Any], params: dict[str, Any]) -> None:
+        instances, stop = self.instances, self.stop_requested
         tin, tout = job["TransformInput"], job["TransformOutput"]
         split = tin.get("SplitType", "None")
         strategy = job.get("BatchStrategy") or {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
@@ -300,7 +271,7 @@ class TransformRunner:
         max_mb = job.get("MaxPayloadInMB") if job.get("MaxPayloadInMB") is not None else params.get("MaxPayloadInMB", 6)
         max_bytes = int(max_mb) * 1024 * 1024 if max_mb else 2**62
         concurrency = int(job.get("MaxConcurrentTransforms") or params.get("MaxConcurrentTransforms") or 1)
-        self._update(name, BatchStrategy=strategy, MaxPayloadInMB=int(max_mb), MaxConcurrentTransforms=concurrency)
+        self._update(BatchStrategy=strategy, MaxPayloadInMB=int(max_mb), MaxConcurrentTransforms=concurrency)
         ctype = tin.get("ContentType", "application/octet-stream")
         accept = tout.get("Accept", "")
         try:
@@ -465,16 +436,33 @@ def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def register(lm: Any) -> None:
-    runner = TransformRunner(lm)
-    store = lm.ctx.store
-    region = lm.ctx.region
+class TransformRunner(JobRunner):
+    """Starts, watches and stops transform jobs; one thread per job."""
 
-    def create(p: dict[str, Any]) -> dict[str, Any]:
-        name = p["TransformJobName"]
-        job_arn = arn(region, f"transform-job/{name.lower()}")
-        if store.get("Model", p["ModelName"]) is None:
-            raise validation(f"Could not find model \"{arn(region, 'model/' + p['ModelName'].lower())}\".")
+    kind = KIND
+    thread_name = "transform"
+    run_class = TransformRun
+
+
+class TransformService(JobService):
+    """CreateTransformJob, DescribeTransformJob, ListTransformJobs, StopTransformJob."""
+
+    noun = "transform job"
+    arn_kind = "transform-job"
+    list_key = "TransformJobSummaries"
+    summary_keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime",
+                    "TransformJobStatus", "FailureReason")
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx, TransformRunner(ctx))
+
+    def operations(self) -> Mapping[str, Handler]:
+        return {"CreateTransformJob": self.create, "DescribeTransformJob": self.describe,
+                "ListTransformJobs": self.list, "StopTransformJob": self.stop}
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        if self.store.get("Model", p["ModelName"]) is None:
+            raise validation(f"Could not find model \"{controlplane.resource_arn(self.ctx.region, 'model', p['ModelName'])}\".")
         if not p["TransformInput"]["DataSource"].get("S3DataSource"):
             raise validation("TransformInput.DataSource.S3DataSource is required.")
         for path_key in ("InputFilter", "OutputFilter"):
@@ -484,41 +472,11 @@ def register(lm: Any) -> None:
                     parse_path(path)
                 except ValueError as exc:
                     raise validation(f"DataProcessing.{path_key}: {exc}") from exc
-        t = now()
-        doc = {k: v for k, v in p.items() if k != "Tags"}
-        doc.update({"TransformJobArn": job_arn, "TransformJobStatus": "InProgress", "CreationTime": t, "LastModifiedTime": t})
-        store.insert_new(
-            KIND, name, doc, lambda: in_use(f"Job name must be unique within an AWS account and region, and a job with this name already exists ({job_arn})")
-        )
-        if p.get("Tags"):
-            lm.sagemaker.op_AddTags({"ResourceArn": job_arn, "Tags": p["Tags"]})
-        runner.start(name)
-        return {"TransformJobArn": job_arn}
+        doc = self.new_doc(p)
+        self.launch(p, doc, lambda: in_use(
+            "Job name must be unique within an AWS account and region, and a job with this name already exists "
+            f"({doc['TransformJobArn']})"))
+        return {"TransformJobArn": doc["TransformJobArn"]}
 
-    def get(name: str) -> dict[str, Any]:
-        doc = store.get(KIND, name)
-        if doc is None:
-            raise validation(f"Could not find requested job with name {name}")
-        return doc
-
-    def describe(p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(get(p["TransformJobName"]))
-
-    def list_jobs(p: dict[str, Any]) -> dict[str, Any]:
-        docs = lm.sagemaker._filter_sort(store.list(KIND), p, "TransformJobName", "TransformJobStatus")
-        keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime", "TransformJobStatus", "FailureReason")
-        return lm.sagemaker._paginate([{k: d[k] for k in keys if k in d} for d in docs], p, "TransformJobSummaries")
-
-    def stop(p: dict[str, Any]) -> dict[str, Any]:
-        doc = get(p["TransformJobName"])
-        if doc["TransformJobStatus"] != "InProgress":
-            raise validation(f"The request was rejected because the transform job is in status {doc['TransformJobStatus']}.")
-        store.update(KIND, p["TransformJobName"], lambda d: d.update(TransformJobStatus="Stopping", LastModifiedTime=now()))
-        runner.stop(p["TransformJobName"])
-        return {}
-
-    lm.sagemaker.extra.update(
-        CreateTransformJob=create, DescribeTransformJob=describe, ListTransformJobs=list_jobs, StopTransformJob=stop
-    )
-    lm._stop_hooks.append(runner.shutdown)
-    lm.transform = runner
+    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(self.doc(p["TransformJobName"]))

@@ -35,12 +35,18 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import training
-from .aws import arn, now
+from . import controlplane
+from .aws import now
+from .context import Ctx
 from .errors import AwsError, in_use, resource_not_found, validation
+from .jobrunner import JobFailed, JobRun, JobRunner
+from .jobs import JobService
+from .service import Handler
+from .training import TrainingService, fill_definition
 
 log = logging.getLogger("localmaker.tuning")
 
@@ -53,7 +59,7 @@ MAX_PARAMETERS = 30
 POLL = 0.15
 
 
-class TuningFailed(Exception):
+class TuningFailed(JobFailed):
     """The message becomes the tuning job's FailureReason."""
 
 
@@ -458,22 +464,31 @@ def trial_summary(doc: dict[str, Any], trial: dict[str, Any], tdoc: dict[str, An
     return out
 
 
-class TuningApi:
-    def __init__(self, lm: Any) -> None:
-        self.lm = lm
-        self.ctx = lm.ctx
-        self.store = lm.ctx.store
-        self._tuners: dict[str, _Tuner] = {}
-        self._owner: dict[str, _Tuner] = {}  # trial name -> its tuner
-        self._lock = threading.Lock()
+class TuningService(JobService):
+    """CreateHyperParameterTuningJob, Describe..., List..., Stop... and ListTrainingJobsForHyperParameterTuningJob."""
+
+    runner: TuningRunner
+
+    noun = "hyperparameter tuning job"
+    arn_kind = "hyper-parameter-tuning-job"
+
+    def __init__(self, ctx: Ctx, trainer: TrainingService) -> None:
+        super().__init__(ctx, TuningRunner(ctx, trainer))
+        trainer.runner.add_finish_listener(self.runner.on_training_finished)
+
+    def operations(self) -> Mapping[str, Handler]:
+        return {
+            "CreateHyperParameterTuningJob": self.create,
+            "DescribeHyperParameterTuningJob": self.describe,
+            "ListHyperParameterTuningJobs": self.list,
+            "StopHyperParameterTuningJob": self.stop,
+            "ListTrainingJobsForHyperParameterTuningJob": self.list_trials,
+        }
+
+    def missing(self, name: str) -> AwsError:
+        return resource_not_found(f"Amazon SageMaker can't find a tuning job called {name}. Type another name.")
 
     # ---- helpers --------------------------------------------------------------------------------
-    def _doc(self, name: str) -> dict[str, Any]:
-        doc = self.store.get(KIND, name)
-        if doc is None:
-            raise resource_not_found(f"Amazon SageMaker can't find a tuning job called {name}. Type another name.")
-        return doc
-
     def summaries(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         return [trial_summary(doc, t, self.store.get(TRAINING, t["name"])) for t in doc["_lm"]["trials"]]
 
@@ -489,7 +504,7 @@ class TuningApi:
                 # the trials' ResourceConfig, also when the request gave HyperParameterTuningResourceConfig
                 # (HyperparameterTuner.attach and best_estimator() read it)
                 d["ResourceConfig"] = resource_config(d)
-                training.fill_definition(d, self.ctx.images)
+                fill_definition(d, self.ctx.images)
         sums = self.summaries(doc)
         tc = {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0}
         oc = {"Succeeded": 0, "Pending": 0, "Failed": 0}
@@ -532,50 +547,31 @@ class TuningApi:
         warm = p.get("WarmStartConfig")
         if warm:
             for parent in warm["ParentHyperParameterTuningJobs"]:
-                pdoc = self._doc(parent.get("HyperParameterTuningJobName", ""))
+                pdoc = self.doc(parent.get("HyperParameterTuningJobName", ""))
                 for s in self.summaries(pdoc):
                     m = s.get("FinalHyperParameterTuningJobObjectiveMetric")
                     if m is not None and m["MetricName"] == plan.metric:
                         history.append((s["TunedHyperParameters"], m["Value"]))
-        tuning_arn = arn(self.ctx.region, f"hyper-parameter-tuning-job/{name.lower()}")
-        t = now()
-        doc = {k: v for k, v in p.items() if k != "Tags"}
+        doc = self.new_doc(p)
         doc["HyperParameterTuningJobConfig"] = dict(p["HyperParameterTuningJobConfig"])
         doc["HyperParameterTuningJobConfig"].setdefault("TrainingJobEarlyStoppingType", "Off")
-        doc.update(
-            {
-                "HyperParameterTuningJobArn": tuning_arn,
-                "HyperParameterTuningJobStatus": "InProgress",
-                "CreationTime": t,
-                "LastModifiedTime": t,
-                "_lm": {
-                    "trials": [],
-                    "objective": {"Type": plan.objective_type, "MetricName": plan.metric},
-                    "definition": plan.definition.get("DefinitionName"),
-                    "not_improving": 0,
-                },
-            }
-        )
-        self.store.insert_new(
-            KIND,
-            name,
-            doc,
-            lambda: in_use(f"A hyperparameter tuning job with the name, {name}, already exists. Choose a different name."),
-        )
-        self.lm.sagemaker._tags_on_create(tuning_arn, p)
-        tuner = _Tuner(self, name, tuning_arn, plan, history)
-        with self._lock:
-            self._tuners[name] = tuner
-        tuner.thread.start()
+        doc["_lm"] = {
+            "trials": [],
+            "objective": {"Type": plan.objective_type, "MetricName": plan.metric},
+            "definition": plan.definition.get("DefinitionName"),
+            "not_improving": 0,
+        }
+        tuning_arn = doc["HyperParameterTuningJobArn"]
+        self.launch(p, doc, lambda: in_use(
+            f"A hyperparameter tuning job with the name, {name}, already exists. Choose a different name."), plan, history)
         return {"HyperParameterTuningJobArn": tuning_arn}
 
     def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self.view(self._doc(p["HyperParameterTuningJobName"]))
+        return self.view(self.doc(p["HyperParameterTuningJobName"]))
 
     def list(self, p: dict[str, Any]) -> dict[str, Any]:
-        api = self.lm.sagemaker
         q = {"SortBy": "Name", "SortOrder": "Ascending", **p}
-        docs = api._filter_sort(self.store.list(KIND), q, "HyperParameterTuningJobName", "HyperParameterTuningJobStatus")
+        docs = controlplane.filter_sort(self.store.list(KIND), q, "HyperParameterTuningJobName", "HyperParameterTuningJobStatus")
         out = []
         for d in docs:
             v = self.view(d)
@@ -585,10 +581,10 @@ class TuningApi:
             s["Strategy"] = d["HyperParameterTuningJobConfig"]["Strategy"]
             s["ResourceLimits"] = d["HyperParameterTuningJobConfig"]["ResourceLimits"]
             out.append(s)
-        return api._paginate(out, p, "HyperParameterTuningJobSummaries")
+        return controlplane.paginate(out, p, "HyperParameterTuningJobSummaries")
 
     def list_trials(self, p: dict[str, Any]) -> dict[str, Any]:
-        doc = self._doc(p["HyperParameterTuningJobName"])
+        doc = self.doc(p["HyperParameterTuningJobName"])
         sums = self.summaries(doc)
         if p.get("StatusEquals"):
             sums = [s for s in sums if s["TrainingJobStatus"] == p["StatusEquals"]]
@@ -601,79 +597,26 @@ class TuningApi:
             field_ = {"Name": "TrainingJobName", "CreationTime": "CreationTime", "Status": "TrainingJobStatus"}[sort_by]
             key = lambda s: s[field_]  # noqa: E731
         sums.sort(key=key, reverse=p.get("SortOrder", "Ascending") == "Descending")
-        return self.lm.sagemaker._paginate(sums, p, "TrainingJobSummaries")
+        return controlplane.paginate(sums, p, "TrainingJobSummaries")
 
-    def stop(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["HyperParameterTuningJobName"]
-        with self.store.locked():  # check and set as one step: the scheduler may be finishing right now
-            doc = self._doc(name)
-            status = doc["HyperParameterTuningJobStatus"]
-            if status != "InProgress":
-                raise validation(
-                    f"The request was rejected because the hyperparameter tuning job is in status {status}."
-                )
-            self.store.update(
-                KIND, name, lambda d: d.update(HyperParameterTuningJobStatus="Stopping", LastModifiedTime=now())
-            )
-        with self._lock:
-            tuner = self._tuners.get(name)
-        if tuner is not None:
-            tuner.stop_requested.set()
-            tuner.wake.set()
-        else:  # no scheduler (cannot normally happen): nothing left to stop
-            self.store.update(KIND, name, lambda d: d.update(
-                HyperParameterTuningJobStatus="Stopped", HyperParameterTuningEndTime=now(), LastModifiedTime=now()))
-        return {}
-
-    # ---- scheduler bookkeeping ------------------------------------------------------------------
-    def on_training_finished(self, name: str, _doc: Any) -> None:
-        with self._lock:
-            tuner = self._owner.get(name)
-        if tuner is not None:
-            tuner.wake.set()
-
-    def _own(self, trial: str, tuner: _Tuner) -> None:
-        with self._lock:
-            self._owner[trial] = tuner
-
-    def _finished(self, tuner: _Tuner) -> None:
-        with self._lock:
-            self._tuners.pop(tuner.name, None)
-            for t in [k for k, v in self._owner.items() if v is tuner]:
-                self._owner.pop(t, None)
-
-    def begin_shutdown(self) -> None:
-        """Tell every tuner it is a shutdown, so none reacts to its trials failing by launching more."""
-        with self._lock:
-            tuners = list(self._tuners.values())
-        for t in tuners:
-            t.shutdown.set()
-            t.wake.set()
-
-    def shutdown(self, timeout: float = 10.0) -> None:
-        self.begin_shutdown()
-        with self._lock:
-            tuners = list(self._tuners.values())
-        deadline = time.monotonic() + timeout
-        for t in tuners:
-            t.thread.join(max(0.1, deadline - time.monotonic()))
+    def no_run_to_stop(self, name: str) -> None:
+        # no scheduler (cannot normally happen): nothing left to stop
+        self.store.update(KIND, name, lambda d: d.update(
+            HyperParameterTuningJobStatus="Stopped", HyperParameterTuningEndTime=now(), LastModifiedTime=now()))
 
 
-class _Tuner:
+class Tuner(JobRun):
     """One tuning job's scheduler thread: launches trials, collects objectives, decides the end."""
 
-    def __init__(
-        self, api: TuningApi, name: str, tuning_arn: str, plan: Plan, history: list[tuple[dict[str, str], float]]
-    ) -> None:
-        self.api = api
-        self.lm = api.lm
-        self.store = api.store
-        self.name = name
-        self.arn = tuning_arn
+    runner: TuningRunner
+
+    def __init__(self, runner: TuningRunner, name: str, plan: Plan, history: list[tuple[dict[str, str], float]]) -> None:
+        super().__init__(runner, name)
+        self.trainer = runner.trainer
+        self.store = runner.ctx.store
+        self.arn = controlplane.resource_arn(self.ctx.region, TuningService.arn_kind, name)
         self.plan = plan
         self.history = history
-        self.stop_requested = threading.Event()
-        self.shutdown = threading.Event()
         self.wake = threading.Event()
         self.running: dict[str, Any] = {}  # trial name -> strategy token
         self.launched = 0
@@ -681,7 +624,10 @@ class _Tuner:
         self.succeeded = 0
         self.failed = 0
         self.not_improving = 0
-        self.thread = threading.Thread(target=self._main, name=f"tuning-{name}", daemon=True)
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self.wake.set()
 
     @property
     def minimize(self) -> bool:
@@ -694,20 +640,14 @@ class _Tuner:
             return BayesianStrategy(self.plan.params, self.plan.seed, self.minimize, self.plan.budget, self.history)
         return RandomStrategy(self.plan.params, self.plan.seed)
 
-    def _main(self) -> None:
-        try:
-            self._loop()
-        except TuningFailed as exc:
-            self._stop_trials()
-            self._finish("Failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - a scheduler bug ends the job visibly
-            log.exception("tuning job %s crashed", self.name)
-            self._stop_trials()
-            self._finish("Failed", f"InternalServerError: localmaker: {type(exc).__name__}: {exc}")
-        finally:
-            self.api._finished(self)
+    def fail(self, reason: str) -> None:
+        self._stop_trials()
+        self._finish("Failed", reason)
 
-    def _loop(self) -> None:
+    def cleanup(self) -> None:
+        self.runner.forget(self)
+
+    def run(self) -> None:
         strategy = self._strategy()
         deadline = time.monotonic() + self.plan.max_runtime if self.plan.max_runtime else None
         stop_launching = False
@@ -758,9 +698,9 @@ class _Tuner:
         index = self.launched + 1
         trial = _trial_name(self.name, index)
         req = trial_request(self.plan, trial, tuned)
-        self.api._own(trial, self)
+        self.runner.own(trial, self)
         try:
-            resp = self.lm.sagemaker.op_CreateTrainingJob(req)
+            resp = self.trainer.create(req)
         except AwsError as err:
             raise TuningFailed(f"ClientError: cannot start training job {trial}: {err.message}") from err
         self.store.update(TRAINING, trial, lambda d: d.__setitem__("TuningJobArn", self.arn))
@@ -773,7 +713,7 @@ class _Tuner:
         for trial in list(self.running):
             tdoc = self.store.get(TRAINING, trial)
             status = (tdoc or {}).get("TrainingJobStatus", "Failed")
-            if status == "Stopping" and not self.lm.training.is_running(trial):
+            if status == "Stopping" and not self.trainer.runner.is_running(trial):
                 # a stop that raced with the trial's own end: its runner is gone, it will not change again
                 status = "Stopped"
             if status not in TERMINAL:
@@ -798,7 +738,7 @@ class _Tuner:
     def _stop_trials(self) -> None:
         for trial in list(self.running):
             try:
-                self.lm.sagemaker.op_StopTrainingJob({"TrainingJobName": trial})
+                self.trainer.stop({"TrainingJobName": trial})
             except AwsError:
                 pass  # it finished meanwhile
 
@@ -829,17 +769,30 @@ class _Tuner:
         self.store.update(KIND, self.name, fn)
 
 
-def register(lm: Any) -> None:
-    api = TuningApi(lm)
-    lm.tuning = api
-    lm.sagemaker.extra.update(
-        {
-            "CreateHyperParameterTuningJob": api.create,
-            "DescribeHyperParameterTuningJob": api.describe,
-            "ListHyperParameterTuningJobs": api.list,
-            "StopHyperParameterTuningJob": api.stop,
-            "ListTrainingJobsForHyperParameterTuningJob": api.list_trials,
-        }
-    )
-    lm.training.on_finish.append(api.on_training_finished)
-    lm._stop_hooks.append(api.shutdown)
+class TuningRunner(JobRunner):
+    """The tuning jobs' schedulers, and which of them owns each running trial."""
+
+    kind = KIND
+    thread_name = "tuning"
+    join_timeout = 10.0
+    run_class = Tuner
+
+    def __init__(self, ctx: Ctx, trainer: TrainingService) -> None:
+        super().__init__(ctx)
+        self.trainer = trainer
+        self._owner: dict[str, Tuner] = {}  # trial name -> its tuner
+
+    def on_training_finished(self, name: str, _doc: Any) -> None:
+        with self._lock:
+            tuner = self._owner.get(name)
+        if tuner is not None:
+            tuner.wake.set()
+
+    def own(self, trial: str, tuner: Tuner) -> None:
+        with self._lock:
+            self._owner[trial] = tuner
+
+    def forget(self, tuner: Tuner) -> None:
+        with self._lock:
+            for t in [k for k, v in self._owner.items() if v is tuner]:
+                self._owner.pop(t, None)
