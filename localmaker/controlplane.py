@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .aws import arn
+from .context import Ctx
 from .errors import AwsError, validation
 from .service import BaseService, Handler
 from .store import Store
@@ -110,11 +111,32 @@ def tag_on_create(store: Store, resource: str, p: dict[str, Any]) -> None:
         add_tags(store, resource, p["Tags"])
 
 
-class TagService(BaseService):
-    """AddTags, ListTags, DeleteTags for every resource, keyed by ARN."""
+class ResourceService(BaseService):
+    """A service over the resource store: its context, the store, its resources' ARNs."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.store: Store = ctx.store
+
+    def resource_arn(self, kind: str, name: str) -> str:
+        return resource_arn(self.ctx.region, kind, name)
+
+    def insert(self, kind: str, name: str, doc: dict[str, Any], p: dict[str, Any],
+               duplicate: Callable[[], AwsError]) -> None:
+        """Store a new resource (``duplicate()`` raised if the name is taken) and put the request's Tags on it."""
+        self.store.insert_new(kind, name, doc, duplicate)
+        tag_on_create(self.store, doc[f"{kind}Arn"], p)
+
+    def get_or_fail(self, kind: str, name: str, missing: Callable[[], AwsError]) -> dict[str, Any]:
+        """The stored ``kind`` document named ``name``; ``missing()`` raised if there is none."""
+        doc = self.store.get(kind, name)
+        if doc is None:
+            raise missing()
+        return doc
+
+
+class TagService(ResourceService):
+    """AddTags, ListTags, DeleteTags for every resource, keyed by ARN."""
 
     def operations(self) -> Mapping[str, Handler]:
         return {"AddTags": self.add, "ListTags": self.list, "DeleteTags": self.delete}

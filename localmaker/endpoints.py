@@ -16,15 +16,14 @@ from .aws import now
 from .context import Ctx
 from .errors import validation
 from .hosting import HostingManager
-from .service import BaseService, Handler
+from .service import Handler
 
 
-class HostingService(BaseService):
+class HostingService(controlplane.ResourceService):
     """CreateModel ... ListEndpoints; endpoints' processes come back at start and stop with localmaker."""
 
     def __init__(self, ctx: Ctx, hosting: HostingManager) -> None:
-        self.ctx = ctx
-        self.store = ctx.store
+        super().__init__(ctx)
         self.hosting = hosting
 
     def operations(self) -> Mapping[str, Handler]:
@@ -44,9 +43,6 @@ class HostingService(BaseService):
             "ListEndpoints": self.list_endpoints,
         }
 
-    def _arn(self, kind: str, name: str) -> str:
-        return controlplane.resource_arn(self.ctx.region, kind, name)
-
     def resume(self) -> None:
         self.hosting.restore()
 
@@ -56,23 +52,19 @@ class HostingService(BaseService):
     # ---- models --------------------------------------------------------------------------------------
     def create_model(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["ModelName"]
-        model_arn = self._arn("model", name)
+        model_arn = self.resource_arn("model", name)
         if not p.get("PrimaryContainer") and not p.get("Containers"):
             raise validation("Either PrimaryContainer or Containers must be specified.")
         doc = {k: v for k, v in p.items() if k != "Tags"}
         doc.update({"ModelArn": model_arn, "CreationTime": now()})
         doc.setdefault("EnableNetworkIsolation", False)
-        self.store.insert_new(
-            "Model", name, doc, lambda: validation(f"Cannot create already existing model \"{model_arn}\".")
-        )
-        controlplane.tag_on_create(self.store, model_arn, p)
+        self.insert("Model", name, doc, p, lambda: validation(f"Cannot create already existing model \"{model_arn}\"."))
         return {"ModelArn": model_arn}
 
     def _model(self, name: str) -> dict[str, Any]:
-        doc = self.store.get("Model", name)
-        if doc is None:
-            raise validation(f"Could not find model \"{self._arn('model', name)}\".")
-        return doc
+        return self.get_or_fail(
+            "Model", name, lambda: validation(f"Could not find model \"{self.resource_arn('model', name)}\".")
+        )
 
     def describe_model(self, p: dict[str, Any]) -> dict[str, Any]:
         # AWS answers each container with its Mode and Environment even when the request left them out
@@ -97,7 +89,7 @@ class HostingService(BaseService):
     # ---- endpoint configs -------------------------------------------------------------------------------
     def create_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointConfigName"]
-        cfg_arn = self._arn("endpoint-config", name)
+        cfg_arn = self.resource_arn("endpoint-config", name)
         seen = set()
         for pv in p["ProductionVariants"]:
             if pv["VariantName"] in seen:
@@ -119,20 +111,13 @@ class HostingService(BaseService):
             raise validation("AsyncInferenceConfig.OutputConfig.S3OutputPath is required.")
         doc = {k: v for k, v in p.items() if k != "Tags"}
         doc.update({"EndpointConfigArn": cfg_arn, "CreationTime": now()})
-        self.store.insert_new(
-            "EndpointConfig",
-            name,
-            doc,
-            lambda: validation(f"Cannot create already existing endpoint configuration \"{cfg_arn}\"."),
-        )
-        controlplane.tag_on_create(self.store, cfg_arn, p)
+        self.insert("EndpointConfig", name, doc, p, lambda: validation(f"Cannot create already existing endpoint configuration \"{cfg_arn}\"."))
         return {"EndpointConfigArn": cfg_arn}
 
     def _endpoint_config(self, name: str) -> dict[str, Any]:
-        doc = self.store.get("EndpointConfig", name)
-        if doc is None:
-            raise validation(f"Could not find endpoint configuration \"{self._arn('endpoint-config', name)}\".")
-        return doc
+        return self.get_or_fail(
+            "EndpointConfig", name, lambda: validation(f"Could not find endpoint configuration \"{self.resource_arn('endpoint-config', name)}\".")
+        )
 
     def describe_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
         doc = copy.deepcopy(self._endpoint_config(p["EndpointConfigName"]))
@@ -157,7 +142,7 @@ class HostingService(BaseService):
     # ---- endpoints -------------------------------------------------------------------------------------
     def create_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointName"]
-        ep_arn = self._arn("endpoint", name)
+        ep_arn = self.resource_arn("endpoint", name)
         if self.store.exists("Endpoint", name):
             raise validation(f"Cannot create already existing endpoint \"{ep_arn}\".")
         cfg = self._endpoint_config(p["EndpointConfigName"])
@@ -172,18 +157,14 @@ class HostingService(BaseService):
         }
         if cfg.get("DataCaptureConfig"):
             doc["DataCaptureConfig"] = _capture_summary(cfg["DataCaptureConfig"])
-        self.store.insert_new(
-            "Endpoint", name, doc, lambda: validation(f"Cannot create already existing endpoint \"{ep_arn}\".")
-        )
-        controlplane.tag_on_create(self.store, ep_arn, p)
+        self.insert("Endpoint", name, doc, p, lambda: validation(f"Cannot create already existing endpoint \"{ep_arn}\"."))
         self.hosting.create(name)
         return {"EndpointArn": ep_arn}
 
     def _endpoint(self, name: str) -> dict[str, Any]:
-        doc = self.store.get("Endpoint", name)
-        if doc is None:
-            raise validation(f"Could not find endpoint \"{self._arn('endpoint', name)}\".")
-        return doc
+        return self.get_or_fail(
+            "Endpoint", name, lambda: validation(f"Could not find endpoint \"{self.resource_arn('endpoint', name)}\".")
+        )
 
     def describe_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         doc = copy.deepcopy(self._endpoint(p["EndpointName"]))

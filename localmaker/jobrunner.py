@@ -46,7 +46,7 @@ class JobRun:
         self.stop_requested = threading.Event()
         self.shutdown = threading.Event()
         self.children: dict[str, Child] = {}  # host -> its process, for runs that start processes
-        self.thread = threading.Thread(target=self._main, name=f"{runner.thread_name}-{name}", daemon=True)
+        self.thread = threading.Thread(target=self._main, name=f"{runner.kind}-{name}", daemon=True)
 
     # ---- what a kind implements ----------------------------------------------------------------
     def run(self) -> None:
@@ -122,14 +122,18 @@ class JobRunner:
     """
 
     kind: ClassVar[str] = ""
-    thread_name: ClassVar[str] = "job"
     run_class: ClassVar[Callable[..., JobRun]]
     # how often a job whose outcome could not be written (a full disk) is tried again
     retry_interval = 2.0
     join_timeout = 15.0
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, kind: str = "", run_class: Callable[..., JobRun] | None = None) -> None:
+        """``kind`` and ``run_class`` default to the class's (a subclass names its own)."""
         self.ctx = ctx
+        if kind:
+            self.kind = kind  # type: ignore[misc]
+        if run_class is not None:
+            self.run_class = run_class  # type: ignore[misc]
         self._runs: dict[str, JobRun] = {}
         self._lock = threading.Lock()
         self.on_finish: list[FinishListener] = []
@@ -148,7 +152,7 @@ class JobRunner:
         self.on_finish.append(fn)
 
     def start(self, name: str, *args: Any) -> None:
-        run = type(self).run_class(self, name, *args)
+        run = self.run_class(self, name, *args)
         with self._lock:
             self._runs[name] = run
         run.thread.start()

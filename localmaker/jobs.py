@@ -7,33 +7,58 @@ add what is their own (validation, the describe view).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from . import controlplane
 from .aws import now
 from .context import Ctx
-from .errors import AwsError, validation
+from .errors import AwsError, in_use, validation
 from .jobrunner import JobRunner
-from .service import BaseService
+from .service import Handler
 
 
-class JobService(BaseService):
+class JobService(controlplane.ResourceService):
     """Operations and lifecycle of one job kind (``runner.kind``, e.g. ``TrainingJob``)."""
 
-    noun: ClassVar[str] = "job"  # in messages: "the training job is in status ..."
-    arn_kind: ClassVar[str] = ""  # training-job
-    summary_keys: ClassVar[tuple[str, ...]] = ()
-    list_key: ClassVar[str] = ""  # TrainingJobSummaries
+    summary_keys: ClassVar[tuple[str, ...]] = ()  # what List answers of each job
 
     def __init__(self, ctx: Ctx, runner: JobRunner) -> None:
-        self.ctx = ctx
-        self.store = ctx.store
+        super().__init__(ctx)
         self.runner = runner
+
+    def operations(self) -> Mapping[str, Handler]:
+        k = self.kind
+        return {f"Create{k}": self.create, f"Describe{k}": self.describe, f"List{k}s": self.list, f"Stop{k}": self.stop}
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.view(self.doc(p[self.name_key]))
+
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Describe's answer for a stored job: the document with what AWS always shows."""
+        return doc
 
     @property
     def kind(self) -> str:
         return self.runner.kind
+
+    @property
+    def noun(self) -> str:
+        """The kind in messages ("the training job is in status ...")."""
+        return _words(self.kind, " ")
+
+    @property
+    def arn_kind(self) -> str:
+        """The kind in ARNs (``training-job``)."""
+        return _words(self.kind, "-")
+
+    @property
+    def list_key(self) -> str:
+        return f"{self.kind}Summaries"
 
     @property
     def name_key(self) -> str:
@@ -44,24 +69,26 @@ class JobService(BaseService):
         return self.runner.status_key
 
     def arn(self, name: str) -> str:
-        return controlplane.resource_arn(self.ctx.region, self.arn_kind, name)
+        return self.resource_arn(self.arn_kind, name)
 
     def missing(self, name: str) -> AwsError:
         """The error for a job that does not exist (the provider reads ValidationException as "no such job")."""
         return validation(f"Could not find requested job with name {name}")
 
     def doc(self, name: str) -> dict[str, Any]:
-        doc = self.store.get(self.kind, name)
-        if doc is None:
-            raise self.missing(name)
-        return doc
+        return self.get_or_fail(self.kind, name, lambda: self.missing(name))
 
-    def launch(self, p: dict[str, Any], doc: dict[str, Any], duplicate: Callable[[], AwsError], *args: Any) -> None:
-        """Store a new job's document (``duplicate()`` if the name is taken), tag it, start its run."""
-        name = p[self.name_key]
-        self.store.insert_new(self.kind, name, doc, duplicate)
-        controlplane.tag_on_create(self.store, doc[f"{self.kind}Arn"], p)
-        self.runner.start(name, *args)
+    def launch(self, p: dict[str, Any], doc: dict[str, Any], *args: Any) -> dict[str, Any]:
+        """Store a new job's document, tag it, start its run (``args`` go to its run class); Create's answer."""
+        job_arn = doc[f"{self.kind}Arn"]
+        self.insert(self.kind, p[self.name_key], doc, p, lambda: self.duplicate(p[self.name_key], job_arn))
+        self.runner.start(p[self.name_key], *args)
+        return {f"{self.kind}Arn": job_arn}
+
+    def duplicate(self, name: str, job_arn: str) -> AwsError:
+        """The error for a Create whose job name is taken."""
+        return in_use("Job name must be unique within an AWS account and region, and a job with this name "
+                      f"already exists ({job_arn})")
 
     def new_doc(self, p: dict[str, Any]) -> dict[str, Any]:
         """The stored document of a new job: the request without its Tags, with ARN, status and times."""
@@ -103,3 +130,8 @@ class JobService(BaseService):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+
+
+def _words(kind: str, sep: str) -> str:
+    """``TrainingJob`` -> ``training<sep>job``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", sep, kind).lower()

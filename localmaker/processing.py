@@ -37,7 +37,6 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,11 @@ from botocore.exceptions import ClientError
 from . import s3io, safepath
 from .aws import now
 from .context import Ctx
-from .errors import in_use, validation
+from .errors import validation
 from .images import ImageNotMapped, ImageSpec
 from .jobrunner import SHUTDOWN_REASON, JobFailed, JobRun, JobRunner
 from .jobs import JobService
 from .procs import Child, clean_env
-from .service import Handler
 
 log = logging.getLogger("localmaker.processing")
 
@@ -368,29 +366,14 @@ def _program_in_image(cmd: list[str], workdir: Path) -> list[str]:
     return [str(candidate), *cmd[1:]]
 
 
-class ProcessingRunner(JobRunner):
-    """Starts, watches and stops processing jobs; one thread per job."""
-
-    kind = KIND
-    thread_name = "processing"
-    run_class = ProcessingRun
-
-
 class ProcessingService(JobService):
     """CreateProcessingJob, DescribeProcessingJob, ListProcessingJobs, StopProcessingJob."""
 
-    noun = "processing job"
-    arn_kind = "processing-job"
-    list_key = "ProcessingJobSummaries"
     summary_keys = ("ProcessingJobName", "ProcessingJobArn", "CreationTime", "ProcessingEndTime", "LastModifiedTime",
                     "ProcessingJobStatus", "FailureReason", "ExitMessage")
 
     def __init__(self, ctx: Ctx) -> None:
-        super().__init__(ctx, ProcessingRunner(ctx))
-
-    def operations(self) -> Mapping[str, Handler]:
-        return {"CreateProcessingJob": self.create, "DescribeProcessingJob": self.describe,
-                "ListProcessingJobs": self.list, "StopProcessingJob": self.stop}
+        super().__init__(ctx, JobRunner(ctx, KIND, ProcessingRun))
 
     def create(self, p: dict[str, Any]) -> dict[str, Any]:
         seen_in: set[str] = set()
@@ -415,11 +398,7 @@ class ProcessingService(JobService):
                 _check_local_path(where, out["S3Output"].get("LocalPath"))
             elif "FeatureStoreOutput" not in out and not out.get("AppManaged"):
                 raise validation(f"{where}: either S3Output or FeatureStoreOutput must be specified.")
-        doc = self.new_doc(p)
-        self.launch(p, doc, lambda: in_use(
-            "Job name must be unique within an AWS account and region, and a job with this name "
-            f"already exists ({doc['ProcessingJobArn']})"))
-        return {"ProcessingJobArn": doc["ProcessingJobArn"]}
+        return self.launch(p, self.new_doc(p))
 
-    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(self.doc(p["ProcessingJobName"]))
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc)

@@ -7,17 +7,12 @@ from typing import Any
 
 from . import controlplane
 from .aws import now
-from .context import Ctx
 from .errors import validation
-from .service import BaseService, Handler
+from .service import Handler
 
 
-class RegistryService(BaseService):
+class RegistryService(controlplane.ResourceService):
     """CreateModelPackageGroup ... ListModelPackages."""
-
-    def __init__(self, ctx: Ctx) -> None:
-        self.ctx = ctx
-        self.store = ctx.store
 
     def operations(self) -> Mapping[str, Handler]:
         return {
@@ -32,13 +27,10 @@ class RegistryService(BaseService):
             "ListModelPackages": self.list_model_packages,
         }
 
-    def _arn(self, kind: str, name: str) -> str:
-        return controlplane.resource_arn(self.ctx.region, kind, name)
-
     # ---- model registry ---------------------------------------------------------------------------------
     def create_model_package_group(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["ModelPackageGroupName"]
-        g_arn = self._arn("model-package-group", name)
+        g_arn = self.resource_arn("model-package-group", name)
         doc = {
             "ModelPackageGroupName": name,
             "ModelPackageGroupArn": g_arn,
@@ -47,18 +39,14 @@ class RegistryService(BaseService):
             "CreatedBy": {},
             "ModelPackageGroupStatus": "Completed",
         }
-        self.store.insert_new(
-            "ModelPackageGroup", name, doc, lambda: validation(f"Model Package Group already exists: {g_arn}")
-        )
-        controlplane.tag_on_create(self.store, g_arn, p)
+        self.insert("ModelPackageGroup", name, doc, p, lambda: validation(f"Model Package Group already exists: {g_arn}"))
         return {"ModelPackageGroupArn": g_arn}
 
     def _group(self, name_or_arn: str) -> dict[str, Any]:
         name = name_or_arn.rsplit("/", 1)[-1] if name_or_arn.startswith("arn:") else name_or_arn
-        doc = self.store.get("ModelPackageGroup", name)
-        if doc is None:
-            raise validation(f"ModelPackageGroup {self._arn('model-package-group', name)} does not exist.")
-        return doc
+        return self.get_or_fail(
+            "ModelPackageGroup", name, lambda: validation(f"ModelPackageGroup {self.resource_arn('model-package-group', name)} does not exist.")
+        )
 
     def describe_model_package_group(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._group(p["ModelPackageGroupName"])
@@ -93,7 +81,7 @@ class RegistryService(BaseService):
                 versions = [d for d in self.store.list("ModelPackage") if d.get("ModelPackageGroupName") == gname]
                 version = 1 + max((d["ModelPackageVersion"] for d in versions), default=0)
                 key = f"{gname}/{version}"
-                pkg_arn = self._arn("model-package", f"{gname}/{version}")
+                pkg_arn = self.resource_arn("model-package", f"{gname}/{version}")
                 doc = self._package_doc(p, t)
                 doc.update(
                     {
@@ -105,17 +93,15 @@ class RegistryService(BaseService):
                 )
                 doc.setdefault("ModelApprovalStatus", "PendingManualApproval")
                 self.store.put("ModelPackage", key, doc)
+            controlplane.tag_on_create(self.store, pkg_arn, p)
         else:
             name = p.get("ModelPackageName")
             if not name:
                 raise validation("Either ModelPackageName or ModelPackageGroupName must be specified.")
-            pkg_arn = self._arn("model-package", name)
+            pkg_arn = self.resource_arn("model-package", name)
             doc = self._package_doc(p, t)
             doc.update({"ModelPackageName": name, "ModelPackageArn": pkg_arn})
-            self.store.insert_new(
-                "ModelPackage", name, doc, lambda: validation(f"Model Package already exists: {pkg_arn}")
-            )
-        controlplane.tag_on_create(self.store, pkg_arn, p)
+            self.insert("ModelPackage", name, doc, p, lambda: validation(f"Model Package already exists: {pkg_arn}"))
         return {"ModelPackageArn": pkg_arn}
 
     @staticmethod
@@ -152,7 +138,7 @@ class RegistryService(BaseService):
         key = self._package_key(name_or_arn)
         doc = self.store.get("ModelPackage", key)
         if doc is None:
-            shown = name_or_arn if name_or_arn.startswith("arn:") else self._arn("model-package", name_or_arn)
+            shown = name_or_arn if name_or_arn.startswith("arn:") else self.resource_arn("model-package", name_or_arn)
             raise validation(f"ModelPackage {shown} does not exist.")
         return key, doc
 

@@ -130,7 +130,7 @@ class LocalMaker:
             self.async_inference,
             HostingService(self.ctx, self.hosting),
             RegistryService(self.ctx),
-            TagService(store),
+            TagService(self.ctx),
             LogsService(self.ctx.logs),
             MetricsService(self.home / "metrics", region),
         ]
@@ -303,20 +303,24 @@ class LocalMaker:
             doc = {"__type": "InternalFailure", "message": f"localmaker internal error: {type(exc).__name__}: {exc}"}
             return _respond(start_response, 500, {"Content-Type": JSON_TYPE}, json.dumps(doc).encode())
 
-    def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
-        headers = _container_headers(environ, "HTTP_ACCEPT")
+    def _runtime(self, start_response: StartResponse, endpoint: str,
+                 call: Callable[[], tuple[int, dict[str, str], bytes]]) -> Iterable[bytes]:
+        """A runtime operation's answer: ``call()``'s, or its error in the runtime's error shape."""
         try:
             _check_endpoint_name(endpoint)
-            body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
-            status, out_headers, data = self.hosting.invoke(endpoint, body, headers)
-            return _respond(start_response, status, out_headers, data)
+            return _respond(start_response, *call())
         except AwsError as err:
             return _runtime_error(start_response, err)
 
+    def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
+        headers = _container_headers(environ, "HTTP_ACCEPT")
+        return self._runtime(start_response, endpoint, lambda: self.hosting.invoke(
+            endpoint, _read_body(environ, self.ctx.settings.max_payload, "ValidationError"), headers))
+
     def _invoke_async(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
         """InvokeEndpointAsync: validated and queued; 202 with the InferenceId and the output locations."""
-        try:
-            _check_endpoint_name(endpoint)
+
+        def submit() -> tuple[int, dict[str, str], bytes]:
             params: dict[str, Any] = {
                 "ContentType": environ.get("HTTP_X_AMZN_SAGEMAKER_CONTENT_TYPE"),
                 "Accept": environ.get("HTTP_X_AMZN_SAGEMAKER_ACCEPT"),
@@ -330,10 +334,9 @@ class LocalMaker:
                                                         "InvocationTimeoutSeconds"),
             }
             body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
-            status, out_headers, data = self.async_inference.submit(endpoint, params, body)
-            return _respond(start_response, status, out_headers, data)
-        except AwsError as err:
-            return _runtime_error(start_response, err)
+            return self.async_inference.submit(endpoint, params, body)
+
+        return self._runtime(start_response, endpoint, submit)
 
     def _invoke_stream(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
         """InvokeEndpointWithResponseStream: the container's chunks as ``PayloadPart`` events."""

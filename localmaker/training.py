@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from .jobrunner import SHUTDOWN_REASON, JobFailed, JobRun, JobRunner
 from .jobs import JobService
 from .metrics import MetricPublisher
 from .procs import Child, clean_env, free_port
-from .service import Handler
 
 log = logging.getLogger("localmaker.training")
 
@@ -344,7 +342,6 @@ class TrainingRunner(JobRunner):
     """Starts, watches and stops training jobs; one thread per job."""
 
     kind = KIND
-    thread_name = "training"
     run_class = TrainingRun
 
     def mark_failed(self, d: dict[str, Any], reason: str, force: bool = False) -> None:
@@ -359,18 +356,11 @@ class TrainingService(JobService):
 
     runner: TrainingRunner
 
-    noun = "training job"
-    arn_kind = "training-job"
-    list_key = "TrainingJobSummaries"
     summary_keys = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "LastModifiedTime",
                     "TrainingJobStatus", "SecondaryStatus")
 
     def __init__(self, ctx: Ctx) -> None:
         super().__init__(ctx, TrainingRunner(ctx))
-
-    def operations(self) -> Mapping[str, Handler]:
-        return {"CreateTrainingJob": self.create, "DescribeTrainingJob": self.describe,
-                "ListTrainingJobs": self.list, "StopTrainingJob": self.stop}
 
     def missing(self, name: str) -> AwsError:
         return not_found("Requested resource not found.")
@@ -386,13 +376,14 @@ class TrainingService(JobService):
             raise validation("ResourceConfig.InstanceGroups (heterogeneous clusters) is not supported by localmaker.")
         if algo.get("AlgorithmName") and not algo.get("TrainingImage"):
             raise validation("AlgorithmName (marketplace algorithms) is not supported by localmaker; give a TrainingImage.")
-        self.launch(p, doc, lambda: in_use(
-            "Training job names must be unique within an AWS account and region, and a training job with "
-            f"this name already exists ({doc['TrainingJobArn']})"))
-        return {"TrainingJobArn": doc["TrainingJobArn"]}
+        return self.launch(p, doc)
 
-    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(self.doc(p["TrainingJobName"]), self.ctx.images)
+    def duplicate(self, name: str, job_arn: str) -> AwsError:
+        return in_use("Training job names must be unique within an AWS account and region, and a training job with "
+                      f"this name already exists ({job_arn})")
+
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc, self.ctx.images)
 
     def stopping(self, d: dict[str, Any]) -> None:
         d["TrainingJobStatus"] = "Stopping"

@@ -18,10 +18,8 @@ import http.client
 import io
 import json
 import logging
-import re
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,11 +28,11 @@ from smformats import recordio
 from . import controlplane, csvbulk, s3io, safepath
 from .aws import now
 from .context import Ctx
-from .errors import in_use, validation
+from .errors import validation
 from .hosting import DeployError, ExchangeError, Instance, await_ping, call, prepare_instance, spawn
 from .jobrunner import SHUTDOWN_REASON, JobRun, JobRunner
 from .jobs import JobService
-from .service import Handler
+from .jsonpath import apply_path, parse_path
 
 log = logging.getLogger("localmaker.transform")
 
@@ -63,45 +61,6 @@ def split_recordio(data: bytes, where: str) -> list[bytes]:
         return recordio.split_recordio(data)
     except recordio.RecordIOError as exc:
         raise TransformFailed(f"object {where}: {exc}") from None
-
-
-# ---- JSONPath subset for DataProcessing ---------------------------------------------------------------
-_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]*)\]")
-
-
-def parse_path(path: str) -> list[tuple[str, Any]]:
-    path = path.strip()
-    if not path.startswith("$"):
-        raise ValueError(f"JSONPath '{path}' must start with '$'")
-    rest, steps, pos = path[1:], [], 0
-    while pos < len(rest):
-        m = _TOKEN.match(rest, pos)
-        if not m:
-            raise ValueError(f"unsupported JSONPath '{path}' (supported: $, .key, [i], [i,j], [a:b])")
-        if m.group(1) is not None:
-            steps.append(("key", m.group(1)))
-        else:
-            inner = m.group(2).strip()
-            if inner.startswith(("'", '"')):
-                steps.append(("key", inner.strip("'\"")))
-            elif ":" in inner:
-                a, b = inner.split(":", 1)
-                steps.append(("slice", (int(a) if a.strip() else None, int(b) if b.strip() else None)))
-            else:
-                steps.append(("index", [int(x) for x in inner.split(",")]))
-        pos = m.end()
-    return steps
-
-
-def apply_path(value: Any, steps: list[tuple[str, Any]]) -> Any:
-    for kind, arg in steps:
-        if kind == "key":
-            value = value[arg]
-        elif kind == "slice":
-            value = value[arg[0] : arg[1]]
-        else:
-            value = value[arg[0]] if len(arg) == 1 else [value[i] for i in arg]
-    return value
 
 
 def _csv_fields(record: bytes) -> list[str]:
@@ -436,29 +395,14 @@ def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TransformRunner(JobRunner):
-    """Starts, watches and stops transform jobs; one thread per job."""
-
-    kind = KIND
-    thread_name = "transform"
-    run_class = TransformRun
-
-
 class TransformService(JobService):
     """CreateTransformJob, DescribeTransformJob, ListTransformJobs, StopTransformJob."""
 
-    noun = "transform job"
-    arn_kind = "transform-job"
-    list_key = "TransformJobSummaries"
     summary_keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime",
                     "TransformJobStatus", "FailureReason")
 
     def __init__(self, ctx: Ctx) -> None:
-        super().__init__(ctx, TransformRunner(ctx))
-
-    def operations(self) -> Mapping[str, Handler]:
-        return {"CreateTransformJob": self.create, "DescribeTransformJob": self.describe,
-                "ListTransformJobs": self.list, "StopTransformJob": self.stop}
+        super().__init__(ctx, JobRunner(ctx, KIND, TransformRun))
 
     def create(self, p: dict[str, Any]) -> dict[str, Any]:
         if self.store.get("Model", p["ModelName"]) is None:
@@ -472,11 +416,7 @@ class TransformService(JobService):
                     parse_path(path)
                 except ValueError as exc:
                     raise validation(f"DataProcessing.{path_key}: {exc}") from exc
-        doc = self.new_doc(p)
-        self.launch(p, doc, lambda: in_use(
-            "Job name must be unique within an AWS account and region, and a job with this name already exists "
-            f"({doc['TransformJobArn']})"))
-        return {"TransformJobArn": doc["TransformJobArn"]}
+        return self.launch(p, self.new_doc(p))
 
-    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(self.doc(p["TransformJobName"]))
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc)

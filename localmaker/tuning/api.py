@@ -16,7 +16,6 @@ from ..service import Handler
 from ..training import TrainingService, fill_definition
 from ..validation import validate
 from .plan import (
-    ARN_KIND,
     KIND,
     TERMINAL,
     TRAINING,
@@ -65,20 +64,13 @@ class TuningService(JobService):
     runner: TuningRunner
 
     noun = "hyperparameter tuning job"
-    arn_kind = ARN_KIND
 
     def __init__(self, ctx: Ctx, trainer: TrainingService) -> None:
         super().__init__(ctx, TuningRunner(ctx, trainer))
         trainer.runner.add_finish_listener(self.runner.on_training_finished)
 
     def operations(self) -> Mapping[str, Handler]:
-        return {
-            "CreateHyperParameterTuningJob": self.create,
-            "DescribeHyperParameterTuningJob": self.describe,
-            "ListHyperParameterTuningJobs": self.list,
-            "StopHyperParameterTuningJob": self.stop,
-            "ListTrainingJobsForHyperParameterTuningJob": self.list_trials,
-        }
+        return {**super().operations(), "ListTrainingJobsForHyperParameterTuningJob": self.list_trials}
 
     def missing(self, name: str) -> AwsError:
         return resource_not_found(f"Amazon SageMaker can't find a tuning job called {name}. Type another name.")
@@ -153,13 +145,10 @@ class TuningService(JobService):
             "definition": plan.definition.get("DefinitionName"),
             "not_improving": 0,
         }
-        tuning_arn = doc["HyperParameterTuningJobArn"]
-        self.launch(p, doc, lambda: in_use(
-            f"A hyperparameter tuning job with the name, {name}, already exists. Choose a different name."), plan, history)
-        return {"HyperParameterTuningJobArn": tuning_arn}
+        return self.launch(p, doc, plan, history)
 
-    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return self.view(self.doc(p["HyperParameterTuningJobName"]))
+    def duplicate(self, name: str, job_arn: str) -> AwsError:
+        return in_use(f"A hyperparameter tuning job with the name, {name}, already exists. Choose a different name.")
 
     def list(self, p: dict[str, Any]) -> dict[str, Any]:
         q = {"SortBy": "Name", "SortOrder": "Ascending", **p}

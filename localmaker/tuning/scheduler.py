@@ -186,7 +186,6 @@ class TuningRunner(JobRunner):
     """The tuning jobs' schedulers, and which of them owns each running trial."""
 
     kind = KIND
-    thread_name = "tuning"
     join_timeout = 10.0
     run_class = Tuner
 
