@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from . import s3io
 from .aws import now
@@ -121,8 +121,8 @@ class JobRunner:
     refused) and tells the ``on_finish`` listeners (tuning listens to training).
     """
 
-    kind: ClassVar[str] = ""
-    run_class: ClassVar[Callable[..., JobRun]]
+    kind: str = ""
+    run_class: Callable[..., JobRun]
     # how often a job whose outcome could not be written (a full disk) is tried again
     retry_interval = 2.0
     join_timeout = 15.0
@@ -131,9 +131,9 @@ class JobRunner:
         """``kind`` and ``run_class`` default to the class's (a subclass names its own)."""
         self.ctx = ctx
         if kind:
-            self.kind = kind  # type: ignore[misc]
+            self.kind = kind
         if run_class is not None:
-            self.run_class = run_class  # type: ignore[misc]
+            self.run_class = run_class
         self._runs: dict[str, JobRun] = {}
         self._lock = threading.Lock()
         self.on_finish: list[FinishListener] = []
