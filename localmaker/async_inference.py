@@ -31,11 +31,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import controlplane
 from . import hosting as hosting_mod
 from .aws import ACCOUNT
 from .context import Ctx
 from .errors import AwsError
 from .hosting import HostingManager, Instance
+from .service import BaseService
 from .validation import validate
 
 log = logging.getLogger("localmaker.async")
@@ -96,8 +98,11 @@ class Job:
     enqueued: float = field(default_factory=time.monotonic)
 
 
-class AsyncInference:
-    """The queue and its workers (one dispatcher thread; one thread per running request)."""
+class AsyncInference(BaseService):
+    """The queue and its workers (one dispatcher thread; one thread per running request). Its one operation,
+    InvokeEndpointAsync, comes in on the runtime route (:meth:`submit`), not as a JSON operation."""
+
+    api = "sagemaker-runtime"
 
     def __init__(self, ctx: Ctx, hosting: HostingManager) -> None:
         self.ctx = ctx
@@ -114,9 +119,7 @@ class AsyncInference:
     # ---- the API ----------------------------------------------------------------------------------------
     def submit(self, endpoint: str, params: dict[str, Any], body: bytes | None) -> tuple[int, dict[str, str], bytes]:
         """Validate and queue one InvokeEndpointAsync request; the 202 answer."""
-        from .sagemaker_api import service_model
-
-        op = service_model("sagemaker-runtime").operation_model("InvokeEndpointAsync")
+        op = controlplane.service_model("sagemaker-runtime").operation_model("InvokeEndpointAsync")
         shown = {"EndpointName": endpoint, **{k: v for k, v in params.items() if v is not None}}
         if body:
             shown["Body"] = body

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .jsonpath import apply_path
+
 COMMA, NEWLINE = 44, 10
 
 
@@ -92,8 +94,6 @@ def _table(np: Any, buf: bytes, n: int) -> tuple[Any, Any, Any] | None:
 def _columns(k: int, steps: list[tuple[str, Any]]) -> list[int] | None:
     """The column numbers the JSONPath selects from ``k`` fields; None where it fails (the caller's
     path then reports the failing record)."""
-    from .transform import apply_path
-
     try:
         chosen = apply_path(list(range(k)), steps)
     except (IndexError, TypeError, KeyError):

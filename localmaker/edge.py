@@ -269,23 +269,25 @@ def error_response(
         ctype = "application/x-amz-json-1.1" if kind == "json" else "application/json"
         headers.update({"Content-Type": ctype, "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id})
     elif kind == "query":
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>Sender</Type>'
-            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        ).encode()
+        body = _xml_error(code, message, request_id, query=True)
         headers.update({"Content-Type": "text/xml", "x-amzn-RequestId": request_id})
     else:
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
-            f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"<RequestId>{request_id}</RequestId><HostId>localmaker</HostId></Error>"
-        ).encode()
+        body = _xml_error(code, message, request_id, query=False)
         headers.update({"Content-Type": "application/xml", "x-amz-request-id": request_id})
     headers.update(extra_headers or {})
     headers["Content-Length"] = str(len(body))
     start_response(f"{status} {_REASONS.get(status, 'Error')}", list(headers.items()))
     return [body]
+
+
+def _xml_error(code: str, message: str, request_id: str, query: bool) -> bytes:
+    """An XML error body: the Query protocol's (IAM, STS, SNS: wrapped, naming the Sender) or REST-XML's (S3)."""
+    inner = f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+    if query:
+        xml = f"<ErrorResponse><Error><Type>Sender</Type>{inner}</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    else:
+        xml = f"<Error>{inner}<RequestId>{request_id}</RequestId><HostId>localmaker</HostId></Error>"
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + xml).encode()
 
 
 def _shorten_drain(environ: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ Events are appended to one JSON-lines file per stream, so logs survive a restart
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -16,6 +17,7 @@ import shutil
 import threading
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 from . import safepath
 from .aws import ACCOUNT
 from .errors import AwsError
+from .service import BaseService, Handler
 
 
 def _now_ms() -> int:
@@ -461,6 +464,27 @@ class LogStore:
             ts, sname, i = page[-1][0]
             out["nextToken"] = _encode_token(["f" if forward else "b", ts, sname, i])
         return out
+
+
+class LogsService(BaseService):
+    """The CloudWatch Logs operations (``X-Amz-Target: Logs_20140328.*``) over a :class:`LogStore`."""
+
+    api = "logs"
+
+    def __init__(self, logs: LogStore) -> None:
+        self.logs = logs
+
+    def operations(self) -> Mapping[str, Handler]:
+        return {name[len("api_"):]: functools.partial(self._call, name[len("api_"):])
+                for name in dir(LogStore) if name.startswith("api_")}
+
+    def _call(self, action: str, p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.logs.handle(action, p)
+        except ValueError as exc:  # a nextToken that is not one of ours (CloudWatch Logs' own answer)
+            if p.get("nextToken") is not None:
+                raise AwsError("InvalidParameterException", "The specified nextToken is invalid.") from exc
+            raise
 
 
 def _group_from_arn(ident: str) -> str:

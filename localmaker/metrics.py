@@ -29,6 +29,7 @@ from typing import Any
 
 from . import safepath
 from .aws import ACCOUNT
+from .service import BaseService
 
 log = logging.getLogger("localmaker.metrics")
 
@@ -232,3 +233,20 @@ def restore(root: Path, region: str) -> int:
             backend.put_metric_data(NAMESPACE, data[i : i + BATCH])
         count += len(data)
     return count
+
+
+class MetricsService(BaseService):
+    """Training metrics in moto's CloudWatch: its statistics fixed, the values kept on disk put back at start
+    (moto keeps them in memory only). CloudWatch's operations themselves are moto's."""
+
+    api = "monitoring"
+
+    def __init__(self, root: Path, region: str) -> None:
+        self.root = root
+        self.region = region
+        install_moto_fixes()  # GetMetricStatistics periods counted as CloudWatch counts them
+
+    def recover(self) -> None:
+        restored = restore(self.root, self.region)
+        if restored:
+            log.info("restored %d training metric values from %s", restored, self.root)

@@ -36,7 +36,6 @@ import posixpath
 import re
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,12 +43,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import s3io, safepath
-from .aws import arn, now
+from .aws import now
 from .context import Ctx
-from .errors import in_use, validation
+from .errors import validation
 from .images import ImageNotMapped, ImageSpec
-from .jobrunner import SHUTDOWN_REASON, JobRunner
-from .procs import Child, clean_env, stop_all
+from .jobrunner import SHUTDOWN_REASON, JobFailed, JobRun, JobRunner
+from .jobs import JobService
+from .procs import Child, clean_env
 
 log = logging.getLogger("localmaker.processing")
 
@@ -62,10 +62,6 @@ TERMINAL = ("Completed", "Failed", "Stopped")
 # an /opt/ml path wherever one starts: at the beginning or after '=', ':', ',', quotes or space
 _OPT_ML_RE = re.compile(r"(?<![\w./-])/opt/ml(?=/|$|[\s,:;'\"])")
 _PYTHON_RE = re.compile(r"^(?:/[^\s]*/)?python(?:\d+(?:\.\d+)?)?$")
-
-
-class JobFailed(Exception):
-    """The message becomes the job's FailureReason."""
 
 
 def rewrite(value: str, base: Path) -> str:
@@ -95,20 +91,6 @@ def _check_local_path(where: str, path: str | None) -> str:
     return norm
 
 
-def _summary(doc: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "ProcessingJobName",
-        "ProcessingJobArn",
-        "CreationTime",
-        "ProcessingEndTime",
-        "LastModifiedTime",
-        "ProcessingJobStatus",
-        "FailureReason",
-        "ExitMessage",
-    )
-    return {k: doc[k] for k in keys if k in doc}
-
-
 def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
     """DescribeProcessingJob's answer: the stored job with the defaults AWS shows for every input and
     output (``AppManaged``; an S3Input's mode, distribution and compression)."""
@@ -125,111 +107,14 @@ def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ProcessingApi:
-    """The control-plane operations; registered into ``SageMakerApi.extra``."""
+class ProcessingRun(JobRun):
+    """One processing job: download the inputs, run one process per host, upload the outputs."""
 
-    def __init__(self, lm: Any, runner: ProcessingRunner) -> None:
-        self.lm = lm
-        self.ctx: Ctx = lm.ctx
-        self.store = lm.ctx.store
-        self.runner = runner
-
-    def _job(self, name: str) -> dict[str, Any]:
-        doc = self.store.get(KIND, name)
-        if doc is None:
-            raise validation(f"Could not find requested job with name {name}")
-        return doc
-
-    def create(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["ProcessingJobName"]
-        job_arn = arn(self.ctx.region, f"processing-job/{name.lower()}")
-        seen_in: set[str] = set()
-        for i, inp in enumerate(p.get("ProcessingInputs", []), start=1):
-            where = f"ProcessingInputs.{i} '{inp['InputName']}'"
-            if inp["InputName"] in seen_in:
-                raise validation(f"InputName '{inp['InputName']}' is not unique within ProcessingInputs.")
-            seen_in.add(inp["InputName"])
-            if "S3Input" in inp and "DatasetDefinition" in inp:
-                raise validation(f"{where}: specify either S3Input or DatasetDefinition, not both.")
-            if "S3Input" not in inp and "DatasetDefinition" not in inp and not inp.get("AppManaged"):
-                raise validation(f"{where}: either S3Input or DatasetDefinition must be specified.")
-            if "S3Input" in inp:
-                _check_local_path(where, inp["S3Input"].get("LocalPath"))
-        seen_out: set[str] = set()
-        for i, out in enumerate((p.get("ProcessingOutputConfig") or {}).get("Outputs", []), start=1):
-            where = f"ProcessingOutputConfig.Outputs.{i} '{out['OutputName']}'"
-            if out["OutputName"] in seen_out:
-                raise validation(f"OutputName '{out['OutputName']}' is not unique within ProcessingOutputConfig.")
-            seen_out.add(out["OutputName"])
-            if "S3Output" in out:
-                _check_local_path(where, out["S3Output"].get("LocalPath"))
-            elif "FeatureStoreOutput" not in out and not out.get("AppManaged"):
-                raise validation(f"{where}: either S3Output or FeatureStoreOutput must be specified.")
-        t = now()
-        doc = {k: v for k, v in p.items() if k != "Tags"}
-        doc.update(
-            {
-                "ProcessingJobArn": job_arn,
-                "ProcessingJobStatus": "InProgress",
-                "CreationTime": t,
-                "LastModifiedTime": t,
-            }
-        )
-        self.store.insert_new(
-            KIND,
-            name,
-            doc,
-            lambda: in_use(
-                "Job name must be unique within an AWS account and region, and a job with this name "
-                f"already exists ({job_arn})"
-            ),
-        )
-        self.lm.sagemaker._tags_on_create(job_arn, p)
-        self.runner.start(name)
-        return {"ProcessingJobArn": job_arn}
-
-    def describe(self, p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(self._job(p["ProcessingJobName"]))
-
-    def list(self, p: dict[str, Any]) -> dict[str, Any]:
-        api = self.lm.sagemaker
-        docs = api._filter_sort(self.store.list(KIND), p, "ProcessingJobName", "ProcessingJobStatus")
-        return api._paginate([_summary(d) for d in docs], p, "ProcessingJobSummaries")
-
-    def stop(self, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["ProcessingJobName"]
-        with self.store.locked():  # check and set as one step: the job may be finishing right now
-            doc = self._job(name)
-            if doc["ProcessingJobStatus"] != "InProgress":
-                raise validation(
-                    f"The request was rejected because the processing job is in status {doc['ProcessingJobStatus']}."
-                )
-            self.store.update(KIND, name, lambda d: d.update(ProcessingJobStatus="Stopping", LastModifiedTime=now()))
-        self.runner.stop(name)
-        return {}
-
-
-class ProcessingRunner(JobRunner):
-    """Starts, watches and stops processing jobs; one thread per job."""
-
-    kind = KIND
-
-
-class _Run:
-    def __init__(self, runner: ProcessingRunner, name: str) -> None:
-        self.runner = runner
-        self.ctx = runner.ctx
-        self.name = name
-        self.stop_requested = threading.Event()
-        self.shutdown = threading.Event()
-        self.children: dict[str, Child] = {}
+    def __init__(self, runner: JobRunner, name: str) -> None:
+        super().__init__(runner, name)
         self.bases: dict[str, Path] = {}
-        self.thread = threading.Thread(target=self._main, name=f"processing-{name}", daemon=True)
 
     # ---- state ----------------------------------------------------------------------------------
-    def _update(self, fn: Any) -> None:
-        self.ctx.store.update(KIND, self.name, fn)
-
     def _finish(self, status: str, reason: str | None = None, exit_message: str | None = None) -> None:
         t = now()
 
@@ -242,26 +127,13 @@ class _Run:
             if exit_message:
                 d["ExitMessage"] = exit_message[:1024]
 
-        self._update(fn)
+        self.update(fn)
+
+    def fail(self, reason: str) -> None:
+        self._finish("Failed", reason, self._exit_message())
 
     # ---- main -----------------------------------------------------------------------------------
-    def _main(self) -> None:
-        try:
-            self._run()
-        except JobFailed as exc:
-            self._kill_all()
-            self._finish("Failed", str(exc), self._exit_message())
-        except s3io.ChannelError as exc:
-            self._kill_all()
-            self._finish("Failed", f"ClientError: {exc}")
-        except Exception as exc:  # noqa: BLE001 - any bug becomes a visible job failure, not a hang
-            log.exception("processing job %s crashed", self.name)
-            self._kill_all()
-            self._finish("Failed", f"InternalServerError: localmaker: {type(exc).__name__}: {exc}")
-        finally:
-            self.runner._finished(self.name)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         job = self.ctx.store.get(KIND, self.name)
         assert job is not None
         app = job["AppSpecification"]
@@ -296,7 +168,7 @@ class _Run:
             return self._stopped(job)
 
         started = now()
-        self._update(lambda d: d.update(ProcessingStartTime=started, LastModifiedTime=started))
+        self.update(lambda d: d.update(ProcessingStartTime=started, LastModifiedTime=started))
         epoch = int(time.time())
         for h in hosts:
             base = self.bases[h]
@@ -323,13 +195,13 @@ class _Run:
             except OSError as exc:
                 raise JobFailed(f"ClientError: cannot start {cmd[0]!r} on {h}: {exc}") from exc
 
-        outcome = self._watch(job)
+        outcome = self.watch((job.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"))
         if outcome == "failed":
             reason = self._failure_reason()
-            self._kill_all()
+            self.kill_all()
             return self._finish("Failed", reason, self._exit_message())
         if outcome in ("stopped", "timeout"):
-            self._kill_all()
+            self.kill_all()
             if self.shutdown.is_set():
                 return self._finish("Failed", SHUTDOWN_REASON)
             self._upload(job, continuous_only=True)
@@ -401,26 +273,6 @@ class _Run:
 
         return on_line
 
-    def _watch(self, job: dict[str, Any]) -> str:
-        limit = (job.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-        deadline = time.monotonic() + float(limit) if limit else None
-        while True:
-            codes = {h: c.poll() for h, c in self.children.items()}
-            if any(code not in (None, 0) for code in codes.values()):
-                return "failed"
-            if all(code == 0 for code in codes.values()):
-                for c in self.children.values():
-                    c.wait(10)  # drain the log pumps
-                return "completed"
-            if self.stop_requested.is_set():
-                return "stopped"
-            if deadline is not None and time.monotonic() > deadline:
-                return "timeout"
-            time.sleep(0.05)
-
-    def _kill_all(self) -> None:
-        stop_all(self.children.values(), self.ctx.settings.stop_grace)
-
     def _message(self, host: str) -> str | None:
         base = self.bases.get(host)
         if base is None:
@@ -490,21 +342,6 @@ class _Run:
                         ) from exc
 
 
-def register(lm: Any) -> None:
-    runner = ProcessingRunner(lm.ctx)
-    api = ProcessingApi(lm, runner)
-    lm.processing = runner
-    lm.sagemaker.extra.update(
-        {
-            "CreateProcessingJob": api.create,
-            "DescribeProcessingJob": api.describe,
-            "ListProcessingJobs": api.list,
-            "StopProcessingJob": api.stop,
-        }
-    )
-    lm._stop_hooks.append(runner.shutdown)
-
-
 def _mapped(what: str, container_path: str, base: Path) -> Path:
     """local_path for a job's LocalPath; one that leads out of the host's directory fails the job."""
     try:
@@ -529,4 +366,39 @@ def _program_in_image(cmd: list[str], workdir: Path) -> list[str]:
     return [str(candidate), *cmd[1:]]
 
 
-ProcessingRunner.run_class = _Run
+class ProcessingService(JobService):
+    """CreateProcessingJob, DescribeProcessingJob, ListProcessingJobs, StopProcessingJob."""
+
+    summary_keys = ("ProcessingJobName", "ProcessingJobArn", "CreationTime", "ProcessingEndTime", "LastModifiedTime",
+                    "ProcessingJobStatus", "FailureReason", "ExitMessage")
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx, JobRunner(ctx, KIND, ProcessingRun))
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        seen_in: set[str] = set()
+        for i, inp in enumerate(p.get("ProcessingInputs", []), start=1):
+            where = f"ProcessingInputs.{i} '{inp['InputName']}'"
+            if inp["InputName"] in seen_in:
+                raise validation(f"InputName '{inp['InputName']}' is not unique within ProcessingInputs.")
+            seen_in.add(inp["InputName"])
+            if "S3Input" in inp and "DatasetDefinition" in inp:
+                raise validation(f"{where}: specify either S3Input or DatasetDefinition, not both.")
+            if "S3Input" not in inp and "DatasetDefinition" not in inp and not inp.get("AppManaged"):
+                raise validation(f"{where}: either S3Input or DatasetDefinition must be specified.")
+            if "S3Input" in inp:
+                _check_local_path(where, inp["S3Input"].get("LocalPath"))
+        seen_out: set[str] = set()
+        for i, out in enumerate((p.get("ProcessingOutputConfig") or {}).get("Outputs", []), start=1):
+            where = f"ProcessingOutputConfig.Outputs.{i} '{out['OutputName']}'"
+            if out["OutputName"] in seen_out:
+                raise validation(f"OutputName '{out['OutputName']}' is not unique within ProcessingOutputConfig.")
+            seen_out.add(out["OutputName"])
+            if "S3Output" in out:
+                _check_local_path(where, out["S3Output"].get("LocalPath"))
+            elif "FeatureStoreOutput" not in out and not out.get("AppManaged"):
+                raise validation(f"{where}: either S3Output or FeatureStoreOutput must be specified.")
+        return self.launch(p, self.new_doc(p))
+
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc)

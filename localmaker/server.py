@@ -2,11 +2,11 @@
 
 Routing follows how botocore addresses each service when ``AWS_ENDPOINT_URL`` points here:
 
-* ``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)            -> :class:`SageMakerApi`
+* ``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)            -> the services' operations (:class:`JsonApi`)
 * ``POST /endpoints/<name>/invocations`` (rest-json)     -> the hosting runtime
 * ``POST /endpoints/<name>/async-invocations``            -> :class:`AsyncInference` (InvokeEndpointAsync)
 * ``POST /endpoints/<name>/invocations-response-stream``  -> the hosting runtime, as an event stream
-* ``X-Amz-Target: Logs_20140328.<Op>`` (JSON 1.1)         -> :class:`LogStore`
+* ``X-Amz-Target: Logs_20140328.<Op>`` (JSON 1.1)         -> :class:`LogsService`
 * anything else (S3, SNS, STS, IAM, ...)                  -> moto's server app, except that a request
   signed for SageMaker (any ``sagemaker*`` signing name) never reaches moto's SageMaker backends: an
   operation localmaker does not implement gets ``UnknownOperationException`` naming it
@@ -36,18 +36,26 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-from . import edge, homelock, jobs, metrics, reaper, s3durable, training
+from . import edge, homelock, reaper, s3durable
 from .async_inference import AsyncInference
-from .aws import DEFAULT_REGION, now
+from .aws import DEFAULT_REGION
 from .builtins import MANIFEST as BUILTINS_MANIFEST
 from .context import Ctx, Settings
+from .controlplane import TagService
+from .endpoints import HostingService
 from .errors import AwsError
 from .hosting import HostingManager, StreamFailure
 from .images import ImageRegistry
-from .logs import LogStore
-from .sagemaker_api import SageMakerApi, service_model
+from .logs import LogsService, LogStore
+from .metrics import MetricsService
+from .processing import ProcessingService
+from .registry import RegistryService
+from .sagemaker_api import JsonApi
+from .service import Service
 from .store import Store
-from .validation import validate
+from .training import TrainingService
+from .transform import TransformService
+from .tuning import TuningService
 
 log = logging.getLogger("localmaker")
 
@@ -105,21 +113,33 @@ class LocalMaker:
             images=ImageRegistry([BUILTINS_MANIFEST, *(Path(p) for p in images)]),
             settings=settings or Settings(),
         )
-        self.training = training.TrainingRunner(self.ctx)
         self.hosting = HostingManager(self.ctx)
-        self.sagemaker = SageMakerApi(self.ctx, self.training, self.hosting)
+        self.training = TrainingService(self.ctx)
+        self.processing = ProcessingService(self.ctx)
+        self.transform = TransformService(self.ctx)
+        self.tuning = TuningService(self.ctx, self.training)
         self.async_inference = AsyncInference(self.ctx, self.hosting)
-        self._start_hooks: list[Callable[[], None]] = []
-        self._stop_hooks: list[Callable[[], None]] = [self.async_inference.shutdown]
-        jobs.register(self)  # transform, processing and tuning add their operations and hooks
+        # Every resource kind, each asked the same questions (service.Service). The order is the order
+        # they hear of a shutdown: tuning before training (a tuner must not read its trials' shutdown
+        # failures as results and launch more), hosting last.
+        self.services: list[Service] = [
+            self.tuning,
+            self.transform,
+            self.processing,
+            self.training,
+            self.async_inference,
+            HostingService(self.ctx, self.hosting),
+            RegistryService(self.ctx),
+            TagService(self.ctx),
+            LogsService(self.ctx.logs),
+            MetricsService(self.home / "metrics", region),
+        ]
+        self.sagemaker = JsonApi("sagemaker", self.services, self.ctx.settings)
+        self.logs_api = JsonApi("logs", self.services, self.ctx.settings,
+                            unsupported="Operation {} is not supported by localmaker.")
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self._moto = DomainDispatcherApplication(create_backend_app)
-        metrics.install_moto_fixes()  # GetMetricStatistics periods counted as CloudWatch counts them
-        # moto's CloudWatch lives in memory: training metrics published before a restart are put back
-        restored = metrics.restore(self.home / "metrics", region)
-        if restored:
-            log.info("restored %d training metric values from %s", restored, self.home / "metrics")
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -148,33 +168,12 @@ class LocalMaker:
         self._moto, n = s3durable.attach(self.home / "s3", self._moto)
         if n:
             log.info("restored %d S3 objects from %s", n, self.home / "s3")
-        self._fail_interrupted_jobs()
+        for svc in self.services:  # e.g. jobs that were running when the last server died become Failed
+            svc.recover()
         self._thread = threading.Thread(target=self._server.serve_forever, name="edge", daemon=True)
         self._thread.start()
-        self.hosting.restore()
-        for hook in self._start_hooks:
-            hook()
-
-    def _fail_interrupted_jobs(self) -> None:
-        reason = "InternalServerError: localmaker stopped while this job was running; the job did not finish."
-        for kind, status_key in (
-            ("TrainingJob", "TrainingJobStatus"),
-            ("TransformJob", "TransformJobStatus"),
-            ("ProcessingJob", "ProcessingJobStatus"),
-            ("HyperParameterTuningJob", "HyperParameterTuningJobStatus"),
-        ):
-            for doc in self.ctx.store.list(kind):
-                if doc.get(status_key) in ("InProgress", "Stopping"):
-                    name = doc.get(kind + "Name") or doc.get("HyperParameterTuningJobName")
-
-                    def fn(d: dict[str, Any], k: str = status_key) -> None:
-                        d[k] = "Failed"
-                        d["FailureReason"] = reason
-                        d["LastModifiedTime"] = now()
-                        if k == "TrainingJobStatus":
-                            training.set_secondary(d, "Failed", reason)
-
-                    self.ctx.store.update(kind, name, fn)
+        for svc in self.services:  # e.g. endpoints' processes come back (they read S3 through the edge)
+            svc.resume()
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -183,14 +182,11 @@ class LocalMaker:
         # Every runner stops at once (each SIGTERMs its children and waits out their grace), so a
         # clean stop takes the longest shutdown, not their sum. Hosting flushes data capture into
         # S3 while the edge still serves, so the edge closes only after all of them.
-        parts = [*self._stop_hooks, self.training.shutdown, self.hosting.shutdown]
-        # First every runner learns it is a shutdown (tuning before training: a tuner must not read
-        # its trials' shutdown failures as results and launch more), then all wait in parallel.
-        for fn in parts:
-            begin = getattr(getattr(fn, "__self__", None), "begin_shutdown", None)
-            if begin is not None:
-                begin()
-        threads = [threading.Thread(target=_logged(fn), daemon=True, name="localmaker-stop") for fn in parts]
+        # First every service learns it is a shutdown (in the order of self.services), then all wait in parallel.
+        for svc in self.services:
+            svc.begin_shutdown()
+        threads = [threading.Thread(target=_logged(svc.shutdown), daemon=True, name="localmaker-stop")
+                   for svc in self.services]
         for t in threads:
             t.start()
         deadline = time.monotonic() + STOP_DEADLINE
@@ -211,7 +207,7 @@ class LocalMaker:
         if target.startswith("SageMaker."):
             return self._json_api(environ, start_response, target.split(".", 1)[1], self.sagemaker.handle)
         if target.startswith("Logs_20140328."):
-            return self._json_api(environ, start_response, target.split(".", 1)[1], self._logs)
+            return self._json_api(environ, start_response, target.split(".", 1)[1], self.logs_api.handle)
         endpoint = edge.invocation_endpoint(environ)
         if endpoint is not None:
             return self._invoke(environ, start_response, endpoint)
@@ -280,19 +276,6 @@ class LocalMaker:
             message = f"localmaker does not serve {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} ({status})."
         return edge.error_response(environ, start_response, code, err, message, kind)
 
-    def _logs(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            op = service_model("logs").operation_model(action)
-        except Exception as exc:
-            raise AwsError("UnknownOperationException", f"Unknown operation {action}.") from exc
-        validate(op.input_shape, params)
-        try:
-            return self.ctx.logs.handle(action, params)
-        except ValueError as exc:  # a nextToken that is not one of ours (CloudWatch Logs' own answer)
-            if params.get("nextToken") is not None:
-                raise AwsError("InvalidParameterException", "The specified nextToken is invalid.") from exc
-            raise
-
     def _json_api(
         self,
         environ: dict[str, Any],
@@ -320,20 +303,24 @@ class LocalMaker:
             doc = {"__type": "InternalFailure", "message": f"localmaker internal error: {type(exc).__name__}: {exc}"}
             return _respond(start_response, 500, {"Content-Type": JSON_TYPE}, json.dumps(doc).encode())
 
-    def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
-        headers = _container_headers(environ, "HTTP_ACCEPT")
+    def _runtime(self, start_response: StartResponse, endpoint: str,
+                 call: Callable[[], tuple[int, dict[str, str], bytes]]) -> Iterable[bytes]:
+        """A runtime operation's answer: ``call()``'s, or its error in the runtime's error shape."""
         try:
             _check_endpoint_name(endpoint)
-            body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
-            status, out_headers, data = self.hosting.invoke(endpoint, body, headers)
-            return _respond(start_response, status, out_headers, data)
+            return _respond(start_response, *call())
         except AwsError as err:
             return _runtime_error(start_response, err)
 
+    def _invoke(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
+        headers = _container_headers(environ, "HTTP_ACCEPT")
+        return self._runtime(start_response, endpoint, lambda: self.hosting.invoke(
+            endpoint, _read_body(environ, self.ctx.settings.max_payload, "ValidationError"), headers))
+
     def _invoke_async(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
         """InvokeEndpointAsync: validated and queued; 202 with the InferenceId and the output locations."""
-        try:
-            _check_endpoint_name(endpoint)
+
+        def submit() -> tuple[int, dict[str, str], bytes]:
             params: dict[str, Any] = {
                 "ContentType": environ.get("HTTP_X_AMZN_SAGEMAKER_CONTENT_TYPE"),
                 "Accept": environ.get("HTTP_X_AMZN_SAGEMAKER_ACCEPT"),
@@ -347,10 +334,9 @@ class LocalMaker:
                                                         "InvocationTimeoutSeconds"),
             }
             body = _read_body(environ, self.ctx.settings.max_payload, "ValidationError")
-            status, out_headers, data = self.async_inference.submit(endpoint, params, body)
-            return _respond(start_response, status, out_headers, data)
-        except AwsError as err:
-            return _runtime_error(start_response, err)
+            return self.async_inference.submit(endpoint, params, body)
+
+        return self._runtime(start_response, endpoint, submit)
 
     def _invoke_stream(self, environ: dict[str, Any], start_response: StartResponse, endpoint: str) -> Iterable[bytes]:
         """InvokeEndpointWithResponseStream: the container's chunks as ``PayloadPart`` events."""

@@ -21,18 +21,19 @@ import math
 import os
 import re
 import shutil
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from . import s3io, safepath
 from .aws import arn, now
-from .errors import validation
+from .context import Ctx
+from .errors import AwsError, in_use, not_found, validation
 from .images import ImageNotMapped
-from .jobrunner import SHUTDOWN_REASON, JobRunner
+from .jobrunner import SHUTDOWN_REASON, JobFailed, JobRun, JobRunner
+from .jobs import JobService
 from .metrics import MetricPublisher
-from .procs import Child, clean_env, free_port, stop_all
+from .procs import Child, clean_env, free_port
 
 log = logging.getLogger("localmaker.training")
 
@@ -52,10 +53,6 @@ MESSAGES = {
 }
 
 
-class JobFailed(Exception):
-    pass
-
-
 def set_secondary(doc: dict[str, Any], status: str, message: str | None = None) -> None:
     t = now()
     transitions = doc.setdefault("SecondaryStatusTransitions", [])
@@ -73,36 +70,30 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-class TrainingRunner(JobRunner):
-    """Starts, watches and stops training jobs; one thread per job."""
+class TrainingRun(JobRun):
+    """One training job: download, run one process per host, watch, upload, record the outcome."""
 
-    kind = KIND
+    runner: TrainingRunner
 
-
-class _Run:
     def __init__(self, runner: TrainingRunner, name: str) -> None:
-        self.runner = runner
-        self.ctx = runner.ctx
-        self.name = name
-        self.stop_requested = threading.Event()
-        self.shutdown = threading.Event()
-        self.children: dict[str, Child] = {}
+        super().__init__(runner, name)
         self.metrics: dict[str, tuple[float, float]] = {}
         self.metric_defs: list[tuple[str, re.Pattern[str]]] = []
         self.publisher = MetricPublisher(self.ctx, name)  # every matched value, to CloudWatch
         self.builtin = False
-        self.thread = threading.Thread(target=self._main, name=f"training-{name}", daemon=True)
+        self.started: float | None = None
 
     # ---- helpers --------------------------------------------------------------------------------
-    def update(self, fn: Any) -> dict[str, Any] | None:
-        return self.ctx.store.update(KIND, self.name, fn)
-
     def secondary(self, status: str, message: str | None = None) -> None:
         self.update(lambda d: set_secondary(d, status, message))
 
-    def _finish(self, status: str, secondary: str, reason: str | None, started: float | None) -> None:
+    def fail(self, reason: str) -> None:
+        self._finish("Failed", "Failed", reason)
+
+    def _finish(self, status: str, secondary: str, reason: str | None) -> None:
         self.publisher.close()  # metrics are in CloudWatch before the job is seen to end
         end = now()
+        started = self.started
 
         def fn(d: dict[str, Any]) -> None:
             d["TrainingJobStatus"] = status
@@ -122,91 +113,74 @@ class _Run:
         self.update(fn)
 
     # ---- main -----------------------------------------------------------------------------------
-    def _main(self) -> None:
-        started: float | None = None
+    def run(self) -> None:
+        job = self.ctx.store.get(KIND, self.name)
+        assert job is not None
+        algo = job["AlgorithmSpecification"]
         try:
-            job = self.ctx.store.get(KIND, self.name)
-            assert job is not None
-            algo = job["AlgorithmSpecification"]
-            try:
-                spec = self.ctx.images.resolve(algo.get("TrainingImage", ""))
-                cmd = spec.command("train", algo.get("ContainerEntrypoint"))
-            except ImageNotMapped as exc:
-                raise JobFailed(f"ClientError: {exc}") from exc
-            self.builtin = bool(spec.builtin)
-            # a built-in algorithm reports its own metrics (as on AWS) besides any the request adds
-            defs = {m["Name"]: m["Regex"] for m in spec.metrics}
-            defs.update({m["Name"]: m["Regex"] for m in algo.get("MetricDefinitions", []) if m.get("Regex")})
-            self.metric_defs = [(name, re.compile(rx)) for name, rx in defs.items()]
-            if algo.get("ContainerArguments"):
-                cmd = cmd + list(algo["ContainerArguments"])
-            n = int(job["ResourceConfig"].get("InstanceCount", 1))
-            hosts = [f"algo-{i}" for i in range(1, n + 1)]
-            jobdir = _job_dir(self.ctx.home, self.name)
-            shutil.rmtree(jobdir, ignore_errors=True)
-            if self._stopping():
-                return self._end_stopped("Stopped", None)
+            spec = self.ctx.images.resolve(algo.get("TrainingImage", ""))
+            cmd = spec.command("train", algo.get("ContainerEntrypoint"))
+        except ImageNotMapped as exc:
+            raise JobFailed(f"ClientError: {exc}") from exc
+        self.builtin = bool(spec.builtin)
+        # a built-in algorithm reports its own metrics (as on AWS) besides any the request adds
+        defs = {m["Name"]: m["Regex"] for m in spec.metrics}
+        defs.update({m["Name"]: m["Regex"] for m in algo.get("MetricDefinitions", []) if m.get("Regex")})
+        self.metric_defs = [(name, re.compile(rx)) for name, rx in defs.items()]
+        if algo.get("ContainerArguments"):
+            cmd = cmd + list(algo["ContainerArguments"])
+        n = int(job["ResourceConfig"].get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, n + 1)]
+        jobdir = _job_dir(self.ctx.home, self.name)
+        shutil.rmtree(jobdir, ignore_errors=True)
+        if self.stop_requested.is_set():
+            return self._end_stopped("Stopped")
 
-            self.secondary("Downloading")
-            bases = {h: jobdir / h for h in hosts}
-            for i, h in enumerate(hosts):
-                self._prepare_host(job, bases[h], h, hosts, i)
-            if self._stopping():
-                return self._end_stopped("Stopped", None)
+        self.secondary("Downloading")
+        bases = {h: jobdir / h for h in hosts}
+        for i, h in enumerate(hosts):
+            self._prepare_host(job, bases[h], h, hosts, i)
+        if self.stop_requested.is_set():
+            return self._end_stopped("Stopped")
 
-            self.secondary("Training")
-            started = now()
-            self.update(lambda d: d.__setitem__("TrainingStartTime", started))
-            ports = {h: free_port() for h in hosts}
-            addresses = json.dumps({h: f"127.0.0.1:{ports[h]}" for h in hosts})
-            epoch = int(time.time())
-            for h in hosts:
-                stream = f"{self.name}/{h}-{epoch}"
-                self.ctx.logs.ensure_stream(GROUP, stream)
-                env = clean_env(
-                    self.ctx.endpoint_url,
-                    self.ctx.region,
-                    spec.env,
-                    job.get("Environment", {}),
-                    self._sm_env(job, bases[h], h, hosts),
-                    {"TRAINING_HOST_ADDRESSES": addresses},
-                )
-                self.children[h] = Child(cmd, spec.workdir, env, self._line_handler(stream), spec.sandbox())
-            outcome = self._watch(job)
-            if outcome == "failed":
-                reason = self._failure_reason(bases)
-                self._kill_all()
-                return self._finish("Failed", "Failed", reason, started)
-            if outcome in ("stopped", "timeout"):
-                self._kill_all()
-                if not self.shutdown.is_set():
-                    self.secondary("Uploading")
-                    self._upload(job, bases[hosts[0]], allow_missing=True)
-                return self._end_stopped("MaxRuntimeExceeded" if outcome == "timeout" else "Stopped", started)
-            self.secondary("Uploading")
-            self._upload(job, bases[hosts[0]], allow_missing=False)
-            self._finish("Completed", "Completed", None, started)
-        except JobFailed as exc:
-            self._kill_all()
-            self._finish("Failed", "Failed", str(exc), started)
-        except s3io.ChannelError as exc:
-            self._kill_all()
-            self._finish("Failed", "Failed", f"ClientError: {exc}", started)
-        except Exception as exc:  # noqa: BLE001 - any bug becomes a visible job failure, not a hang
-            log.exception("training job %s crashed", self.name)
-            self._kill_all()
-            self._finish("Failed", "Failed", f"InternalServerError: localmaker: {type(exc).__name__}: {exc}", started)
-        finally:
-            self.runner._finished(self.name)
+        self.secondary("Training")
+        started = self.started = now()
+        self.update(lambda d: d.__setitem__("TrainingStartTime", started))
+        ports = {h: free_port() for h in hosts}
+        addresses = json.dumps({h: f"127.0.0.1:{ports[h]}" for h in hosts})
+        epoch = int(time.time())
+        for h in hosts:
+            stream = f"{self.name}/{h}-{epoch}"
+            self.ctx.logs.ensure_stream(GROUP, stream)
+            env = clean_env(
+                self.ctx.endpoint_url,
+                self.ctx.region,
+                spec.env,
+                job.get("Environment", {}),
+                self._sm_env(job, bases[h], h, hosts),
+                {"TRAINING_HOST_ADDRESSES": addresses},
+            )
+            self.children[h] = Child(cmd, spec.workdir, env, self._line_handler(stream), spec.sandbox())
+        outcome = self.watch(job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"))
+        if outcome == "failed":
+            reason = self._failure_reason(bases)
+            self.kill_all()
+            return self._finish("Failed", "Failed", reason)
+        if outcome in ("stopped", "timeout"):
+            self.kill_all()
+            if not self.shutdown.is_set():
+                self.secondary("Uploading")
+                self._upload(job, bases[hosts[0]], allow_missing=True)
+            return self._end_stopped("MaxRuntimeExceeded" if outcome == "timeout" else "Stopped")
+        self.secondary("Uploading")
+        self._upload(job, bases[hosts[0]], allow_missing=False)
+        self._finish("Completed", "Completed", None)
 
-    def _stopping(self) -> bool:
-        return self.stop_requested.is_set()
-
-    def _end_stopped(self, secondary: str, started: float | None) -> None:
+    def _end_stopped(self, secondary: str) -> None:
         """A stopped job ends Stopped, unless the stop is localmaker shutting down: then it failed."""
         if self.shutdown.is_set():
-            return self._finish("Failed", "Failed", SHUTDOWN_REASON, started)
-        return self._finish("Stopped", secondary, None, started)
+            return self._finish("Failed", "Failed", SHUTDOWN_REASON)
+        return self._finish("Stopped", secondary, None)
 
     def _prepare_host(self, job: dict[str, Any], base: Path, host: str, hosts: list[str], index: int) -> None:
         for sub in ("input/config", "input/data", "model", "output/data", "output/intermediate", "checkpoints"):
@@ -326,26 +300,6 @@ class _Run:
 
         return on_line
 
-    def _watch(self, job: dict[str, Any]) -> str:
-        limit = job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-        deadline = time.monotonic() + float(limit) if limit else None
-        while True:
-            codes = {h: c.poll() for h, c in self.children.items()}
-            if any(code not in (None, 0) for code in codes.values()):
-                return "failed"
-            if all(code == 0 for code in codes.values()):
-                for c in self.children.values():
-                    c.wait(10)  # drain the log pump so metrics from the last lines count
-                return "completed"
-            if self.stop_requested.is_set():
-                return "stopped"
-            if deadline is not None and time.monotonic() > deadline:
-                return "timeout"
-            time.sleep(0.05)
-
-    def _kill_all(self) -> None:
-        stop_all(self.children.values(), self.ctx.settings.stop_grace)
-
     def _failure_reason(self, bases: dict[str, Path]) -> str:
         for h, c in self.children.items():
             code = c.poll()
@@ -382,6 +336,58 @@ class _Run:
                         raise JobFailed(f"ClientError: checkpoint file {rel} is a link to a file outside the "
                                         f"job's directory ({exc.reason}).") from exc
                     s3io.upload_bytes(s3, ck["S3Uri"].rstrip("/") + "/" + rel, f.read_bytes())
+
+
+class TrainingRunner(JobRunner):
+    """Starts, watches and stops training jobs; one thread per job."""
+
+    kind = KIND
+    run_class = TrainingRun
+
+    def mark_failed(self, d: dict[str, Any], reason: str, force: bool = False) -> None:
+        was = d.get(self.status_key)
+        super().mark_failed(d, reason, force)
+        if d.get(self.status_key) == "Failed" and (force or was != "Failed") and "SecondaryStatus" in d:
+            set_secondary(d, "Failed", reason[:1024])
+
+
+class TrainingService(JobService):
+    """CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob."""
+
+    runner: TrainingRunner
+
+    summary_keys = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "LastModifiedTime",
+                    "TrainingJobStatus", "SecondaryStatus")
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx, TrainingRunner(ctx))
+
+    def missing(self, name: str) -> AwsError:
+        return not_found("Requested resource not found.")
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        doc = new_job_doc(p, self.ctx.region)
+        algo = p["AlgorithmSpecification"]
+        if not algo.get("TrainingImage") and not algo.get("AlgorithmName"):
+            raise validation("Either TrainingImage or AlgorithmName must be specified in AlgorithmSpecification.")
+        if int(p["ResourceConfig"].get("InstanceCount", 0) or 0) < 1 and not p["ResourceConfig"].get("InstanceGroups"):
+            raise validation("ResourceConfig.InstanceCount must be at least 1 when InstanceGroups is not set.")
+        if p["ResourceConfig"].get("InstanceGroups"):
+            raise validation("ResourceConfig.InstanceGroups (heterogeneous clusters) is not supported by localmaker.")
+        if algo.get("AlgorithmName") and not algo.get("TrainingImage"):
+            raise validation("AlgorithmName (marketplace algorithms) is not supported by localmaker; give a TrainingImage.")
+        return self.launch(p, doc)
+
+    def duplicate(self, name: str, job_arn: str) -> AwsError:
+        return in_use("Training job names must be unique within an AWS account and region, and a training job with "
+                      f"this name already exists ({job_arn})")
+
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc, self.ctx.images)
+
+    def stopping(self, d: dict[str, Any]) -> None:
+        d["TrainingJobStatus"] = "Stopping"
+        set_secondary(d, "Stopping")
 
 
 def _own_dir(base: Path, *parts: str) -> Path:
@@ -473,5 +479,3 @@ def describe_view(doc: dict[str, Any], images: Any) -> dict[str, Any]:
     fill_definition(out, images)
     return out
 
-
-TrainingRunner.run_class = _Run

@@ -18,7 +18,6 @@ import http.client
 import io
 import json
 import logging
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +25,14 @@ from typing import Any
 
 from smformats import recordio
 
-from . import csvbulk, s3io, safepath
-from .aws import arn, now
-from .errors import in_use, validation
+from . import controlplane, csvbulk, s3io, safepath
+from .aws import now
+from .context import Ctx
+from .errors import validation
 from .hosting import DeployError, ExchangeError, Instance, await_ping, call, prepare_instance, spawn
-from .jobrunner import SHUTDOWN_REASON
+from .jobrunner import SHUTDOWN_REASON, JobRun, JobRunner
+from .jobs import JobService
+from .jsonpath import apply_path, parse_path
 
 log = logging.getLogger("localmaker.transform")
 
@@ -59,45 +61,6 @@ def split_recordio(data: bytes, where: str) -> list[bytes]:
         return recordio.split_recordio(data)
     except recordio.RecordIOError as exc:
         raise TransformFailed(f"object {where}: {exc}") from None
-
-
-# ---- JSONPath subset for DataProcessing ---------------------------------------------------------------
-_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]*)\]")
-
-
-def parse_path(path: str) -> list[tuple[str, Any]]:
-    path = path.strip()
-    if not path.startswith("$"):
-        raise ValueError(f"JSONPath '{path}' must start with '$'")
-    rest, steps, pos = path[1:], [], 0
-    while pos < len(rest):
-        m = _TOKEN.match(rest, pos)
-        if not m:
-            raise ValueError(f"unsupported JSONPath '{path}' (supported: $, .key, [i], [i,j], [a:b])")
-        if m.group(1) is not None:
-            steps.append(("key", m.group(1)))
-        else:
-            inner = m.group(2).strip()
-            if inner.startswith(("'", '"')):
-                steps.append(("key", inner.strip("'\"")))
-            elif ":" in inner:
-                a, b = inner.split(":", 1)
-                steps.append(("slice", (int(a) if a.strip() else None, int(b) if b.strip() else None)))
-            else:
-                steps.append(("index", [int(x) for x in inner.split(",")]))
-        pos = m.end()
-    return steps
-
-
-def apply_path(value: Any, steps: list[tuple[str, Any]]) -> Any:
-    for kind, arg in steps:
-        if kind == "key":
-            value = value[arg]
-        elif kind == "slice":
-            value = value[arg[0] : arg[1]]
-        else:
-            value = value[arg[0]] if len(arg) == 1 else [value[i] for i in arg]
-    return value
 
 
 def _csv_fields(record: bytes) -> list[str]:
@@ -192,89 +155,57 @@ class Filters:
 
 
 # ---- the job -------------------------------------------------------------------------------------------
-class TransformRunner:
-    def __init__(self, lm: Any) -> None:
-        self.lm = lm
-        self.ctx = lm.ctx
-        self._stops: dict[str, threading.Event] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._shutting_down = threading.Event()
+class TransformRun(JobRun):
+    """One transform job: start the model's serve processes, feed them every record, write the outputs."""
 
-    def start(self, name: str) -> None:
-        ev = threading.Event()
-        self._stops[name] = ev
-        t = threading.Thread(target=self._run, args=(name, ev), name=f"transform-{name}", daemon=True)
-        self._threads[name] = t
-        t.start()
+    def __init__(self, runner: JobRunner, name: str) -> None:
+        super().__init__(runner, name)
+        self.instances: list[Instance] = []
 
-    def stop(self, name: str) -> None:
-        ev = self._stops.get(name)
-        if ev:
-            ev.set()
+    def _update(self, **fields: Any) -> None:
+        self.update(lambda d: d.update(LastModifiedTime=now(), **fields))
 
-    def begin_shutdown(self) -> None:
-        """A shutdown stops every job, which then fails (nobody asked to stop it) instead of ending Stopped."""
-        self._shutting_down.set()
-        for ev in list(self._stops.values()):
-            ev.set()
-
-    def shutdown(self) -> None:
-        self.begin_shutdown()
-        for t in list(self._threads.values()):
-            t.join(15)
-
-    def _update(self, name: str, **fields: Any) -> None:
-        self.ctx.store.update(KIND, name, lambda d: d.update(LastModifiedTime=now(), **fields))
-
-    def _run(self, name: str, stop: threading.Event) -> None:
-        instances: list[Instance] = []
+    def run(self) -> None:
         try:
-            job = self.ctx.store.get(KIND, name)
+            job = self.ctx.store.get(KIND, self.name)
             assert job is not None
-            self._update(name, TransformStartTime=now())
+            self._update(TransformStartTime=now())
             n = int(job["TransformResources"].get("InstanceCount", 1))
             stamp = int(time.time())
             for i in range(n):
-                base = safepath.inside(self.ctx.home / "jobs" / "transform", name, f"instance-{i + 1}")
+                base = safepath.inside(self.ctx.home / "jobs" / "transform", self.name, f"instance-{i + 1}")
                 inst = prepare_instance(
-                    self.ctx, job["ModelName"], base, name, i,
+                    self.ctx, job["ModelName"], base, self.name, i,
                     {**job.get("Environment", {}), "SAGEMAKER_BATCH": "true"},
                 )
                 inst.stream = f"{inst.stream}-{stamp}"  # as AWS names them: <job>/<instance-id>-<epoch>
                 spawn(self.ctx, inst, GROUP)
-                instances.append(inst)
-            for inst in instances:
+                self.instances.append(inst)
+            for inst in self.instances:
                 await_ping(inst, self.ctx.settings.health_check_timeout)
-            params = self._execution_parameters(instances[0])
-            self._transform(name, job, instances, params, stop)
-            if stop.is_set():
-                self._end_stopped(name)
+            params = self._execution_parameters(self.instances[0])
+            self._transform(job, params)
+            if self.stop_requested.is_set():
+                self._end_stopped()
             else:
-                self._update(name, TransformJobStatus="Completed", TransformEndTime=now())
+                self._update(TransformJobStatus="Completed", TransformEndTime=now())
         except (DeployError, TransformFailed, s3io.ChannelError) as exc:
-            if stop.is_set():
-                self._end_stopped(name)
+            if self.stop_requested.is_set():
+                self._end_stopped()
             else:
                 prefix = "ClientError: " if not isinstance(exc, DeployError) else ""
-                self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                             FailureReason=(prefix + str(exc))[:1024])
-        except Exception as exc:  # noqa: BLE001 - a bug must show as a failed job, not a hang
-            log.exception("transform job %s crashed", name)
-            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                         FailureReason=f"InternalServerError: localmaker: {type(exc).__name__}: {exc}"[:1024])
-        finally:
-            for inst in instances:
-                if inst.child is not None:
-                    inst.child.stop(self.ctx.settings.stop_grace)
-            self._stops.pop(name, None)
-            self._threads.pop(name, None)
+                self.fail(prefix + str(exc))
 
-    def _end_stopped(self, name: str) -> None:
-        if self._shutting_down.is_set():
-            self._update(name, TransformJobStatus="Failed", TransformEndTime=now(),
-                         FailureReason=SHUTDOWN_REASON)
+    def cleanup(self) -> None:
+        for inst in self.instances:
+            if inst.child is not None:
+                inst.child.stop(self.ctx.settings.stop_grace)
+
+    def _end_stopped(self) -> None:
+        if self.shutdown.is_set():
+            self.fail(SHUTDOWN_REASON)
         else:
-            self._update(name, TransformJobStatus="Stopped", TransformEndTime=now())
+            self._update(TransformJobStatus="Stopped", TransformEndTime=now())
 
     def _execution_parameters(self, inst: Instance) -> dict[str, Any]:
         try:
@@ -289,9 +220,8 @@ class TransformRunner:
             pass
         return {}
 
-    def _transform(
-        self, name: str, job: dict[str, Any], instances: list[Instance], params: dict[str, Any], stop: threading.Event
-    ) -> None:
+    def _transform(self, job: dict[str, Any], params: dict[str, Any]) -> None:
+        instances, stop = self.instances, self.stop_requested
         tin, tout = job["TransformInput"], job["TransformOutput"]
         split = tin.get("SplitType", "None")
         strategy = job.get("BatchStrategy") or {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}.get(
@@ -300,7 +230,7 @@ class TransformRunner:
         max_mb = job.get("MaxPayloadInMB") if job.get("MaxPayloadInMB") is not None else params.get("MaxPayloadInMB", 6)
         max_bytes = int(max_mb) * 1024 * 1024 if max_mb else 2**62
         concurrency = int(job.get("MaxConcurrentTransforms") or params.get("MaxConcurrentTransforms") or 1)
-        self._update(name, BatchStrategy=strategy, MaxPayloadInMB=int(max_mb), MaxConcurrentTransforms=concurrency)
+        self._update(BatchStrategy=strategy, MaxPayloadInMB=int(max_mb), MaxConcurrentTransforms=concurrency)
         ctype = tin.get("ContentType", "application/octet-stream")
         accept = tout.get("Accept", "")
         try:
@@ -465,16 +395,18 @@ def describe_view(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def register(lm: Any) -> None:
-    runner = TransformRunner(lm)
-    store = lm.ctx.store
-    region = lm.ctx.region
+class TransformService(JobService):
+    """CreateTransformJob, DescribeTransformJob, ListTransformJobs, StopTransformJob."""
 
-    def create(p: dict[str, Any]) -> dict[str, Any]:
-        name = p["TransformJobName"]
-        job_arn = arn(region, f"transform-job/{name.lower()}")
-        if store.get("Model", p["ModelName"]) is None:
-            raise validation(f"Could not find model \"{arn(region, 'model/' + p['ModelName'].lower())}\".")
+    summary_keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime",
+                    "TransformJobStatus", "FailureReason")
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx, JobRunner(ctx, KIND, TransformRun))
+
+    def create(self, p: dict[str, Any]) -> dict[str, Any]:
+        if self.store.get("Model", p["ModelName"]) is None:
+            raise validation(f"Could not find model \"{controlplane.resource_arn(self.ctx.region, 'model', p['ModelName'])}\".")
         if not p["TransformInput"]["DataSource"].get("S3DataSource"):
             raise validation("TransformInput.DataSource.S3DataSource is required.")
         for path_key in ("InputFilter", "OutputFilter"):
@@ -484,41 +416,7 @@ def register(lm: Any) -> None:
                     parse_path(path)
                 except ValueError as exc:
                     raise validation(f"DataProcessing.{path_key}: {exc}") from exc
-        t = now()
-        doc = {k: v for k, v in p.items() if k != "Tags"}
-        doc.update({"TransformJobArn": job_arn, "TransformJobStatus": "InProgress", "CreationTime": t, "LastModifiedTime": t})
-        store.insert_new(
-            KIND, name, doc, lambda: in_use(f"Job name must be unique within an AWS account and region, and a job with this name already exists ({job_arn})")
-        )
-        if p.get("Tags"):
-            lm.sagemaker.op_AddTags({"ResourceArn": job_arn, "Tags": p["Tags"]})
-        runner.start(name)
-        return {"TransformJobArn": job_arn}
+        return self.launch(p, self.new_doc(p))
 
-    def get(name: str) -> dict[str, Any]:
-        doc = store.get(KIND, name)
-        if doc is None:
-            raise validation(f"Could not find requested job with name {name}")
-        return doc
-
-    def describe(p: dict[str, Any]) -> dict[str, Any]:
-        return describe_view(get(p["TransformJobName"]))
-
-    def list_jobs(p: dict[str, Any]) -> dict[str, Any]:
-        docs = lm.sagemaker._filter_sort(store.list(KIND), p, "TransformJobName", "TransformJobStatus")
-        keys = ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime", "LastModifiedTime", "TransformJobStatus", "FailureReason")
-        return lm.sagemaker._paginate([{k: d[k] for k in keys if k in d} for d in docs], p, "TransformJobSummaries")
-
-    def stop(p: dict[str, Any]) -> dict[str, Any]:
-        doc = get(p["TransformJobName"])
-        if doc["TransformJobStatus"] != "InProgress":
-            raise validation(f"The request was rejected because the transform job is in status {doc['TransformJobStatus']}.")
-        store.update(KIND, p["TransformJobName"], lambda d: d.update(TransformJobStatus="Stopping", LastModifiedTime=now()))
-        runner.stop(p["TransformJobName"])
-        return {}
-
-    lm.sagemaker.extra.update(
-        CreateTransformJob=create, DescribeTransformJob=describe, ListTransformJobs=list_jobs, StopTransformJob=stop
-    )
-    lm._stop_hooks.append(runner.shutdown)
-    lm.transform = runner
+    def view(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return describe_view(doc)

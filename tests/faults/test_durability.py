@@ -376,9 +376,8 @@ class FlakyDb:
 
 
 def test_job_whose_outcome_cannot_be_recorded_ends_failed_once_space_returns(tmp_path: Path) -> None:
-    from localmaker.jobrunner import JobRunner
     from localmaker.store import Store
-    from localmaker.training import new_job_doc
+    from localmaker.training import TrainingRunner, new_job_doc
 
     store = Store(tmp_path / "state.db")
     flaky = FlakyDb(store._db)
@@ -386,15 +385,14 @@ def test_job_whose_outcome_cannot_be_recorded_ends_failed_once_space_returns(tmp
     doc = new_job_doc(training_request("stuck", "jobs"), "us-east-1")
     store.put("TrainingJob", "stuck", doc)
 
-    runner = JobRunner(types.SimpleNamespace(store=store))  # type: ignore[arg-type]
-    runner.kind = "TrainingJob"
+    runner = TrainingRunner(types.SimpleNamespace(store=store))  # type: ignore[arg-type]
     runner.retry_interval = 0.05
     seen: list[Any] = []
-    runner.on_finish.append(lambda name, d: seen.append(d["TrainingJobStatus"]))
+    runner.add_finish_listener(lambda name, d: seen.append(d["TrainingJobStatus"]))
     flaky.full.set()
     with pytest.raises(sqlite3.OperationalError):  # the run's own final update fails...
         store.update("TrainingJob", "stuck", lambda d: d.__setitem__("TrainingJobStatus", "Failed"))
-    runner._finished("stuck")  # ...and it ends (its finally)
+    runner.finished("stuck")  # ...and it ends (its finally)
     assert store.get("TrainingJob", "stuck")["TrainingJobStatus"] == "InProgress"  # type: ignore[index]
     time.sleep(0.3)
     assert store.get("TrainingJob", "stuck")["TrainingJobStatus"] == "InProgress"  # type: ignore[index]

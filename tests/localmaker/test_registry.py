@@ -66,3 +66,19 @@ def test_tags_add_list_delete(sm):
         sm.add_tags(ResourceArn=arn, Tags=[{"Key": "k" * 129, "Value": "x"}])
     assert e.value.response["Error"]["Code"] == "ValidationException"
     assert "Member must have length less than or equal to 128" in e.value.response["Error"]["Message"]
+
+
+def test_create_tags_land_on_the_created_resource(sm):
+    """Tags given to a Create are the resource's tags: a versioned and an unversioned package, a group."""
+    group = unique("tagsgroup")
+    g_arn = sm.create_model_package_group(ModelPackageGroupName=group, Tags=[{"Key": "g", "Value": "1"}])[
+        "ModelPackageGroupArn"]
+    spec = {"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x:1"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}
+    versioned = sm.create_model_package(ModelPackageGroupName=group, InferenceSpecification=spec,
+                                        Tags=[{"Key": "v", "Value": "2"}])["ModelPackageArn"]
+    plain = sm.create_model_package(ModelPackageName=unique("tagspkg"), InferenceSpecification=spec,
+                                    Tags=[{"Key": "u", "Value": "3"}])["ModelPackageArn"]
+    assert sm.list_tags(ResourceArn=g_arn)["Tags"] == [{"Key": "g", "Value": "1"}]
+    assert sm.list_tags(ResourceArn=versioned)["Tags"] == [{"Key": "v", "Value": "2"}]
+    assert sm.list_tags(ResourceArn=plain)["Tags"] == [{"Key": "u", "Value": "3"}]

@@ -88,14 +88,14 @@ def held(tmp_path: Path) -> Iterator[Held]:
 
 
 def test_shutdown_during_download_fails_the_training_job(held: Held, monkeypatch: pytest.MonkeyPatch) -> None:
-    held.hold(monkeypatch, training._Run, "_prepare_host")
+    held.hold(monkeypatch, training.TrainingRun, "_prepare_host")
     name = unique("dl")
     held.sm.create_training_job(**training_request(name, BUCKET))
     assert held.entered.wait(30)
     assert held.sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] == "Downloading"
 
     def told() -> bool:
-        run = held.lm.training._runs.get(name)
+        run = held.lm.training.runner.run_of(name)
         return run is not None and run.shutdown.is_set() and run.stop_requested.is_set()
 
     held.stop_while_held(told)
@@ -121,8 +121,13 @@ def test_shutdown_while_the_model_server_starts_fails_the_transform_job(held: He
         TransformOutput={"S3OutputPath": f"s3://{BUCKET}/out/{name}"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
     )
-    runner = held.lm.transform
-    held.stop_while_held(lambda: runner._shutting_down.is_set() and runner._stops.get(name, threading.Event()).is_set())
+    runner = held.lm.transform.runner
+
+    def told() -> bool:
+        run = runner.run_of(name)
+        return run is not None and run.shutdown.is_set() and run.stop_requested.is_set()
+
+    held.stop_while_held(told)
     doc = held.stored("TransformJob", name)
     assert doc["TransformJobStatus"] == "Failed", doc
     assert doc["FailureReason"] == REASON

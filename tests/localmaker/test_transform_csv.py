@@ -103,7 +103,7 @@ def test_bulk_selection_matches_the_per_record_path() -> None:
 
 def test_bulk_input_filter_on_a_large_batch() -> None:
     from localmaker.csvbulk import select
-    from localmaker.transform import parse_path
+    from localmaker.jsonpath import parse_path
 
     records = [b"%d,%d.5,x%d" % (i, i, i) for i in range(10_000)]
     assert select(records, parse_path("$[1:]"))[:2] == [b"0.5,x0", b"1.5,x1"]
