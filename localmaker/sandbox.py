@@ -192,8 +192,11 @@ def _interpreter_paths() -> list[str]:
     out = set()
     for p in paths:
         if os.path.isdir(p):
-            out.add(os.path.abspath(p))
             out.add(os.path.realpath(p))
+            # a path through a symlink (a symlinked venv) is reached through that link once its real
+            # folder is visible; bwrap cannot mount onto a path that goes through a symlink
+            if os.path.realpath(os.path.abspath(p)) == os.path.abspath(p):
+                out.add(os.path.abspath(p))
     return sorted(out, key=lambda p: (p.count("/"), p))
 
 

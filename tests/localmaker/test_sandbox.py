@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -304,3 +305,21 @@ def test_project_model_monitor_baseline_runs_sandboxed(tmp_path: Path) -> None:
         assert stats["dataset"]["item_count"] == 200
     finally:
         srv.stop()
+
+
+def test_interpreter_folders_reached_through_a_symlink_are_bound_at_their_real_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symlinked venv (e.g. a worktree's .venv -> the main checkout's): bwrap cannot mount onto a path
+    that goes through a symlink, so only the real folder is bound and the link reaches it."""
+    from localmaker import sandbox
+
+    real = tmp_path / "real-venv" / "lib"
+    real.mkdir(parents=True)
+    link = tmp_path / "checkout" / ".venv"
+    link.parent.mkdir()
+    link.symlink_to(real.parent)
+    monkeypatch.setattr(sys, "path", [str(link / "lib")])
+    paths = sandbox._interpreter_paths()
+    assert str(real) in paths
+    assert str(link / "lib") not in paths
