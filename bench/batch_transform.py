@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
+from _common import save, wait_done  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -84,11 +84,7 @@ def transform(server, name: str, data_key: str, join: bool) -> dict[str, float]:
         req["DataProcessing"] = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
     t0 = time.perf_counter()
     sm.create_transform_job(**req)
-    while True:
-        d = sm.describe_transform_job(TransformJobName=name)
-        if d["TransformJobStatus"] not in ("InProgress", "Stopping"):
-            break
-        time.sleep(0.2)
+    d = wait_done(lambda: sm.describe_transform_job(TransformJobName=name), "TransformJobStatus", 0.2)
     wall = time.perf_counter() - t0
     assert d["TransformJobStatus"] == "Completed", d.get("FailureReason")
     group = "/aws/sagemaker/TransformJobs"  # the data log: <job>/<instance-id>-<epoch>/data-log, as on AWS

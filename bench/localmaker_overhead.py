@@ -20,25 +20,12 @@ import time
 from pathlib import Path
 
 import boto3
-from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
+from _common import save, start_localmaker  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench-noop:1"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
-
-
-def start_localmaker(home: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localmaker", "--port", "0", "--home", str(home), "--images", str(HERE / "images.yaml")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("localmaker ready on "):
-            return proc, line.split()[3]
-    raise RuntimeError("localmaker did not start")
 
 
 def client(url: str, service: str):
@@ -152,7 +139,7 @@ def main() -> None:
     n_eps = int(os.environ.get("BENCH_ENDPOINTS", "5"))
     n_inv = int(os.environ.get("BENCH_INVOCATIONS", "2000"))
     with tempfile.TemporaryDirectory() as home:
-        proc, url = start_localmaker(Path(home))
+        proc, url = start_localmaker(Path(home), HERE / "images.yaml")
         try:
             sm, s3, rt = client(url, "sagemaker"), client(url, "s3"), client(url, "sagemaker-runtime")
             s3.create_bucket(Bucket="bench")

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
+from _common import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -11,8 +11,6 @@ Environment: BENCH_TRIALS (6), BENCH_TRIAL_SECONDS (2.0), BENCH_PARALLEL ("1,2")
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from _results import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
+from _common import save, start_localmaker, wait_done  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -69,19 +67,6 @@ def calibrate(seconds: float) -> int:
         if elapsed < 0.5:
             n *= 2
     return max(1, int(n * seconds / elapsed))
-
-
-def start_localmaker(home: Path, manifest: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localmaker", "--port", "0", "--home", str(home), "--images", str(manifest)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("localmaker ready on "):
-            return proc, line.split()[3]
-    raise RuntimeError("localmaker did not start")
 
 
 def client(url: str, service: str) -> Any:
@@ -133,11 +118,8 @@ def peak_overlap(spans: list[tuple[float, float]]) -> int:
 def run_tuning(sm: Any, name: str, trials: int, parallel: int, iters: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     sm.create_hyper_parameter_tuning_job(**tuning_request(name, trials, parallel, iters))
-    while True:
-        d = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        if d["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"):
-            break
-        time.sleep(0.05)
+    d = wait_done(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+                  "HyperParameterTuningJobStatus", 0.05)
     wall = time.perf_counter() - t0
     assert d["HyperParameterTuningJobStatus"] == "Completed", d.get("FailureReason")
     summaries = sm.list_training_jobs_for_hyper_parameter_tuning_job(
