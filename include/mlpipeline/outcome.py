@@ -2,13 +2,15 @@
 
 A gated-out or rejected run is a green success in Airflow, like one that deployed; the outcome
 says which it was. The training data's content hash travels with each model package (customer
-metadata ``data.sha256``), so a retrain on exactly the champion's data is recognised as "no
-change": there is nothing to approve and nothing to deploy.
+metadata ``data.sha256``, with ``recipe.sha256`` of the image and hyperparameters), so a retrain on
+exactly the champion's data with the champion's recipe is recognised as "no change": there is
+nothing to approve and nothing to deploy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -16,6 +18,8 @@ from . import s3
 
 #: The model package's customer metadata key holding its training data's content hash.
 DATA_HASH_PROPERTY = "data.sha256"
+#: ... and the hash of its training recipe (image + hyperparameters).
+RECIPE_HASH_PROPERTY = "recipe.sha256"
 #: The ETL channels whose content is "the training data": what the model learns and is judged on.
 HASHED_CHANNELS = ("train", "validation", "test")
 
@@ -43,12 +47,26 @@ def data_fingerprint(s3_client: Any, channels: Mapping[str, str], names: Iterabl
     return digest.hexdigest()
 
 
-def same_data_as_champion(data_hash: str, champion_properties: Mapping[str, str] | None) -> bool:
-    """Whether the champion was trained on exactly this data (a champion registered before the
-    hash was recorded never matches: it is compared on its metrics as before)."""
-    if not champion_properties or not data_hash:
+def recipe_fingerprint(image: str, hyperparameters: Mapping[str, Any]) -> str:
+    """SHA-256 of what turns the data into a model: the training image and every hyperparameter
+    the job ran with. A run that changes either is an experiment, not a retrain, and is judged
+    on its metrics even on the champion's data. (Script mode's per-run ``sagemaker_submit_directory``
+    makes such runs never match: they are always judged, never "no change".)"""
+    document = json.dumps({"image": image, "hyperparameters": dict(hyperparameters)}, sort_keys=True, default=str)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def same_training_as_champion(
+    data_hash: str, recipe_hash: str, champion_properties: Mapping[str, str] | None
+) -> bool:
+    """Whether the champion was trained on exactly this data with this recipe (a champion
+    registered before the hashes were recorded never matches: it is compared on its metrics)."""
+    if not champion_properties or not data_hash or not recipe_hash:
         return False
-    return champion_properties.get(DATA_HASH_PROPERTY) == data_hash
+    return (
+        champion_properties.get(DATA_HASH_PROPERTY) == data_hash
+        and champion_properties.get(RECIPE_HASH_PROPERTY) == recipe_hash
+    )
 
 
 def decide_outcome(

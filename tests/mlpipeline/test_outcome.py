@@ -37,13 +37,22 @@ def test_a_row_moved_between_channels_changes_the_hash(s3: Any) -> None:
     assert oc.data_fingerprint(s3, _prepare(s3, "a")) != moved
 
 
+def test_recipe_hash_covers_image_and_every_hyperparameter() -> None:
+    base = oc.recipe_fingerprint("img:1", {"epochs": "10", "lr": "0.01"})
+    assert base == oc.recipe_fingerprint("img:1", {"lr": "0.01", "epochs": "10"})  # order does not matter
+    assert base != oc.recipe_fingerprint("img:2", {"epochs": "10", "lr": "0.01"})
+    assert base != oc.recipe_fingerprint("img:1", {"epochs": "1", "lr": "0.01"})
+    assert base != oc.recipe_fingerprint("img:1", {"epochs": "10"})
+
+
 def test_champion_comparison() -> None:
-    props = {oc.DATA_HASH_PROPERTY: "abc", "metric.rmse": "1.0"}
-    assert oc.same_data_as_champion("abc", props)
-    assert not oc.same_data_as_champion("abd", props)
-    assert not oc.same_data_as_champion("abc", {"metric.rmse": "1.0"})  # registered before hashes
-    assert not oc.same_data_as_champion("abc", None)  # no champion
-    assert not oc.same_data_as_champion("", {oc.DATA_HASH_PROPERTY: ""})
+    props = {oc.DATA_HASH_PROPERTY: "abc", oc.RECIPE_HASH_PROPERTY: "r1", "metric.rmse": "1.0"}
+    assert oc.same_training_as_champion("abc", "r1", props)
+    assert not oc.same_training_as_champion("abd", "r1", props)  # new data
+    assert not oc.same_training_as_champion("abc", "r2", props)  # same data, another recipe
+    assert not oc.same_training_as_champion("abc", "r1", {"metric.rmse": "1.0"})  # registered before hashes
+    assert not oc.same_training_as_champion("abc", "r1", None)  # no champion
+    assert not oc.same_training_as_champion("", "", {oc.DATA_HASH_PROPERTY: "", oc.RECIPE_HASH_PROPERTY: ""})
 
 
 @pytest.mark.parametrize(
