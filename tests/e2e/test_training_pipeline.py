@@ -12,7 +12,8 @@ C. a malformed source fails at validation with an actionable message, the bad ro
    quarantined with reasons, and the failure clean-up leaves prod alone;
 D. a retrain on A's data with A's recipe ends as "no change": no package, no deployment.
 
-Each run's outcome (promoted, gated out, failed, no change) is an event of the model asset.
+Each run's outcome (promoted, gated out, failed, no change) is an event of the model asset and
+the run's note.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ def test_a_good_model_is_trained_gated_in_registered_and_served_in_prod(pipeline
     assert event["outcome"] == "promoted" and event["champion"] == approved["ModelPackageArn"]
     assert event["metrics"] == pytest.approx(report["metrics"])
     assert event["data_sha256"] == package["CustomerMetadataProperties"]["data.sha256"] == report["data_sha256"]
+    assert pipeline.run_note(DAG_ID, run["run_id"]).startswith("**promoted**: candidate ")
 
     CHAMPION.update(
         run_id=run["run_id"],
@@ -223,6 +225,8 @@ def test_b_a_worse_model_is_gated_out_and_prod_is_untouched(pipeline: Pipeline):
     assert ran_after <= UNGATED_BUILDERS | {RECORD_OUTCOME}, f"tasks that ran after the gate: {sorted(ran_after)}"
     [event] = pipeline.asset_events(MODEL_ASSET, run["run_id"])
     assert event["outcome"] == "gated out" and event["reasons"] == report["gate"]["reasons"]
+    note = pipeline.run_note(DAG_ID, run["run_id"])
+    assert note.startswith("**gated out**") and report["gate"]["reasons"][0] in note
     assert event["metrics"] == pytest.approx(report["metrics"])
 
     # prod, dev and the registry are as A left them
@@ -319,6 +323,7 @@ def test_c_the_failed_run_is_reported_failed(pipeline: Pipeline, malformed_run: 
     assert not run_succeeded(malformed_run["result"])
     [event] = pipeline.asset_events(MODEL_ASSET, malformed_run["run"]["run_id"])
     assert event["outcome"] == "failed" and event["metrics"] == {}
+    assert pipeline.run_note(DAG_ID, malformed_run["run"]["run_id"]).startswith("**failed**")
 
 
 # ----------------------------------------------------------------------------------------- D
@@ -341,6 +346,7 @@ def test_d_a_retrain_on_the_champions_data_is_no_change(pipeline: Pipeline):
         assert states[guarded]["state"] == "skipped", (guarded, states[guarded]["state"])
     [event] = pipeline.asset_events(MODEL_ASSET, run["run_id"])
     assert event["outcome"] == "no change"
+    assert pipeline.run_note(DAG_ID, run["run_id"]).startswith("**no change**")
     assert set(event["metrics"]) >= set(pipeline.cfg.evaluation.metrics)
     assert len(_all_packages(pipeline)) == packages_before
     assert pipeline.endpoint("prod")["EndpointConfigName"] == CHAMPION["prod_config"]
