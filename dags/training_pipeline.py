@@ -23,6 +23,7 @@ from include.mlpipeline.dag_support import (
     cfg_ctx,
     dag_defaults,
     failed_run_cfg_ctx,
+    model_asset,
     retrain_request_asset,
     run_wait_settings,
     schedule_with_asset,
@@ -60,6 +61,10 @@ Tasks are grouped by stage (**data**, **train**, **evaluate**, **register**, **d
 4. **register** a model package, deploy the **dev** endpoint, **smoke_test** it, wait for **approve**
    (skipped with `auto_approve`), blue/green update of **prod**, its monitoring **baseline**
    (statistics + constraints beside the package), then **promote** the package to champion.
+5. **record_outcome** (however the run ended): *promoted*, *gated out*, *rejected*, *not deployed*,
+   *no change* (the champion was trained on the same data, by content hash, with the same image and
+   hyperparameters: the gate stops the run, nothing to approve or deploy) or *failed*, as an event
+   of the `{model}_model` asset with the metrics, and as the task's log and XCom.
 
 Trigger with params to override the stage config for one run (instance type, hyperparameters, ...).
 """
@@ -68,6 +73,7 @@ Trigger with params to override the stage config for one run (instance type, hyp
 def build_training_dag(model: str) -> DAG:
     cfg = load_config(model, default_stage())
     data_asset = training_data_asset(model)
+    outcome_asset = model_asset(model)
     wait = waits(cfg.airflow, run_wait_settings(model))
     with DAG(
         dag_id=f"{model}_training",
@@ -185,6 +191,14 @@ def build_training_dag(model: str) -> DAG:
             cfg, ctx, problem = failed_run_cfg_ctx(model, context)
             return tasks.clean_up_failed_run(cfg, ctx, Clients(), problem)
 
+        @task(outlets=[outcome_asset], retries=0)
+        def record_outcome(**context: Any) -> tasks.RunOutcome:
+            """Promoted, gated out, rejected or no change: an event of the model asset with the
+            outcome and the metrics (a gated-out run is as green as a deployed one)."""
+            result = tasks.run_outcome(context["ti"].xcom_pull, context["run_id"])
+            context["outlet_events"][outcome_asset].extra = result["event"]
+            return result
+
         # ----------------------------------------------------------------------------- wiring
         # The ignores below ([arg-type], [index]): airflow.sdk types a @task call with the function's own
         # parameters (Task.__call__: Callable[FParams, XComArg]) and its result as an XComArg without
@@ -261,10 +275,14 @@ def build_training_dag(model: str) -> DAG:
         # upstream_failed (run failed); a gated-out, undeployed or rejected run skips it (success).
         finished = EmptyOperator(task_id="finished", trigger_rule="none_failed")
         chain(champion, finished)
+        cleaned = clean_up_failed_run()
         chain(
             [train, tune, evaluate_transform, register, deploy_dev, smoke, approve, deploy_prod, champion, *watched],
-            clean_up_failed_run(),
+            cleaned,
         )
+        # A teardown: the gate's, deploy_enabled's and the approval's skips spare teardowns, so it
+        # runs however the run ended, after everything else; it does not decide the run's state.
+        chain([finished, cleaned], record_outcome().as_teardown())
     return dag
 
 

@@ -19,6 +19,7 @@ def airflow_env(home: Path, dags_folder: Path, endpoint_url: str, **extra: str) 
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # as make up, compose and Astro load it
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AWS_ENDPOINT_URL": endpoint_url,

@@ -28,6 +28,12 @@ def training_data_asset(model: str) -> Any:
     return _asset(model, "training-data")
 
 
+def model_asset(model: str) -> Any:
+    """The model: every training run emits an event with its outcome (promoted, gated out,
+    rejected, no change, ...) and its metrics as ``extra``."""
+    return _asset(model, "model")
+
+
 def retrain_request_asset(model: str) -> Any:
     """Emitted by monitoring on drift; the training DAG schedules on it."""
     return _asset(model, "retrain-request")

@@ -298,18 +298,35 @@ def test_training_dag_task_graph(training):
 
 
 def test_training_dag_reads_as_its_stages(training):
-    """Every task but the run's two end markers sits in one of the stage groups, in the run's order."""
+    """Every task but the run's three end tasks sits in one of the stage groups, in the run's order."""
     from include.mlpipeline.pipelines import training as stages
 
     _, dag = training
     groups = list(dag.task_group.children)
     assert groups == [stages.DATA, stages.TRAIN_GROUP, stages.EVALUATE_GROUP, stages.REGISTER_GROUP,
                       stages.DEPLOY_DEV_GROUP, stages.APPROVE_GROUP, stages.PROMOTE_GROUP,
-                      "finished", "clean_up_failed_run"]
+                      "finished", "clean_up_failed_run", "record_outcome"]
     # the ids other code names (branches, XCom pulls, templates) are real tasks
-    for task_id in (stages.TRAIN, stages.TUNE, stages.CANDIDATE, stages.EVALUATE, stages.APPROVE, stages.AUTO_APPROVED):
+    for task_id in (stages.TRAIN, stages.TUNE, stages.CANDIDATE, stages.EVALUATE, stages.APPROVE, stages.AUTO_APPROVED,
+                    stages.DEPLOY_ENABLED, stages.PROMOTE):
         assert dag.has_task(task_id), task_id
     assert f"task_ids='{stages.CANDIDATE}'" in dag.get_task("register.register").model_url
+
+
+def test_training_run_outcome_is_recorded_however_the_run_ends(training):
+    """record_outcome runs after everything (a teardown: the gate's, deploy_enabled's and the
+    approval's skip-everything-downstream spare teardowns), emits the model asset and does not
+    decide the run's state."""
+    model, dag = training
+    outcome = dag.get_task("record_outcome")
+    assert outcome.is_teardown and not outcome.on_failure_fail_dagrun
+    assert not outcome.downstream_task_ids
+    assert [getattr(o, "name", None) for o in outcome.outlets] == [f"{model}_model"]
+    others = {t.task_id for t in dag.tasks} - {"record_outcome"}
+    assert _upstream(dag, "record_outcome") == others, "record_outcome must wait for every task"
+    # the skipping tasks would skip it if it were not a teardown
+    for skipper in ("evaluate.gate", "deploy_dev.deploy_enabled", "approve.approve"):
+        assert "record_outcome" in dag.get_task(skipper).get_flat_relative_ids(upstream=False)
 
 
 def test_training_dag_publishes_its_training_data_asset(training):

@@ -68,6 +68,44 @@ class Pipeline:
         assert result.returncode == 0, result.stderr[-3000:]
         return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
+    def asset_events(self, asset: str, run_id: str) -> list[dict[str, Any]]:
+        """The ``extra`` of each event of ``asset`` that the run ``run_id`` emitted, from the metadata DB."""
+        script = (
+            "import json, sys\n"
+            "from sqlalchemy import select\n"
+            "from airflow.models.asset import AssetEvent, AssetModel\n"
+            "from airflow.utils.session import create_session\n"
+            "with create_session() as s:\n"
+            "    rows = s.scalars(select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)"
+            ".where(AssetModel.name == sys.argv[1], AssetEvent.source_run_id == sys.argv[2])"
+            ".order_by(AssetEvent.id)).all()\n"
+            "print(json.dumps(list(rows)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, asset, run_id],
+            env=self.airflow, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def run_note(self, dag_id: str, run_id: str) -> str | None:
+        """The DAG run's note (what the grid shows on the run), from the metadata DB."""
+        script = (
+            "import json, sys\n"
+            "from sqlalchemy import select\n"
+            "from airflow.models.dagrun import DagRun\n"
+            "from airflow.utils.session import create_session\n"
+            "with create_session() as s:\n"
+            "    run = s.scalars(select(DagRun).where(DagRun.dag_id == sys.argv[1], DagRun.run_id == sys.argv[2])).one()\n"
+            "    print(json.dumps(run.note))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, dag_id, run_id],
+            env=self.airflow, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
     def endpoint(self, target: str) -> dict[str, Any]:
         name = self.cfg.endpoint.dev_name if target == "dev" else self.cfg.endpoint.prod_name
         return self.sm.describe_endpoint(EndpointName=name)

@@ -9,7 +9,11 @@ B. a worse model is gated out: the run succeeds but stops at the gate, prod and 
    are exactly as A left them; this run turns ``airflow.deferrable`` off in its conf, and its
    waits stay in their tasks;
 C. a malformed source fails at validation with an actionable message, the bad rows are
-   quarantined with reasons, and the failure clean-up leaves prod alone.
+   quarantined with reasons, and the failure clean-up leaves prod alone;
+D. a retrain on A's data with A's recipe ends as "no change": no package, no deployment.
+
+Each run's outcome (promoted, gated out, failed, no change) is an event of the model asset and
+the run's note.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ UNGATED_BUILDERS = {"register.package_request", "deploy_dev.deploy_config"}
 
 #: The tasks that wait for SageMaker in a deployed run (``tune`` is not on this model's path).
 WAIT_TASKS = {"train.train", "evaluate.evaluate_transform", "deploy_dev.deploy_dev", "promote.deploy_prod", "promote.baseline"}
+
+MODEL_ASSET = f"{MODEL}_model"
+#: The teardown that records the run's outcome: it runs however the run ended.
+RECORD_OUTCOME = "record_outcome"
 
 #: What run A leaves behind, for B and C to compare against.
 CHAMPION: dict[str, Any] = {}
@@ -154,6 +162,13 @@ def test_a_good_model_is_trained_gated_in_registered_and_served_in_prod(pipeline
     for name in cfg.evaluation.metrics:
         assert champion[name] == pytest.approx(report["metrics"][name], rel=1e-9), name
 
+    # the run's outcome, with the metrics, is an event of the model asset
+    [event] = pipeline.asset_events(MODEL_ASSET, run["run_id"])
+    assert event["outcome"] == "promoted" and event["champion"] == approved["ModelPackageArn"]
+    assert event["metrics"] == pytest.approx(report["metrics"])
+    assert event["data_sha256"] == package["CustomerMetadataProperties"]["data.sha256"] == report["data_sha256"]
+    assert pipeline.run_note(DAG_ID, run["run_id"]).startswith("**promoted**: candidate ")
+
     CHAMPION.update(
         run_id=run["run_id"],
         metrics=report["metrics"],
@@ -199,14 +214,20 @@ def test_b_a_worse_model_is_gated_out_and_prod_is_untouched(pipeline: Pipeline):
     assert states["train.train"]["state"] == states["evaluate.evaluate"]["state"] == states["evaluate.gate"]["state"] == "success"
     gated = pipeline.downstream_of(DAG_ID, "evaluate.gate")
     assert {"register.register", "deploy_dev.deploy_dev", "promote.deploy_prod", "promote.promote", "clean_up_failed_run"} <= gated
-    not_skipped = {t: states[t]["state"] for t in gated if states[t]["state"] != "skipped"}
+    assert states[RECORD_OUTCOME]["state"] == "success"  # a teardown: the gate does not skip it
+    not_skipped = {t: states[t]["state"] for t in gated - {RECORD_OUTCOME} if states[t]["state"] != "skipped"}
     assert not not_skipped, f"tasks behind the gate did not skip: {not_skipped}"
     gate_started = states["evaluate.gate"]["start_date"]
     ran_after = {
         t for t, s in states.items()
         if s["state"] not in ("skipped", None) and s["start_date"] and s["start_date"] > gate_started
     }
-    assert ran_after <= UNGATED_BUILDERS, f"tasks that ran after the gate: {sorted(ran_after)}"
+    assert ran_after <= UNGATED_BUILDERS | {RECORD_OUTCOME}, f"tasks that ran after the gate: {sorted(ran_after)}"
+    [event] = pipeline.asset_events(MODEL_ASSET, run["run_id"])
+    assert event["outcome"] == "gated out" and event["reasons"] == report["gate"]["reasons"]
+    note = pipeline.run_note(DAG_ID, run["run_id"])
+    assert note.startswith("**gated out**") and report["gate"]["reasons"][0] in note
+    assert event["metrics"] == pytest.approx(report["metrics"])
 
     # prod, dev and the registry are as A left them
     assert pipeline.endpoint("prod")["EndpointConfigName"] == CHAMPION["prod_config"]
@@ -296,7 +317,37 @@ def test_c_failure_clean_up_runs_and_spares_prod(pipeline: Pipeline, malformed_r
     assert [p["ModelPackageArn"] for p in _approved(pipeline)] == [CHAMPION["package_arn"]]
 
 
-def test_c_the_failed_run_is_reported_failed(malformed_run: dict[str, Any]):
-    """The clean-up leaf succeeds after a failure; the run must still end failed."""
+def test_c_the_failed_run_is_reported_failed(pipeline: Pipeline, malformed_run: dict[str, Any]):
+    """The clean-up leaf succeeds after a failure; the run must still end failed (and say so)."""
     assert malformed_run["run"]["state"] == "failed", output_tail(malformed_run["result"])
     assert not run_succeeded(malformed_run["result"])
+    [event] = pipeline.asset_events(MODEL_ASSET, malformed_run["run"]["run_id"])
+    assert event["outcome"] == "failed" and event["metrics"] == {}
+    assert pipeline.run_note(DAG_ID, malformed_run["run"]["run_id"]).startswith("**failed**")
+
+
+# ----------------------------------------------------------------------------------------- D
+
+
+def test_d_a_retrain_on_the_champions_data_is_no_change(pipeline: Pipeline):
+    """A's conf again: the same source rows and recipe. The gate stops it as "no change":
+    nothing registered, no approval asked, nothing deployed."""
+    _require_champion()
+    packages_before = len(_all_packages(pipeline))
+    result = pipeline.run(DAG_ID, {})  # no auto_approve: it must not wait for a person either
+    assert run_succeeded(result), output_tail(result)
+    out = result.stdout + result.stderr
+    assert "no change: the champion was trained on the same data" in out, output_tail(result)
+    run = pipeline.latest_run(DAG_ID)
+    assert run["state"] == "success"
+    states = pipeline.task_states(DAG_ID, run["run_id"])
+    assert states["evaluate.gate"]["state"] == "success"
+    for guarded in ("register.register", "approve.approve", "deploy_dev.deploy_dev", "promote.deploy_prod"):
+        assert states[guarded]["state"] == "skipped", (guarded, states[guarded]["state"])
+    [event] = pipeline.asset_events(MODEL_ASSET, run["run_id"])
+    assert event["outcome"] == "no change"
+    assert pipeline.run_note(DAG_ID, run["run_id"]).startswith("**no change**")
+    assert set(event["metrics"]) >= set(pipeline.cfg.evaluation.metrics)
+    assert len(_all_packages(pipeline)) == packages_before
+    assert pipeline.endpoint("prod")["EndpointConfigName"] == CHAMPION["prod_config"]
+    assert pipeline.endpoint("dev")["EndpointConfigName"] == CHAMPION["dev_config"]

@@ -22,6 +22,8 @@ CANDIDATE = f"{TRAIN_GROUP}.candidate"
 EVALUATE = f"{EVALUATE_GROUP}.evaluate"
 APPROVE = f"{APPROVE_GROUP}.approve"
 AUTO_APPROVED = f"{APPROVE_GROUP}.auto_approved"
+DEPLOY_ENABLED = f"{DEPLOY_DEV_GROUP}.deploy_enabled"
+PROMOTE = f"{PROMOTE_GROUP}.promote"
 
 
 class TrainingRequests(TypedDict):
@@ -49,6 +51,11 @@ class Evaluation(TypedDict):
     decision: dict[str, Any]
     report: dict[str, Any]
     links: dict[str, str]
+    #: content hash of the train/validation/test channels, and of the image + hyperparameters
+    data_sha256: str
+    recipe_sha256: str
+    #: the champion was trained on the same data with the same recipe: nothing to approve or deploy
+    no_change: bool
 
 
 class Promoted(TypedDict):
@@ -142,6 +149,7 @@ def evaluate(
 ) -> Evaluation:
     """Metrics of the scored test set, the champion's, the gate's decision, the report and links."""
     from .. import evaluate as ev
+    from .. import outcome as oc
     from .. import sagemaker_requests as rq
     from ..run import presigned_url, sagemaker_console_url
 
@@ -149,8 +157,12 @@ def evaluate(
     output = transformed["Transform"]["TransformOutput"]["S3OutputPath"]
     y_true, y_pred = ev.evaluation_pairs(s3, output, etl["channels"]["test_labels"], cfg.inference.prediction_field)
     metrics = ev.metrics_for_task(cfg.evaluation.task, y_true, y_pred)
-    champion = ev.champion_metrics(sm, cfg.registry.model_package_group_name)
+    package = ev.latest_approved_package(sm, cfg.registry.model_package_group_name)
+    champion = None if package is None else package.metrics
     decision = ev.gate_from_config(metrics, cfg, champion)
+    data_hash = oc.data_fingerprint(s3, etl["channels"])
+    recipe_hash = oc.recipe_fingerprint(cfg.training.image_uri, cand["hyperparameters"])
+    no_change = oc.same_training_as_champion(data_hash, recipe_hash, package and package.properties)
     report = ev.write_report(
         s3,
         rq.run_output_uri(cfg, ctx, "evaluation"),
@@ -159,7 +171,13 @@ def evaluate(
         metrics=metrics,
         decision=decision,
         champion=champion,
-        extra={"training_job": cand["training_job"], "hyperparameters": cand["hyperparameters"]},
+        extra={
+            "training_job": cand["training_job"],
+            "hyperparameters": cand["hyperparameters"],
+            "data_sha256": data_hash,
+            "recipe_sha256": recipe_hash,
+            "no_change": no_change,
+        },
         task=cfg.evaluation.task,
     )
     # links a person can open: valid while the approval request can be answered (and then some)
@@ -174,6 +192,7 @@ def evaluate(
     print(f"test metrics: {metrics}")
     print(f"champion: {champion}")
     print(f"gate: {'PASSED' if decision.passed else 'FAILED'}: {'; '.join(decision.reasons)}")
+    print(f"training data sha256 {data_hash}, recipe sha256 {recipe_hash}")
     print(f"report plot: {report.plot_uri}\n  open (valid {hours:g} h): {links['plot']}")
     print(f"training job {cand['training_job']} in the SageMaker console: {links['training_job']}")
     return {
@@ -182,11 +201,22 @@ def evaluate(
         "decision": decision.to_dict(),
         "report": report.to_dict(),
         "links": links,
+        "data_sha256": data_hash,
+        "recipe_sha256": recipe_hash,
+        "no_change": no_change,
     }
 
 
 def gate(evaluation: Evaluation) -> bool:
-    """A model that is not good enough ends the run cleanly: skipped, prod untouched."""
+    """A model that is not good enough ends the run cleanly: skipped, prod untouched. So does a
+    retrain on the champion's data with the champion's recipe: it would deploy the same model."""
+    if evaluation.get("no_change"):
+        print(
+            "no change: the champion was trained on the same data (sha256 "
+            f"{evaluation['data_sha256'][:12]}...) with the same image and hyperparameters; "
+            "nothing to approve or deploy"
+        )
+        return False
     passed = bool(evaluation["decision"]["passed"])
     for reason in evaluation["decision"]["reasons"]:
         print(("passed: " if passed else "gated out: ") + reason)
@@ -199,8 +229,9 @@ def gate(evaluation: Evaluation) -> bool:
 def package_request(cfg: Any, ctx: Any, cand: Candidate, evaluation: Evaluation) -> dict[str, Any]:
     """The model package version's request: metrics as metadata, pending approval."""
     from .. import sagemaker_requests as rq
+    from ..outcome import DATA_HASH_PROPERTY, RECIPE_HASH_PROPERTY
 
-    return rq.model_package_request(
+    request = rq.model_package_request(
         cfg,
         ctx,
         model_data_url=cand["model_data_url"],
@@ -209,6 +240,11 @@ def package_request(cfg: Any, ctx: Any, cand: Candidate, evaluation: Evaluation)
         training_job=cand["training_job"],
         approval_status="PendingManualApproval",
     )
+    # what the next run's "no change" check compares against, once this version is champion
+    request["CustomerMetadataProperties"].update(
+        {DATA_HASH_PROPERTY: evaluation["data_sha256"], RECIPE_HASH_PROPERTY: evaluation["recipe_sha256"]}
+    )
+    return request
 
 
 def deploy_request(
@@ -287,3 +323,39 @@ def clean_up_failed_run(cfg: Any, ctx: Any, clients: Any, problem: str | None) -
     removed = clean_up_run(cfg, ctx, clients.sagemaker)
     print(f"cleaned up: {removed}")
     return removed
+
+
+# ------------------------------------------------------------------------------------ outcome
+
+
+class RunOutcome(TypedDict):
+    outcome: str
+    note: str
+    event: dict[str, Any]
+
+
+def run_outcome(pull: Callable[..., Any], run_id: str) -> RunOutcome:
+    """What the run ended as, from the XComs of the tasks that decide it (``pull`` is
+    ``ti.xcom_pull``): the note's text and the model asset event's ``extra``."""
+    from ..outcome import decide_outcome, outcome_event, outcome_note
+
+    evaluation = pull(task_ids=EVALUATE)
+    approval = pull(task_ids=APPROVE)
+    promoted = pull(task_ids=PROMOTE)
+    outcome = decide_outcome(
+        evaluated=bool(evaluation),
+        no_change=bool(evaluation and evaluation.get("no_change")),
+        gate_passed=bool(evaluation and evaluation["decision"]["passed"]),
+        deploy=pull(task_ids=DEPLOY_ENABLED) is not False,
+        approved=None if not approval else approval.get("chosen_options", [None])[0] == "Approve",
+        promoted=bool(promoted),
+    )
+    reasons = list(evaluation["decision"]["reasons"]) if evaluation else []
+    if outcome == "no change":
+        reasons = ["same training data and recipe as the champion: nothing to approve or deploy"]
+    note = outcome_note(
+        outcome, evaluation["metrics"] if evaluation else None, evaluation["champion"] if evaluation else None, reasons
+    )
+    print(note)
+    event = outcome_event(outcome, evaluation, run_id=run_id, champion_arn=promoted["champion"] if promoted else None)
+    return {"outcome": outcome, "note": note, "event": event}

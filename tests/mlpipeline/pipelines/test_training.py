@@ -118,9 +118,13 @@ def test_approval_body_renders_the_evaluate_tasks_metrics(dev_cfg):
 
 
 def test_registration_and_deployment_requests(dev_cfg, dev_ctx):
-    evaluation = {"metrics": {"rmse": 50.0}, "report": {"model_quality_uri": "s3://b/q.json"}}
+    evaluation = {"metrics": {"rmse": 50.0}, "report": {"model_quality_uri": "s3://b/q.json"},
+                  "data_sha256": "d" * 64, "recipe_sha256": "r" * 64}
     package = tasks.package_request(dev_cfg, dev_ctx, CAND, evaluation)
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    # the hashes travel with the package, for the next run's "no change" check
+    props = package["CustomerMetadataProperties"]
+    assert props["data.sha256"] == "d" * 64 and props["recipe.sha256"] == "r" * 64 and props["metric.rmse"]
     assert json.dumps(package).count("s3://b/q.json") == 1
     dev = tasks.deploy_request(dev_cfg, dev_ctx, CAND, "dev")
     prod = tasks.deploy_request(dev_cfg, dev_ctx, CAND, "prod", include_model=False)
@@ -135,3 +139,77 @@ def test_promote_approves_the_package():
     assert promoted == {"champion": "arn:pkg/3", "metrics": {"rmse": 50.0}}
     assert calls == [{"ModelPackageArn": "arn:pkg/3", "ModelApprovalStatus": "Approved",
                       "ApprovalDescription": "deployed to prod by run run-1"}]
+
+
+def _evaluate_once(dev_cfg, dev_ctx, clients, run: str, cand: dict[str, Any] = CAND) -> Any:
+    """One evaluation over the same rows prepared under the run prefix ``run``."""
+    put = clients.s3.put_object
+    for channel, body in (("train", b"1,2\n3,4\n"), ("validation", b"5,6\n"), ("test", b"150,1\n250,2\n")):
+        put(Bucket=BUCKET, Key=f"{run}/{channel}/data.csv", Body=body)
+    put(Bucket=BUCKET, Key=f"{run}/eval/test.csv.out", Body=b"151\n249\n")
+    put(Bucket=BUCKET, Key=f"{run}/test_labels/data.csv", Body=b"150\n250\n")
+    transformed = {"Transform": {"TransformOutput": {"S3OutputPath": f"s3://{BUCKET}/{run}/eval/"}}}
+    etl = {"channels": {c: f"s3://{BUCKET}/{run}/{c}/" for c in ("train", "validation", "test", "test_labels")}}
+    return tasks.evaluate(dev_cfg, dev_ctx, clients, cand, transformed, etl)
+
+
+def _champion_from(clients, dev_cfg, dev_ctx, evaluation) -> None:
+    """Register ``evaluation``'s candidate as champion, with the properties package_request writes."""
+    group = dev_cfg.registry.model_package_group_name
+    clients.sagemaker.approve(group, 1, metrics=evaluation["metrics"])
+    clients.sagemaker.packages[-1]["props"] = tasks.package_request(dev_cfg, dev_ctx, CAND, evaluation)[
+        "CustomerMetadataProperties"
+    ]
+
+
+def test_a_retrain_on_the_champions_data_and_recipe_is_no_change(dev_cfg, dev_ctx, clients, capsys):
+    first = _evaluate_once(dev_cfg, dev_ctx, clients, "run-a")
+    assert first["no_change"] is False and len(first["data_sha256"]) == 64
+    _champion_from(clients, dev_cfg, dev_ctx, first)
+
+    again = _evaluate_once(dev_cfg, dev_ctx, clients, "run-b")  # same rows, another run prefix
+    assert again["data_sha256"] == first["data_sha256"] and again["no_change"] is True
+    assert again["decision"]["passed"] is True  # as good as the champion, but it *is* the champion's model
+    assert tasks.gate(again) is False
+    assert "no change: the champion was trained on the same data" in capsys.readouterr().out
+
+    other_recipe = {**CAND, "hyperparameters": {"epochs": "1"}}
+    experiment = _evaluate_once(dev_cfg, dev_ctx, clients, "run-c", other_recipe)
+    assert experiment["no_change"] is False and tasks.gate(experiment) is True
+
+
+class _Pulls:
+    def __init__(self, **by_task: Any) -> None:
+        self.by_task = by_task
+
+    def __call__(self, task_ids: str) -> Any:
+        return self.by_task.get(task_ids)
+
+
+EVAL = {"metrics": {"rmse": 50.0}, "champion": {"rmse": 52.0}, "data_sha256": "d" * 64, "no_change": False,
+        "decision": {"passed": True, "reasons": ["rmse 50 <= max threshold 60"]}}
+
+
+@pytest.mark.parametrize(
+    ("pulls", "outcome"),
+    [
+        ({tasks.EVALUATE: EVAL, tasks.DEPLOY_ENABLED: True, tasks.APPROVE: {"chosen_options": ["Approve"]},
+          tasks.PROMOTE: {"champion": "arn:pkg/2", "metrics": {"rmse": 50.0}}}, "promoted"),
+        ({tasks.EVALUATE: EVAL, tasks.DEPLOY_ENABLED: True, tasks.APPROVE: {"chosen_options": ["Reject"]}}, "rejected"),
+        ({tasks.EVALUATE: {**EVAL, "decision": {"passed": False, "reasons": ["rmse 90 is above 60"]}}}, "gated out"),
+        ({tasks.EVALUATE: {**EVAL, "no_change": True}}, "no change"),
+        ({tasks.EVALUATE: EVAL, tasks.DEPLOY_ENABLED: False}, "not deployed"),
+        ({}, "failed"),
+    ],
+)
+def test_run_outcome_from_the_deciding_tasks(pulls: dict[str, Any], outcome: str) -> None:
+    result = tasks.run_outcome(_Pulls(**pulls), "run-9")
+    assert result["outcome"] == result["event"]["outcome"] == outcome
+    assert result["note"].startswith(f"**{outcome}**")
+    assert result["event"]["run_id"] == "run-9"
+    assert result["event"]["metrics"] == (pulls[tasks.EVALUATE]["metrics"] if pulls else {})
+    if outcome == "promoted":
+        assert result["event"]["champion"] == "arn:pkg/2"
+    if outcome == "gated out":
+        assert "- rmse 90 is above 60" in result["note"]
+    json.dumps(result)  # an XCom and an asset event's extra: JSON only
