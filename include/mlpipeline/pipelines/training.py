@@ -162,7 +162,7 @@ def evaluate(
     decision = ev.gate_from_config(metrics, cfg, champion)
     data_hash = oc.data_fingerprint(s3, etl["channels"])
     recipe_hash = oc.recipe_fingerprint(cfg.training.image_uri, cand["hyperparameters"])
-    no_change = oc.same_training_as_champion(data_hash, recipe_hash, package and package.properties)
+    no_change = oc.same_training_as_champion(data_hash, recipe_hash, None if package is None else package.properties)
     report = ev.write_report(
         s3,
         rq.run_output_uri(cfg, ctx, "evaluation"),
