@@ -22,6 +22,7 @@ lint: setup
 
 test: setup system-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 localmaker: setup
