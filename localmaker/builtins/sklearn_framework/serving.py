@@ -53,17 +53,19 @@ def _bad_request(what: str, exc: Exception) -> HttpError:
     return HttpError(400, f"{what}: {type(exc).__name__}: {exc}")
 
 
+def _or_400(what: str, convert: Callable[[], Any], errors: tuple[type[Exception], ...] = (ValueError,)) -> Any:
+    """``convert()``, with ``errors`` answered as a 400 saying ``what`` went wrong."""
+    try:
+        return convert()
+    except errors as exc:
+        raise _bad_request(what, exc) from None
+
+
 def json_to_numpy(text: str | bytes) -> Any:
     import numpy as np
 
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise _bad_request("the application/json body is not valid JSON", exc) from None
-    try:
-        return np.array(data)
-    except ValueError as exc:
-        raise _bad_request("the application/json body is not an array", exc) from None
+    data = _or_400("the application/json body is not valid JSON", lambda: json.loads(text))
+    return _or_400("the application/json body is not an array", lambda: np.array(data))
 
 
 def csv_to_numpy(text: str | bytes) -> Any:
@@ -73,15 +75,9 @@ def csv_to_numpy(text: str | bytes) -> Any:
 
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True))
-        array = np.array(rows).squeeze()
-    except (csv.Error, ValueError) as exc:
-        raise _bad_request("error while decoding csv", exc) from None
-    try:
-        return array.astype(None)
-    except ValueError as exc:
-        raise _bad_request("the text/csv body has a value that is not a number", exc) from None
+    reader = csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True)
+    array = _or_400("error while decoding csv", lambda: np.array(list(reader)).squeeze(), (csv.Error, ValueError))
+    return _or_400("the text/csv body has a value that is not a number", lambda: array.astype(None))
 
 
 def npy_to_numpy(data: bytes | str) -> Any:

@@ -291,6 +291,8 @@ def test_default_handlers_decode_and_encode_the_containers_types(iris):
     (b"[[1, 2], [3]]", "application/json", "application/json", 400, "not an array"),
     (b'{"instances": [[1, 2, 3, 4]]}', "application/json", "application/json", 400, "not an array of numbers"),
     (b"1,2,3,4\n5,six,7,8", "text/csv", "text/csv", 400, "not a number"),
+    (b"1,2,3,4\n5,6", "text/csv", "text/csv", 400, "error while decoding csv: ValueError"),
+    (b'1,2,3,"4"x\n5,6,7,8', "text/csv", "text/csv", 400, "error while decoding csv: Error"),
     (b"\xff\xfe", "text/csv", "text/csv", 400, "not UTF-8"),
     (b"not npy", "application/x-npy", "application/json", 400, "not an NPY array"),
     (b"1,2,3,4", "application/x-www-form-urlencoded", "application/json", 415,
