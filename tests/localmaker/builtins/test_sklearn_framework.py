@@ -307,6 +307,35 @@ def test_default_handler_errors(iris, body, ctype, accept, status, text):
     assert e.value.status == status and text in e.value.message
 
 
+def _raise(exc: Exception) -> Any:
+    def hook(*_args: Any) -> Any:
+        raise exc
+
+    return hook
+
+
+@pytest.mark.parametrize("hook,exc,status,text", [
+    ("input_fn", skf.UnsupportedFormatError("text/x"), 415, "Content type text/x is not supported"),
+    ("input_fn", KeyError("features"), 400, "input_fn could not deserialize the request: KeyError: 'features'"),
+    ("input_fn", RuntimeError("boom"), 500, "input_fn: RuntimeError: boom"),
+    ("input_fn", HttpError(413, "too big"), 413, "too big"),
+    ("predict_fn", KeyError("x"), 500, "predict_fn: KeyError: 'x'"),
+    ("predict_fn", skf.UnsupportedFormatError("text/x"), 500, "predict_fn: UnsupportedFormatError: Content type"),
+    ("output_fn", skf.UnsupportedFormatError("text/x"), 406, "Content type text/x is not supported"),
+    ("output_fn", ValueError("bad"), 500, "output_fn: ValueError: bad"),
+    ("output_fn", HttpError(418, "teapot"), 418, "teapot"),
+    ("transform_fn", ValueError("bad"), 500, "transform_fn: ValueError: bad"),
+    ("transform_fn", skf.UnsupportedFormatError("text/x"), 500, "transform_fn: UnsupportedFormatError: Content"),
+    ("transform_fn", HttpError(400, "mine"), 400, "mine"),
+])
+def test_inference_hook_errors_become_http_answers(iris, hook, exc, status, text):
+    h = fitted_handler(iris)
+    setattr(h, hook, _raise(exc))
+    with pytest.raises(HttpError) as e:
+        skf.invoke(h, b"[[1, 2, 3, 4], [1, 2, 3, 4]]", "application/json", "application/json")
+    assert e.value.status == status and text in e.value.message
+
+
 def test_npy_object_arrays_are_refused(iris):
     buf = io.BytesIO()
     np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
