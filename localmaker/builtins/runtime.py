@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 
 class ClientError(Exception):
@@ -141,17 +141,24 @@ def parse_hyperparameters(
     return out
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _in_range(x: _N, lo: float | None, hi: float | None) -> _N:
+    """``x`` if within the optional bounds ``[lo, hi]``, else the ValueError the hyperparameter message quotes."""
+    if lo is not None and x < lo:
+        raise ValueError(f"must be >= {lo}")
+    if hi is not None and x > hi:
+        raise ValueError(f"must be <= {hi}")
+    return x
+
+
 def int_in(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
     def parse(v: str) -> int:
         f = float(v)
         if not f.is_integer():
             raise ValueError("must be an integer")
-        i = int(f)
-        if lo is not None and i < lo:
-            raise ValueError(f"must be >= {lo}")
-        if hi is not None and i > hi:
-            raise ValueError(f"must be <= {hi}")
-        return i
+        return _in_range(int(f), lo, hi)
 
     return parse
 
@@ -161,11 +168,7 @@ def float_in(lo: float | None = None, hi: float | None = None) -> Callable[[str]
         f = float(v)
         if f != f:
             raise ValueError("must be a number")
-        if lo is not None and f < lo:
-            raise ValueError(f"must be >= {lo}")
-        if hi is not None and f > hi:
-            raise ValueError(f"must be <= {hi}")
-        return f
+        return _in_range(f, lo, hi)
 
     return parse
 
@@ -234,6 +237,21 @@ def check_channels(env: TrainingEnv, allowed: Iterable[str], reads: str,
         raise ClientError(f"Unsupported channel(s) {unknown}: {reads}")
     if not env.has_channel("train"):
         raise ClientError(train_required)
+
+
+def check_labelled_channels(env: TrainingEnv, allowed: Iterable[str], algorithm: str, reads: str) -> None:
+    """:func:`check_channels` for a supervised algorithm: ``"<algorithm> reads <reads>."`` and a 'train'
+    channel that must hold labelled data."""
+    check_channels(env, allowed, f"{algorithm} reads {reads}.",
+                   f"The 'train' channel is required: {algorithm} needs labelled training data.")
+
+
+def on_leader(env: TrainingEnv, work: str, log: Callable[[str], None]) -> bool:
+    """True on the leader (algo-1), which does ``work`` alone; elsewhere logs that there is nothing to do."""
+    if env.is_leader:
+        return True
+    log(f"{env.current_host}: {work} on {sorted(env.hosts)[0]}; nothing to do on this host.")
+    return False
 
 
 def model_file(model_dir: Path, name: str) -> Path:

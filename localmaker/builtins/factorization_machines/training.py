@@ -200,10 +200,8 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     hp = parse_config(env.hyperparameters)
-    rt.check_channels(env, CHANNELS, "Factorization Machines reads 'train' and optionally 'test'.",
-                      "The 'train' channel is required: Factorization Machines needs labelled training data.")
-    if not env.is_leader:
-        info(f"{env.current_host}: the model is trained on {sorted(env.hosts)[0]}; nothing to do on this host.")
+    rt.check_labelled_channels(env, CHANNELS, "Factorization Machines", "'train' and optionally 'test'")
+    if not rt.on_leader(env, "the model is trained", info):
         return
     x, y = read_channel(env, "train", hp)
     info(f"{x.shape[1]} feature(s) (feature_dim), {x.shape[0]} training records, {x.nnz} non-zero values "

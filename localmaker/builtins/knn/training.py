@@ -118,10 +118,8 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     hp = parse_config(env.hyperparameters)
-    rt.check_channels(env, CHANNELS, "k-NN reads 'train' and optionally 'test'.",
-                      "The 'train' channel is required: k-NN needs labelled training data.")
-    if not env.is_leader:
-        info(f"{env.current_host}: the index is built on {sorted(env.hosts)[0]}; nothing to do on this host.")
+    rt.check_labelled_channels(env, CHANNELS, "k-NN", "'train' and optionally 'test'")
+    if not rt.on_leader(env, "the index is built", info):
         return
     started = time.monotonic()
     x, labels = rt.read_dense_channel(env, "train", label_size=1, feature_dim=hp["feature_dim"])

@@ -629,8 +629,7 @@ def train(env: TrainingEnv) -> None:
     global HOST
     HOST = env.current_host
     cfg = parse_config(env.hyperparameters)
-    rt.check_channels(env, CHANNELS, "Linear Learner reads 'train', 'validation' and 'test'.",
-                      "The 'train' channel is required: Linear Learner needs labelled training data.")
+    rt.check_labelled_channels(env, CHANNELS, "Linear Learner", "'train', 'validation' and 'test'")
     x, labels = rt.read_dense_channel(env, "train", label_size=1, feature_dim=cfg.feature_dim)
     train_set = Dataset(x, check_labels(cfg, labels, "train"))
     info(f"{x.shape[1]} feature(s) found in 'data'; {x.shape[0]} training records.")

@@ -53,17 +53,19 @@ def _bad_request(what: str, exc: Exception) -> HttpError:
     return HttpError(400, f"{what}: {type(exc).__name__}: {exc}")
 
 
+def _or_400(what: str, convert: Callable[[], Any], errors: tuple[type[Exception], ...] = (ValueError,)) -> Any:
+    """``convert()``, with ``errors`` answered as a 400 saying ``what`` went wrong."""
+    try:
+        return convert()
+    except errors as exc:
+        raise _bad_request(what, exc) from None
+
+
 def json_to_numpy(text: str | bytes) -> Any:
     import numpy as np
 
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise _bad_request("the application/json body is not valid JSON", exc) from None
-    try:
-        return np.array(data)
-    except ValueError as exc:
-        raise _bad_request("the application/json body is not an array", exc) from None
+    data = _or_400("the application/json body is not valid JSON", lambda: json.loads(text))
+    return _or_400("the application/json body is not an array", lambda: np.array(data))
 
 
 def csv_to_numpy(text: str | bytes) -> Any:
@@ -73,15 +75,9 @@ def csv_to_numpy(text: str | bytes) -> Any:
 
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True))
-        array = np.array(rows).squeeze()
-    except (csv.Error, ValueError) as exc:
-        raise _bad_request("error while decoding csv", exc) from None
-    try:
-        return array.astype(None)
-    except ValueError as exc:
-        raise _bad_request("the text/csv body has a value that is not a number", exc) from None
+    reader = csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True)
+    array = _or_400("error while decoding csv", lambda: np.array(list(reader)).squeeze(), (csv.Error, ValueError))
+    return _or_400("the text/csv body has a value that is not a number", lambda: array.astype(None))
 
 
 def npy_to_numpy(data: bytes | str) -> Any:
@@ -304,6 +300,25 @@ def _format_error(exc: UnsupportedFormatError) -> str:
     return json.dumps({"error": type(exc).__name__, "error-message": exc.message})
 
 
+def _call_hook(name: str, hook: Callable[..., Any], *args: Any, unsupported: int | None = None,
+               client_errors: tuple[type[Exception], ...] = ()) -> Any:
+    """One inference function (the user's or a default): an HttpError passes through; with ``unsupported``
+    an UnsupportedFormatError is answered with that status (415 for the request, 406 for the Accept);
+    ``client_errors`` are a 400 (the request could not be read); anything else is a 500 naming ``name`` -
+    reported with its traceback, never a crashed worker."""
+    try:
+        return hook(*args)
+    except HttpError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's code
+        if unsupported is not None and isinstance(exc, UnsupportedFormatError):
+            raise HttpError(unsupported, _format_error(exc)) from None
+        traceback.print_exc()
+        if isinstance(exc, client_errors):
+            raise _bad_request(f"{name} could not deserialize the request", exc) from None
+        raise HttpError(500, f"{name}: {type(exc).__name__}: {exc}") from None
+
+
 def invoke(handler: Handler, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
     """One /invocations request through input_fn -> predict_fn -> output_fn (or transform_fn)."""
     ctype = content_type or JSON
@@ -316,42 +331,11 @@ def invoke(handler: Handler, body: bytes, content_type: str, accept: str) -> tup
         except UnicodeDecodeError as exc:
             raise _bad_request(f"the {serving.media_type(ctype)} body is not UTF-8", exc) from None
     if handler.transform_fn is not None:
-        try:
-            result = handler.transform_fn(handler.model, content, ctype, accept)
-        except HttpError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the user's code; reported, never a crashed worker
-            traceback.print_exc()
-            raise HttpError(500, f"transform_fn: {type(exc).__name__}: {exc}") from None
+        result = _call_hook("transform_fn", handler.transform_fn, handler.model, content, ctype, accept)
         return _as_response(result, accept)
-    try:
-        data = handler.input_fn(content, ctype)
-    except UnsupportedFormatError as exc:
-        raise HttpError(415, _format_error(exc)) from None
-    except HttpError:
-        raise
-    except _CLIENT_ERRORS as exc:
-        traceback.print_exc()
-        raise _bad_request("input_fn could not deserialize the request", exc) from None
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        raise HttpError(500, f"input_fn: {type(exc).__name__}: {exc}") from None
-    try:
-        prediction = handler.predict_fn(data, handler.model)
-    except HttpError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        raise HttpError(500, f"predict_fn: {type(exc).__name__}: {exc}") from None
-    try:
-        result = handler.output_fn(prediction, accept)
-    except UnsupportedFormatError as exc:
-        raise HttpError(406, _format_error(exc)) from None
-    except HttpError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        raise HttpError(500, f"output_fn: {type(exc).__name__}: {exc}") from None
+    data = _call_hook("input_fn", handler.input_fn, content, ctype, unsupported=415, client_errors=_CLIENT_ERRORS)
+    prediction = _call_hook("predict_fn", handler.predict_fn, data, handler.model)
+    result = _call_hook("output_fn", handler.output_fn, prediction, accept, unsupported=406)
     return _as_response(result, accept)
 
 

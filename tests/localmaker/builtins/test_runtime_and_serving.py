@@ -47,12 +47,55 @@ def test_value_parsers() -> None:
     assert float_in(0, 1)("0.5") == 0.5
     with pytest.raises(ValueError, match="a number"):
         float_in()("nan")
+    assert isinstance(int_in(0, 5)("5"), int) and float_in(0, 1)("1") == 1.0
+    for parse, value, message in ((int_in(0, 5), "6", "must be <= 5"), (int_in(0, 5), "-1", "must be >= 0"),
+                                  (float_in(0, 1), "1.5", "must be <= 1"), (float_in(0.5), "0.25", "must be >= 0.5")):
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            parse(value)
     assert one_of("a", "b")("b") == "b"
     with pytest.raises(ValueError, match="one of"):
         one_of("a")("c")
     assert boolean("True") is True and boolean("0") is False
     with pytest.raises(ValueError):
         boolean("maybe")
+
+
+def _train_env(tmp_path: Path, channels: list[str], host: str = "algo-1") -> runtime.TrainingEnv:
+    return runtime.TrainingEnv(base=tmp_path, hyperparameters={}, channels={c: {} for c in channels},
+                               hosts=["algo-2", "algo-1"], current_host=host)
+
+
+@pytest.mark.parametrize(("module", "algorithm", "worker_says"), [
+    ("knn", "k-NN", "algo-2: the index is built on algo-1; nothing to do on this host."),
+    ("factorization_machines", "Factorization Machines",
+     "algo-2: the model is trained on algo-1; nothing to do on this host."),
+    ("linear_learner", "Linear Learner", None),
+])
+def test_supervised_builtins_check_channels_and_leave_the_work_to_the_leader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], module: str, algorithm: str, worker_says: str | None
+) -> None:
+    import importlib
+
+    algo = importlib.import_module(f"localmaker.builtins.{module}")
+    hps = {"knn": {"feature_dim": "2", "k": "1", "predictor_type": "classifier", "sample_size": "10"},
+           "factorization_machines": {"feature_dim": "2", "num_factors": "2", "predictor_type": "regressor"},
+           "linear_learner": {"predictor_type": "regressor"}}[module]
+    reads = "'train', 'validation' and 'test'" if module == "linear_learner" else "'train' and optionally 'test'"
+    env = _train_env(tmp_path, ["train", "extra"])
+    env.hyperparameters = hps
+    with pytest.raises(ClientError) as err:
+        algo.train(env)
+    assert str(err.value) == f"Unsupported channel(s) ['extra']: {algorithm} reads {reads}."
+    env.channels = {"test": {}}
+    with pytest.raises(ClientError) as err:
+        algo.train(env)
+    assert str(err.value) == f"The 'train' channel is required: {algorithm} needs labelled training data."
+    if worker_says:  # a non-leader host returns before reading any data and writes no model
+        worker = _train_env(tmp_path, ["train"], host="algo-2")
+        worker.hyperparameters = hps
+        algo.train(worker)
+        assert worker_says in capsys.readouterr().out
+        assert not worker.model_dir.exists()
 
 
 def test_main_writes_the_failure_file_with_aws_prefixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

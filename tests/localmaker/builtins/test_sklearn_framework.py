@@ -291,6 +291,8 @@ def test_default_handlers_decode_and_encode_the_containers_types(iris):
     (b"[[1, 2], [3]]", "application/json", "application/json", 400, "not an array"),
     (b'{"instances": [[1, 2, 3, 4]]}', "application/json", "application/json", 400, "not an array of numbers"),
     (b"1,2,3,4\n5,six,7,8", "text/csv", "text/csv", 400, "not a number"),
+    (b"1,2,3,4\n5,6", "text/csv", "text/csv", 400, "error while decoding csv: ValueError"),
+    (b'1,2,3,"4"x\n5,6,7,8', "text/csv", "text/csv", 400, "error while decoding csv: Error"),
     (b"\xff\xfe", "text/csv", "text/csv", 400, "not UTF-8"),
     (b"not npy", "application/x-npy", "application/json", 400, "not an NPY array"),
     (b"1,2,3,4", "application/x-www-form-urlencoded", "application/json", 415,
@@ -302,6 +304,35 @@ def test_default_handlers_decode_and_encode_the_containers_types(iris):
 def test_default_handler_errors(iris, body, ctype, accept, status, text):
     with pytest.raises(HttpError) as e:
         skf.invoke(fitted_handler(iris), body, ctype, accept)
+    assert e.value.status == status and text in e.value.message
+
+
+def _raise(exc: Exception) -> Any:
+    def hook(*_args: Any) -> Any:
+        raise exc
+
+    return hook
+
+
+@pytest.mark.parametrize("hook,exc,status,text", [
+    ("input_fn", skf.UnsupportedFormatError("text/x"), 415, "Content type text/x is not supported"),
+    ("input_fn", KeyError("features"), 400, "input_fn could not deserialize the request: KeyError: 'features'"),
+    ("input_fn", RuntimeError("boom"), 500, "input_fn: RuntimeError: boom"),
+    ("input_fn", HttpError(413, "too big"), 413, "too big"),
+    ("predict_fn", KeyError("x"), 500, "predict_fn: KeyError: 'x'"),
+    ("predict_fn", skf.UnsupportedFormatError("text/x"), 500, "predict_fn: UnsupportedFormatError: Content type"),
+    ("output_fn", skf.UnsupportedFormatError("text/x"), 406, "Content type text/x is not supported"),
+    ("output_fn", ValueError("bad"), 500, "output_fn: ValueError: bad"),
+    ("output_fn", HttpError(418, "teapot"), 418, "teapot"),
+    ("transform_fn", ValueError("bad"), 500, "transform_fn: ValueError: bad"),
+    ("transform_fn", skf.UnsupportedFormatError("text/x"), 500, "transform_fn: UnsupportedFormatError: Content"),
+    ("transform_fn", HttpError(400, "mine"), 400, "mine"),
+])
+def test_inference_hook_errors_become_http_answers(iris, hook, exc, status, text):
+    h = fitted_handler(iris)
+    setattr(h, hook, _raise(exc))
+    with pytest.raises(HttpError) as e:
+        skf.invoke(h, b"[[1, 2, 3, 4], [1, 2, 3, 4]]", "application/json", "application/json")
     assert e.value.status == status and text in e.value.message
 
 
