@@ -7,7 +7,10 @@
 * one the container rejects although the run's config accepts it (the run loosens the declaration
   to get there, ``epochs: "abc"``): the job ends Failed, its reason the container's ``ClientError:``
   behind SageMaker's ``AlgorithmError:`` prefix for a custom image. Before the retry policy the
-  task retried twice, each try starting (and billing) another job.
+  task retried twice, each try starting (and billing) another job;
+* an override that makes the run's config invalid (``instance_type: ml.bogus``): the first task
+  fails in one try, and still ``clean_up_failed_run`` succeeds with the stage config without the
+  run's overrides and the failure alert reaches the alerts topic (an SQS queue subscribed to it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +30,30 @@ from .support import MODEL, Pipeline, output_tail
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = f"{MODEL}_training"
+
+
+@pytest.fixture(scope="module")
+def alerts(pipeline: Pipeline) -> Callable[[str, float], list[dict[str, Any]]]:
+    """``(run_id, wait) -> the SNS notifications about that run`` from a queue on the alerts topic."""
+    sns = pipeline.server.client("sns", pipeline.cfg.aws.region)
+    sqs = pipeline.server.client("sqs", pipeline.cfg.aws.region)
+    topic = pipeline.cfg.alerts.sns_topic_arn
+    assert topic, "the dev stage has no alerts topic"
+    queue_url = sqs.create_queue(QueueName="fail-fast-alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    seen: list[dict[str, Any]] = []
+
+    def about(run_id: str, wait: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + wait
+        while True:
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            seen.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
+            mine = [m for m in seen if run_id in m.get("Message", "")]
+            if mine or time.monotonic() >= deadline:
+                return mine
+
+    return about
 
 
 def _task_tries(pipeline: Pipeline, run_id: str) -> dict[str, dict[str, Any]]:
@@ -89,3 +118,23 @@ def test_an_undeclared_hyperparameter_value_fails_the_first_task_before_any_job(
     assert tries["data.extract"] == {"state": "failed", "try_number": 1}, tries["data.extract"]
     assert tries["data.validate_and_prepare"]["state"] == "upstream_failed", tries
     assert tries["train.train"]["state"] in ("upstream_failed", "skipped"), tries
+
+
+def test_a_bad_override_fails_at_once_and_still_cleans_up_and_alerts(pipeline: Pipeline, alerts):
+    result = pipeline.run(DAG_ID, {"instance_type": "ml.bogus", "auto_approve": True})
+    run = pipeline.latest_run(DAG_ID)
+    assert run["state"] == "failed" and not run_succeeded(result), output_tail(result)
+    out = result.stdout + result.stderr
+    problem = "run overrides: training.instance_type: must match"
+    assert problem in out, output_tail(result)
+
+    tries = _task_tries(pipeline, run["run_id"])
+    assert tries["data.extract"] == {"state": "failed", "try_number": 1}, tries["data.extract"]
+    # the clean-up ran with the stage config minus the overrides, and did not fail on them
+    assert tries["clean_up_failed_run"]["state"] == "success", tries
+    assert "cleaning up with it minus the overrides: " + problem in out, output_tail(result)
+
+    (alert,) = alerts(run["run_id"])
+    assert alert["TopicArn"] == pipeline.cfg.alerts.sns_topic_arn
+    assert alert["Subject"] == f"[{pipeline.cfg.stage}] {MODEL}: task data.extract failed", alert
+    assert "The run's config is invalid (alerting with it minus the run's overrides): " + problem in alert["Message"]
