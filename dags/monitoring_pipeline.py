@@ -17,7 +17,6 @@ from airflow.sdk import DAG, Param, chain, task
 from include.mlpipeline.config import default_stage, list_models, load_config
 from include.mlpipeline.dag_support import (
     CONN,
-    Clients,
     cfg_ctx,
     cron_timetable,
     dag_defaults,
@@ -102,8 +101,9 @@ def build_monitoring_dag(model: str) -> DAG:
             return tasks.probe_endpoint(cfg, clients, win)
 
         @task
-        def violations(win: tasks.Window) -> dict[str, Any]:
-            return tasks.violations(Clients(), win)
+        def violations(win: tasks.Window, **context: Any) -> dict[str, Any]:
+            cfg, _, clients = task_inputs(model, context)
+            return tasks.violations(cfg, clients, win)
 
         @task.branch
         def route(result: dict[str, Any], **context: Any) -> list[str] | str:

@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="InitialInstanceCount quota of one endpoint variant (default 8)")
     ap.add_argument("--read-timeout", type=float, default=60.0, metavar="SECONDS",
                     help="drop a request connection that sends nothing for this long (default 60)")
+    ap.add_argument(
+        "--fault", action="append", default=_env_list("LOCALMAKER_FAULTS"), metavar="OPERATION=CODE[:COUNT]",
+        help="answer the first COUNT (default 1) calls of a SageMaker or CloudWatch Logs operation with the AWS "
+        "error CODE, e.g. ListModelPackages=ThrottlingException:1, to test retries (repeatable; env "
+        "LOCALMAKER_FAULTS, comma-separated). Off by default.",
+    )
     ap.add_argument("--log-level", default=os.environ.get("LOCALMAKER_LOG_LEVEL", "WARNING"))
     return ap.parse_args(argv)
 
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_instances_per_variant=args.max_instances_per_variant,
                 allow_hosts=tuple(args.allow_host),
                 cors_origins=tuple(args.cors_origin),
+                faults=tuple(args.fault),
             ),
             allow_remote=args.allow_remote,
         )

@@ -31,6 +31,7 @@ class Settings:
         max_instances_per_variant: InitialInstanceCount quota of one endpoint variant.
         allow_hosts: Host names served besides loopback addresses and localhost (--allow-host).
         cors_origins: browser origins allowed to call localmaker (--cors-origin); none by default.
+        faults: injected failures, ``OPERATION=CODE[:COUNT]`` (--fault; :mod:`localmaker.faults`).
     """
 
     health_check_timeout: float = 120.0
@@ -45,6 +46,7 @@ class Settings:
     max_instances_per_variant: int = 8
     allow_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()
 
 
 @dataclass

@@ -44,6 +44,7 @@ from .context import Ctx, Settings
 from .controlplane import TagService
 from .endpoints import HostingService
 from .errors import AwsError
+from .faults import Faults
 from .hosting import HostingManager, StreamFailure
 from .images import ImageRegistry
 from .logs import LogsService, LogStore
@@ -96,6 +97,7 @@ class LocalMaker:
                 f"refusing to listen on non-loopback address {host!r}: localmaker runs code on request; "
                 "pass --allow-remote if you really mean to expose it"
             )
+        self._faults = Faults.parse((settings or Settings()).faults)  # ValueError: a bad --fault
         self.home = Path(home).resolve()
         _prepare_home(self.home)
         # one server per home (a second one gets HomeInUse naming this one); then kill what a
@@ -286,6 +288,7 @@ class LocalMaker:
         try:
             body = _read_body(environ, self.ctx.settings.max_api_body, "RequestEntityTooLargeException")
             params = _parse_json(body)
+            self._faults.check(action)
             result = handler(action, params)
             payload = json.dumps(result).encode()
             return _respond(start_response, 200, {"Content-Type": JSON_TYPE}, payload)

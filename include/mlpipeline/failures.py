@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+from airflow.sdk.definitions.retry_policy import RetryAction, RetryDecision, RetryPolicy
 
 #: AWS error codes of a request that is wrong as sent.
 PERMANENT_CODES = frozenset(
@@ -106,4 +106,10 @@ class PermanentErrorPolicy(RetryPolicy):
                 f"{type(exception).__name__} cannot succeed on a retry (config, validation, data or "
                 "algorithm ClientError): failing now"
             )
-        return RetryDecision.default()
+        # the default decision (the task's own retries), with a reason Airflow logs ("Retry policy
+        # decision"): the task log then says why this failure may be retried
+        return RetryDecision(
+            action=RetryAction.DEFAULT,
+            reason=f"{type(exception).__name__} may pass on a retry (throttling, connection, 5xx or unknown "
+            f"error): try {try_number} of {max_tries}, the task's retries with backoff apply",
+        )

@@ -144,6 +144,21 @@ _CONSOLE_PAGES = {
 }
 
 
+#: how long a report link printed in a task log stays valid (a person reads the log within a day)
+LOG_LINK_SECONDS = 24 * 3600
+
+
+def s3_console_url(region: str, uri: str) -> str:
+    """The AWS console page of an S3 folder (``s3://bucket/prefix/``): a prefix cannot be presigned."""
+    from urllib.parse import quote
+
+    bucket, prefix = split_s3_uri(uri)
+    return (
+        f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={region}"
+        f"&prefix={quote(prefix, safe='/')}&showversions=false"
+    )
+
+
 def sagemaker_console_url(region: str, kind: str, name: str) -> str:
     """The AWS console page of a SageMaker training/tuning/transform/processing job or endpoint."""
     if kind not in _CONSOLE_PAGES:

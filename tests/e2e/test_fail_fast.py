@@ -7,7 +7,13 @@
 * one the container rejects although the run's config accepts it (the run loosens the declaration
   to get there, ``epochs: "abc"``): the job ends Failed, its reason the container's ``ClientError:``
   behind SageMaker's ``AlgorithmError:`` prefix for a custom image. Before the retry policy the
-  task retried twice, each try starting (and billing) another job.
+  task retried twice, each try starting (and billing) another job;
+* an override that makes the run's config invalid (``instance_type: ml.bogus``): the first task
+  fails in one try, and still ``clean_up_failed_run`` succeeds with the stage config without the
+  run's overrides and the failure alert reaches the alerts topic (an SQS queue subscribed to it);
+* a transient error (a throttled SageMaker call, from a localmaker started with ``--fault``) fails
+  one try of `<model>_monitoring`'s first task, the retry policy logs why it may pass, and the
+  second try succeeds.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from ..airflow_helpers import ROOT, run_succeeded
+from ..airflow_helpers import ROOT, dags_test, run_succeeded
 from .support import MODEL, Pipeline, output_tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,7 +35,31 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAG_ID = f"{MODEL}_training"
 
 
-def _task_tries(pipeline: Pipeline, run_id: str) -> dict[str, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def alerts(pipeline: Pipeline) -> Callable[[str, float], list[dict[str, Any]]]:
+    """``(run_id, wait) -> the SNS notifications about that run`` from a queue on the alerts topic."""
+    sns = pipeline.server.client("sns", pipeline.cfg.aws.region)
+    sqs = pipeline.server.client("sqs", pipeline.cfg.aws.region)
+    topic = pipeline.cfg.alerts.sns_topic_arn
+    assert topic, "the dev stage has no alerts topic"
+    queue_url = sqs.create_queue(QueueName="fail-fast-alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    seen: list[dict[str, Any]] = []
+
+    def about(run_id: str, wait: float = 10) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + wait
+        while True:
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            seen.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
+            mine = [m for m in seen if run_id in m.get("Message", "")]
+            if mine or time.monotonic() >= deadline:
+                return mine
+
+    return about
+
+
+def _task_tries(pipeline: Pipeline, run_id: str, dag_id: str = DAG_ID) -> dict[str, dict[str, Any]]:
     """task_id -> {"state", "try_number"} from the metadata DB (the CLI does not show tries)."""
     script = (
         "import json, sys\n"
@@ -38,7 +70,7 @@ def _task_tries(pipeline: Pipeline, run_id: str) -> dict[str, dict[str, Any]]:
         "    print(json.dumps({t.task_id: {'state': str(t.state), 'try_number': t.try_number} for t in tis}))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, DAG_ID, run_id],
+        [sys.executable, "-c", script, dag_id, run_id],
         env=pipeline.airflow, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,3 +121,53 @@ def test_an_undeclared_hyperparameter_value_fails_the_first_task_before_any_job(
     assert tries["data.extract"] == {"state": "failed", "try_number": 1}, tries["data.extract"]
     assert tries["data.validate_and_prepare"]["state"] == "upstream_failed", tries
     assert tries["train.train"]["state"] in ("upstream_failed", "skipped"), tries
+
+
+def test_a_bad_override_fails_at_once_and_still_cleans_up_and_alerts(pipeline: Pipeline, alerts):
+    result = pipeline.run(DAG_ID, {"instance_type": "ml.bogus", "auto_approve": True})
+    run = pipeline.latest_run(DAG_ID)
+    assert run["state"] == "failed" and not run_succeeded(result), output_tail(result)
+    out = result.stdout + result.stderr
+    problem = "run overrides: training.instance_type: must match"
+    assert problem in out, output_tail(result)
+
+    tries = _task_tries(pipeline, run["run_id"])
+    assert tries["data.extract"] == {"state": "failed", "try_number": 1}, tries["data.extract"]
+    # the clean-up ran with the stage config minus the overrides, and did not fail on them
+    assert tries["clean_up_failed_run"]["state"] == "success", tries
+    assert "cleaning up with it minus the overrides: " + problem in out, output_tail(result)
+
+    (alert,) = alerts(run["run_id"])
+    assert alert["TopicArn"] == pipeline.cfg.alerts.sns_topic_arn
+    assert alert["Subject"] == f"[{pipeline.cfg.stage}] {MODEL}: task data.extract failed", alert
+    assert "The run's config is invalid (alerting with it minus the run's overrides): " + problem in alert["Message"]
+
+
+def test_a_throttled_call_fails_one_try_and_the_retry_succeeds(pipeline: Pipeline, tmp_path):
+    """The cheapest run with a SageMaker call in its first task: monitoring with no champion yet
+    (``window`` lists the group's approved packages, finds none and stops the run cleanly)."""
+    from localmaker.launcher import start
+
+    dag_id = f"{MODEL}_monitoring"
+    # A localmaker whose first ListModelPackages is throttled. botocore's own retries are off for this
+    # run (total_max_attempts 1), so the throttle reaches the task as one outlasting them would.
+    server = start(tmp_path / "throttled", extra_args=["--fault", "ListModelPackages=ThrottlingException:1"])
+    try:
+        conn = {"conn_type": "aws", "extra": {"region_name": pipeline.cfg.aws.region, "endpoint_url": server.url,
+                                              "config_kwargs": {"retries": {"total_max_attempts": 1}}}}
+        env = {**pipeline.airflow, "AWS_ENDPOINT_URL": server.url, "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn)}
+        result = dags_test(dag_id, env, timeout=600)
+    finally:
+        server.stop()
+    run = pipeline.latest_run(dag_id)
+    out = result.stdout + result.stderr
+    assert run["state"] == "success" and run_succeeded(result), output_tail(result)
+
+    tries = _task_tries(pipeline, run["run_id"], dag_id)
+    assert tries["window"] == {"state": "success", "try_number": 2}, tries
+    assert "ThrottlingException" in out and "injected by localmaker --fault ListModelPackages" in out, output_tail(result)
+    assert "Retry policy decision" in out, output_tail(result)
+    assert "ClientError may pass on a retry (throttling, connection, 5xx or unknown error): try 1 of" in out, (
+        output_tail(result))
+    assert "cannot succeed on a retry" not in out, output_tail(result)
+    assert "nothing to monitor: model package group" in out, output_tail(result)

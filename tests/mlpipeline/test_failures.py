@@ -111,7 +111,12 @@ def test_a_wrapped_permanent_error_is_permanent_through_its_cause():
 def test_the_policy_fails_permanent_errors_and_defers_to_backoff_otherwise():
     policy = PermanentErrorPolicy()
     assert policy.evaluate(_client_error("ValidationException", 400), 1, 3).action is RetryAction.FAIL
-    assert policy.evaluate(_client_error("ThrottlingException", 400), 1, 3).action is RetryAction.DEFAULT
+    throttled = policy.evaluate(_client_error("ThrottlingException", 400), 1, 3)
+    assert throttled.action is RetryAction.DEFAULT and throttled.retry_delay is None
+    assert throttled.reason == (
+        "ClientError may pass on a retry (throttling, connection, 5xx or unknown error): try 1 of 3, "
+        "the task's retries with backoff apply"
+    )
     assert policy.evaluate(EndpointConnectionError(endpoint_url="https://x"), 1, 3).action is RetryAction.DEFAULT
 
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from include.mlpipeline.run import sagemaker_console_url
+from include.mlpipeline.run import s3_console_url, sagemaker_console_url
 from include.mlpipeline.s3 import MAX_PRESIGN_SECONDS, presigned_url
 
 
@@ -54,3 +54,11 @@ def test_sagemaker_console_urls():
     assert sagemaker_console_url("us-east-1", "endpoint", "e").endswith("#/endpoints/e")
     with pytest.raises(ValueError, match="unknown SageMaker resource kind"):
         sagemaker_console_url("us-east-1", "notebook", "x")
+
+
+def test_s3_console_urls_of_folders():
+    assert s3_console_url("eu-west-1", "s3://bkt/images/review/20260301T000000/") == (
+        "https://s3.console.aws.amazon.com/s3/buckets/bkt?region=eu-west-1"
+        "&prefix=images/review/20260301T000000/&showversions=false"
+    )
+    assert "&prefix=a%20b/%26c/&" in s3_console_url("us-east-1", "s3://b/a b/&c/")

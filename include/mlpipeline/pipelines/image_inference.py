@@ -6,7 +6,7 @@ The listing, the endpoint call, the routing and the idempotence bookkeeping live
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from .. import image_inference as ii
@@ -95,6 +95,21 @@ def classify(cfg: Any, ctx: Any, clients: Any, chunk: Chunk, *, tries_left: bool
     return result.to_dict()
 
 
+def report_links(cfg: Any, s3: Any, summary: Mapping[str, Any], summary_uri: str) -> dict[str, Any]:
+    """Links a person can open: presigned URLs of the summary and of each accepted-predictions file
+    (valid ``LOG_LINK_SECONDS``), the review folder in the S3 console (a folder cannot be presigned)
+    and the endpoint in the SageMaker console."""
+    from ..run import LOG_LINK_SECONDS, presigned_url, s3_console_url, sagemaker_console_url
+
+    return {
+        "summary": presigned_url(s3, summary_uri, LOG_LINK_SECONDS),
+        "results": [presigned_url(s3, u, LOG_LINK_SECONDS) for u in summary["results"]],
+        "review": s3_console_url(cfg.aws.region, summary["review_prefix"]),
+        "endpoint": sagemaker_console_url(cfg.aws.region, "endpoint", summary["endpoint"]),
+        "valid_hours": f"{LOG_LINK_SECONDS / 3600:g}",
+    }
+
+
 def report(
     cfg: Any,
     ctx: Any,
@@ -117,15 +132,17 @@ def report(
         images=images,
     )
     uri = ii.write_summary(clients.s3, layout, summary)
+    links = report_links(cfg, clients.s3, summary, uri)
     print(
         f"{images} image(s): {summary['accepted']} accepted, {summary['review']} to review, "
         f"{summary['failed']} failed ({summary['reused']} reused, {summary['skipped']} skipped); "
-        f"summary {uri}"
+        f"summary {uri}\n  open (link valid {links['valid_hours']} h): {links['summary']}"
     )
-    for result_uri in summary["results"]:
-        print(f"accepted predictions: {result_uri}")
+    for result_uri, link in zip(summary["results"], links["results"], strict=True):
+        print(f"accepted predictions: {result_uri}\n  open: {link}")
     if summary["review"]:
-        print(f"for review: {summary['review_prefix']}")
+        print(f"for review: {summary['review_prefix']}\n  in the S3 console: {links['review']}")
+    print(f"endpoint {summary['endpoint']} in the SageMaker console: {links['endpoint']}")
     counts = {k: summary[k] for k in ("images", "accepted", "review", "failed")}
     if summary["failed"]:
         from airflow.sdk.exceptions import AirflowFailException

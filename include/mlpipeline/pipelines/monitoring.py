@@ -178,14 +178,37 @@ def probe_endpoint(cfg: Any, clients: Any, win: Window) -> Probe:
     return {"endpoint": endpoint, "status": status, "latency_ms": round(latency_ms, 2), "prediction": prediction}
 
 
-def violations(clients: Any, win: Window) -> dict[str, Any]:
-    """The analysis' violations and report (:class:`include.mlpipeline.monitoring.MonitoringResult`)."""
+def report_links(cfg: Any, s3: Any, win: Window) -> dict[str, str]:
+    """Links a person can open to the analysis' results: presigned URLs of its violations and
+    report files (valid ``LOG_LINK_SECONDS``) and its processing job in the SageMaker console."""
+    from ..run import LOG_LINK_SECONDS, presigned_url, sagemaker_console_url
+
+    prefix = win["output_uri"].rstrip("/") + "/"
+    job = win["request"]["ProcessingJobName"]
+    return {
+        "violations": presigned_url(s3, prefix + mon.VIOLATIONS_FILE, LOG_LINK_SECONDS),
+        "report": presigned_url(s3, prefix + mon.REPORT_FILE, LOG_LINK_SECONDS),
+        "processing_job": sagemaker_console_url(cfg.aws.region, "processing", job),
+        "processing_job_name": job,
+        "valid_hours": f"{LOG_LINK_SECONDS / 3600:g}",
+    }
+
+
+def violations(cfg: Any, clients: Any, win: Window) -> dict[str, Any]:
+    """The analysis' violations and report (:class:`include.mlpipeline.monitoring.MonitoringResult`),
+    with ``links`` to them."""
     found = mon.read_violations(clients.s3, win["output_uri"])
     report = mon.read_analysis_report(clients.s3, win["output_uri"])
     result = mon.MonitoringResult(violations=found, report=report, output_uri=win["output_uri"])
+    links = report_links(cfg, clients.s3, win)
     print(mon.summarise(found, report, title=f"{win['endpoint']}: {len(found)} violation(s)"))
-    print(f"results: {win['output_uri']}")
-    return result.to_dict()
+    print(
+        f"results: {win['output_uri']}\n"
+        f"  violations (link valid {links['valid_hours']} h): {links['violations']}\n"
+        f"  report: {links['report']}\n"
+        f"  processing job {links['processing_job_name']} in the SageMaker console: {links['processing_job']}"
+    )
+    return {**result.to_dict(), "links": links}
 
 
 def route(cfg: Any, result: dict[str, Any]) -> list[str] | str:
@@ -211,6 +234,12 @@ def notify(
         result["report"],
         title=f"{subject}\nDAG {dag_id} run {run_id}; champion {win['champion']}; results {win['output_uri']}",
     )
+    links = result.get("links")
+    if links:  # what the on-call engineer opens from the alert
+        message += (
+            f"\n\nviolations (link valid {links['valid_hours']} h): {links['violations']}\n"
+            f"report: {links['report']}\nprocessing job in the SageMaker console: {links['processing_job']}"
+        )
     if not topic:
         print(f"alerts.sns_topic_arn is not set: not published.\n{message}")
         return {"published": False}

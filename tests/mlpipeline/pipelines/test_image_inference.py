@@ -50,6 +50,37 @@ def test_a_run_finds_classifies_and_reports(world):
     assert world.pushed == {}
 
 
+def _valid_seconds(query: dict[str, list[str]]) -> float:
+    """How long a presigned URL stays valid, SigV4 (``X-Amz-Expires``) or SigV2 (``Expires``, an epoch),
+    checking that it is signed."""
+    import time
+
+    assert query.get("X-Amz-Signature") or query.get("Signature"), query
+    if "X-Amz-Expires" in query:
+        return float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0]) - time.time()
+
+
+def test_the_report_logs_links_a_person_can_open(world, capsys):
+    import urllib.parse
+
+    chunks = tasks.find_new_images(world.cfg, CTX, world.clients, 2)
+    results = [tasks.classify(world.cfg, CTX, world.clients, c, tries_left=True) for c in chunks]
+    report = tasks.report(world.cfg, CTX, world.clients, chunks, results, push=_push(world))
+    out = capsys.readouterr().out
+    region = world.cfg.aws.region
+    opened = [line.split("open", 1)[1].split(": ", 1)[1] for line in out.splitlines() if line.strip().startswith("open")]
+    assert len(opened) == 1 + len(report["results"]) >= 2, out
+    for uri, url in zip([report["summary"], *report["results"]], opened, strict=True):
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        assert parts.scheme in ("http", "https") and parts.path.endswith(uri.removeprefix(f"s3://{BUCKET}")), (uri, url)
+        assert 86400 - 60 < _valid_seconds(query) <= 86400, url
+    review = next(line for line in out.splitlines() if "in the S3 console: " in line).split(": ", 1)[1]
+    assert review.startswith(f"https://s3.console.aws.amazon.com/s3/buckets/{BUCKET}?region={region}&prefix="), review
+    assert f"endpoint image-classifier-prod in the SageMaker console: https://{region}.console.aws.amazon.com/" in out
+
+
 def test_an_endpoint_not_in_service_stops_before_any_image(world):
     from include.mlpipeline.image_inference import ImageInferenceError
 

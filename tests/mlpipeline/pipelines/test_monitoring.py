@@ -81,7 +81,27 @@ def _win(dev_cfg: Any, champion: str, endpoint: str | None = None) -> dict[str, 
     return {"endpoint": endpoint or dev_cfg.endpoint.prod_name, "champion": champion,
             "champion_model_data_url": "s3://b/champ.tar.gz", "baseline_uri": mon.baseline_location(dev_cfg, champion),
             "window_start": "2026-03-01T11:00:00Z", "window_end": "2026-03-01T12:00:00Z",
-            "output_uri": "s3://mlpipeline-dev/diabetes_dnn/monitoring/x/20260301T120000/"}
+            "output_uri": "s3://mlpipeline-dev/diabetes_dnn/monitoring/x/20260301T120000/",
+            "request": {"ProcessingJobName": "diabetes-dnn-dev-monitor-20260301T120000"}}
+
+
+def _presigned(url: str) -> tuple[str, dict[str, list[str]]]:
+    """(path, query) of a presigned S3 GET URL."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return parts.path, urllib.parse.parse_qs(parts.query)
+
+
+def _valid_seconds(query: dict[str, list[str]]) -> float:
+    """How long a presigned URL stays valid, SigV4 (``X-Amz-Expires``) or SigV2 (``Expires``, an epoch),
+    checking that it is signed."""
+    import time
+
+    assert query.get("X-Amz-Signature") or query.get("Signature"), query
+    if "X-Amz-Expires" in query:
+        return float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0]) - time.time()
 
 
 def test_probe_sends_the_baseline_means_and_parses_the_answer(dev_cfg, clients, champion, capsys):
@@ -125,7 +145,7 @@ MISSING = {"feature_name": "bp", "constraint_check_type": "completeness_check", 
 def test_violations_route_to_notify_and_retraining_on_drift(dev_cfg, clients, champion):
     win = _win(dev_cfg, champion)
     _analysis(clients.s3, win["output_uri"], [DRIFT, MISSING])
-    result = tasks.violations(clients, win)
+    result = tasks.violations(dev_cfg, clients, win)
     assert result["drifted"] == ["bmi"] and len(result["violations"]) == 2 and result["report"] == {"rows": 42}
     assert tasks.route(dev_cfg, result) == [tasks.NOTIFY, tasks.REQUEST_RETRAINING]
     no_retrain = dev_cfg.model_copy(update={"alerts": dev_cfg.alerts.model_copy(update={"retrain_on_drift": False})})
@@ -134,10 +154,29 @@ def test_violations_route_to_notify_and_retraining_on_drift(dev_cfg, clients, ch
     assert extra["drifted_features"] == ["bmi"] and extra["window"] == [win["window_start"], win["window_end"]]
 
 
+def test_violations_log_links_a_person_can_open(dev_cfg, clients, champion, capsys):
+    win = _win(dev_cfg, champion)
+    _analysis(clients.s3, win["output_uri"], [DRIFT])
+    links = tasks.violations(dev_cfg, clients, win)["links"]
+    for name, file in (("violations", mon.VIOLATIONS_FILE), ("report", mon.REPORT_FILE)):
+        path, query = _presigned(links[name])
+        assert path.endswith(f"/diabetes_dnn/monitoring/x/20260301T120000/{file}"), links[name]
+        assert 86400 - 60 < _valid_seconds(query) <= 86400, query
+    job = win["request"]["ProcessingJobName"]
+    assert links["processing_job"] == (
+        f"https://{dev_cfg.aws.region}.console.aws.amazon.com/sagemaker/home?region={dev_cfg.aws.region}"
+        f"#/processing-jobs/{job}"
+    )
+    out = capsys.readouterr().out
+    assert f"violations (link valid 24 h): {links['violations']}" in out
+    assert f"report: {links['report']}" in out
+    assert f"processing job {job} in the SageMaker console: {links['processing_job']}" in out
+
+
 def test_no_violations_is_all_clear(dev_cfg, clients, champion):
     win = _win(dev_cfg, champion)
     _analysis(clients.s3, win["output_uri"], [])
-    result = tasks.violations(clients, win)
+    result = tasks.violations(dev_cfg, clients, win)
     assert tasks.route(dev_cfg, result) == tasks.ALL_CLEAR
     assert tasks.all_clear(win, result).endswith("(42 rows analysed)")
 
@@ -151,12 +190,15 @@ def test_notify_publishes_the_summary_to_the_topic(dev_cfg, clients, champion):
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     clients.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     cfg = dev_cfg.model_copy(update={"alerts": dev_cfg.alerts.model_copy(update={"sns_topic_arn": topic})})
-    result = {"violations": [DRIFT], "report": {"rows": 42}, "drifted": ["bmi"]}
+    links = {"violations": "https://v", "report": "https://r", "processing_job": "https://job", "valid_hours": "24"}
+    result = {"violations": [DRIFT], "report": {"rows": 42}, "drifted": ["bmi"], "links": links}
     sent = tasks.notify(cfg, clients, _win(cfg, champion), result, dag_id="diabetes_dnn_monitoring", run_id="r1")
     assert sent["published"] is True and sent["topic"] == topic and sent["message_id"]
     (received,) = sqs.receive_message(QueueUrl=queue)["Messages"]
     envelope = json.loads(received["Body"])
     assert envelope["Subject"] == f"[dev] diabetes_dnn: 1 monitoring violation(s) on {dev_cfg.endpoint.prod_name}"
     assert "DAG diabetes_dnn_monitoring run r1" in envelope["Message"] and "bmi" in envelope["Message"]
+    assert "violations (link valid 24 h): https://v\nreport: https://r\n" in envelope["Message"]
+    assert "processing job in the SageMaker console: https://job" in envelope["Message"]
     unset = cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update={"sns_topic_arn": None})})
     assert tasks.notify(unset, clients, _win(cfg, champion), result, dag_id="d", run_id="r") == {"published": False}
