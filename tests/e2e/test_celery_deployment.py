@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import down as down_mod  # noqa: E402
 import up_celery  # noqa: E402
 
+from include.mlpipeline.pipelines.training import TRAIN  # noqa: E402
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "diabetes_dnn_training"
@@ -191,6 +193,11 @@ def celery_up() -> Iterator[CeleryUp]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def _short(ti: dict) -> str:
+    """A task's id without its TaskGroup (``train.train`` -> ``train``)."""
+    return ti["task_id"].rsplit(".", 1)[-1]
+
+
 def _executed(tis: list[dict]) -> list[dict]:
     """Task instances that ran code on a worker (EmptyOperator ones never leave the scheduler)."""
     return [ti for ti in tis if ti["state"] == "success" and ti.get("operator") != "EmptyOperator"]
@@ -205,7 +212,7 @@ def test_a_run_executes_on_the_celery_workers_and_defers_its_sagemaker_waits(cel
 
     final = celery_up.task_instances(run_id)
     executed = _executed(final)
-    assert {"extract", "train", "evaluate", "deploy_prod", "promote"} <= {ti["task_id"] for ti in executed}
+    assert {"extract", "train", "evaluate", "deploy_prod", "promote"} <= {_short(ti) for ti in executed}
     hosts = {ti["task_id"]: ti["hostname"] for ti in executed}
     assert set(hosts.values()) <= set(WORKERS), f"tasks not run by a Celery worker: {hosts}"
     assert set(hosts.values()) == set(WORKERS), f"one worker ran everything: {hosts}"
@@ -226,7 +233,7 @@ def test_a_run_executes_on_the_celery_workers_and_defers_its_sagemaker_waits(cel
 
     # the SageMaker waits: handed to the triggerer (a SageMaker trigger, the triggerer's host), then resumed
     deferred = [ti for ti in seen if ti["state"] == "deferred"]
-    assert "train" in {ti["task_id"] for ti in deferred}, "train was never seen deferred"
+    assert TRAIN in {ti["task_id"] for ti in deferred}, "train was never seen deferred"
     triggers = {(ti.get("trigger") or {}).get("classpath") for ti in deferred} - {None}
     assert triggers and all(".amazon.aws.triggers.sagemaker." in t for t in triggers), triggers
     assert {(ti.get("triggerer_job") or {}).get("hostname") for ti in deferred} - {None} == {TRIGGERER_HOST}
@@ -244,7 +251,7 @@ def test_a_run_survives_a_worker_killed_mid_task(celery_up: CeleryUp) -> None:
     def kill_during_train(tis: list[dict]) -> None:
         if killed:
             return
-        ti = next((t for t in tis if t["task_id"] == "train"), None)
+        ti = next((t for t in tis if t["task_id"] == TRAIN), None)
         if ti and ti["state"] == "running" and ti.get("hostname") in WORKERS and ti.get("start_date"):
             if "running_since" not in killed_at:
                 killed_at["running_since"] = time.monotonic()
@@ -252,7 +259,7 @@ def test_a_run_survives_a_worker_killed_mid_task(celery_up: CeleryUp) -> None:
                 name = WORKERS[ti["hostname"]]
                 # a running task's log: the API server fetches it from that worker's own log server
                 killed["log"] = celery_up.call(
-                    f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/train/logs/1?full_content=true")
+                    f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TRAIN}/logs/1?full_content=true")
                 killed.update(host=ti["hostname"], name=name, pids=celery_up.kill_worker(name),
                               at=time.monotonic() - t0)
 
@@ -265,7 +272,7 @@ def test_a_run_survives_a_worker_killed_mid_task(celery_up: CeleryUp) -> None:
     assert state == "success", celery_up.logs()
 
     survivor = next(h for h in WORKERS if h != killed["host"])
-    tries = sorted(celery_up.tries(run_id, "train"), key=lambda t: t["try_number"])
+    tries = sorted(celery_up.tries(run_id, TRAIN), key=lambda t: t["try_number"])
     assert [t["hostname"] for t in tries[:1]] == [killed["host"]], tries
     assert tries[0]["state"] in ("failed", "up_for_retry"), tries
     assert tries[-1]["try_number"] >= 2 and tries[-1]["state"] == "success", tries
@@ -281,7 +288,7 @@ def test_a_run_survives_a_worker_killed_mid_task(celery_up: CeleryUp) -> None:
     assert len(jobs) == 1, [j["TrainingJobName"] for j in jobs]
     # after the kill everything ran on the survivor; the killed worker's processes are all gone
     later = [ti for ti in _executed(celery_up.task_instances(run_id))
-             if ti["task_id"] not in ("extract", "validate_and_prepare", "training_requests", "train_or_tune", "train")]
+             if _short(ti) not in ("extract", "validate_and_prepare", "training_requests", "train_or_tune", "train")]
     assert later and {ti["hostname"] for ti in later} == {survivor}, later
     assert not any(down_mod.alive(p) for p in killed["pids"])
 
