@@ -278,7 +278,7 @@ def _drive(page, steps: Steps, env: UpEnvironment, timings: dict[str, float], ex
 
     # 4. follow the run in the UI until `approve` waits for a human
     run_url = f"{url}/dags/{DAG_ID}/runs/{run_id}"
-    approve_url = f"{run_url}/tasks/approve"
+    approve_url = f"{run_url}/tasks/approve.approve"  # a task in a TaskGroup: its full id
     page.goto(approve_url)
     deadline = time.monotonic() + RUN_TIMEOUT
     progress_shot = False
