@@ -104,4 +104,5 @@ finally:
 print("RESULT " + json.dumps({
     "job": job["TrainingJobName"], "validation_error": final["validation:error"], "predictions": probs,
     "transform_rows": len(lines), "transform_output": out_uri, "first_row": lines[0],
+    "endpoint": predictor.endpoint_name,
 }))
