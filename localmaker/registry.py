@@ -196,6 +196,4 @@ class RegistryService(controlplane.ResourceService):
             "ModelPackageStatus",
             "ModelApprovalStatus",
         )
-        return controlplane.paginate(
-            [{k: d[k] for k in keys if k in d} for d in docs], p, "ModelPackageSummaryList"
-        )
+        return controlplane.paginate(controlplane.summaries(docs, keys), p, "ModelPackageSummaryList")
