@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
-import json
 import platform
 import subprocess
 import sys
@@ -39,9 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smformats import recordio  # noqa: E402
+from _common import save  # noqa: E402  (bench/ is the script's own folder on sys.path)
 
-RESULTS = ROOT / "bench" / "results" / "recordio.json"
+from smformats import recordio  # noqa: E402
 
 
 def _git(*args: str) -> str:
@@ -121,13 +120,11 @@ def main() -> None:
         ratios = {"encode_speedup": old["encode_s"] / new["encode_s"], "decode_speedup": old["decode_s"] / new["decode_s"]}
         print(f"protobuf vs hand-written: encode {ratios['encode_speedup']:.2f}x, decode {ratios['decode_speedup']:.2f}x")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    save("recordio", {
         "rows": args.rows, "features": args.features, "repeat": args.repeat, "bytes": len(data),
         "timings": timings, "framing_s": framing, "ratios": ratios,
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-    }, indent=2))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    })
 
 
 if __name__ == "__main__":
