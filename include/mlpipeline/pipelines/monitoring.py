@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from .. import monitoring as mon
-from ..run import split_s3_uri
+from .. import s3 as s3io
+from ..s3 import split_s3_uri
 
 #: The task ids ``route`` chooses between.
 NOTIFY, REQUEST_RETRAINING, ALL_CLEAR = "notify", "request_retraining", "all_clear"
@@ -94,11 +95,7 @@ def window(cfg: Any, ctx: Any, clients: Any, params: dict[str, Any], interval_en
 
     endpoint = cfg.endpoint.prod_name
     folders = mon.capture_folder_uris(mon.capture_uri(cfg, endpoint), start, end)
-    with_files = []
-    for folder in folders:
-        fb, fp = split_s3_uri(folder)
-        if s3.list_objects_v2(Bucket=fb, Prefix=fp, MaxKeys=1).get("KeyCount", 0):
-            with_files.append(folder)
+    with_files = [folder for folder in folders if s3io.has_objects(s3, folder)]
     output = mon.monitoring_output_uri(cfg, ctx, endpoint)
     request = mon.analysis_processing_request(
         cfg,
@@ -181,7 +178,8 @@ def probe_endpoint(cfg: Any, clients: Any, win: Window) -> Probe:
 def report_links(cfg: Any, s3: Any, win: Window) -> dict[str, str]:
     """Links a person can open to the analysis' results: presigned URLs of its violations and
     report files (valid ``LOG_LINK_SECONDS``) and its processing job in the SageMaker console."""
-    from ..run import LOG_LINK_SECONDS, presigned_url, sagemaker_console_url
+    from ..run import LOG_LINK_SECONDS, sagemaker_console_url
+    from ..s3 import presigned_url
 
     prefix = win["output_uri"].rstrip("/") + "/"
     job = win["request"]["ProcessingJobName"]
