@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-# S3 URIs live in .s3; imported here too for the DAG files that import them from this module
-# (the dags branch of issue 13 is rewriting those tasks): drop once dags/ imports .s3.
-from .s3 import MAX_PRESIGN_SECONDS, presigned_url, s3_uri, split_s3_uri  # noqa: F401
+from .s3 import split_s3_uri
 
 #: SageMaker's name rule for jobs, models, endpoints, endpoint configs and package groups.
 SAGEMAKER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")

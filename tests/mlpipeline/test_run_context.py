@@ -11,10 +11,9 @@ from include.mlpipeline.run import (
     SAGEMAKER_NAME_PATTERN,
     RunContext,
     run_key,
-    s3_uri,
     sagemaker_name,
-    split_s3_uri,
 )
+from include.mlpipeline.s3 import s3_uri, split_s3_uri
 
 
 def test_names_are_sanitised_and_lower_cased() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from ..run import s3_uri, sagemaker_name, split_s3_uri
+from ..run import sagemaker_name
+from ..s3 import s3_uri, split_s3_uri
 
 
 class BatchInput(TypedDict):

@@ -99,7 +99,8 @@ def report_links(cfg: Any, s3: Any, summary: Mapping[str, Any], summary_uri: str
     """Links a person can open: presigned URLs of the summary and of each accepted-predictions file
     (valid ``LOG_LINK_SECONDS``), the review folder in the S3 console (a folder cannot be presigned)
     and the endpoint in the SageMaker console."""
-    from ..run import LOG_LINK_SECONDS, presigned_url, s3_console_url, sagemaker_console_url
+    from ..run import LOG_LINK_SECONDS, s3_console_url, sagemaker_console_url
+    from ..s3 import presigned_url
 
     return {
         "summary": presigned_url(s3, summary_uri, LOG_LINK_SECONDS),

@@ -151,7 +151,8 @@ def evaluate(
     from .. import evaluate as ev
     from .. import outcome as oc
     from .. import sagemaker_requests as rq
-    from ..run import presigned_url, sagemaker_console_url
+    from ..run import sagemaker_console_url
+    from ..s3 import presigned_url
 
     s3, sm = clients.s3, clients.sagemaker
     output = transformed["Transform"]["TransformOutput"]["S3OutputPath"]
